@@ -1,0 +1,1 @@
+"""What every os-config-agents tool shares, and nothing else."""

@@ -1,0 +1,82 @@
+"""Atomic, durable file writes.
+
+A power cut or a kill -9 must leave either the old file or the new one, never half
+of either (DESIGN §3.2), so every state file goes through a temp file in the same
+directory, fsync, rename, then fsync of the directory.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Optional, Union
+
+Data = Union[bytes, str]
+
+
+def ensure_dir(path: str, mode: int = 0o700) -> None:
+    """Create ``path`` (and parents) with ``mode`` if missing; leave an existing one as is."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str,
+    data: Data,
+    mode: int = 0o600,
+    *,
+    uid: Optional[int] = None,
+    gid: Optional[int] = None,
+    prefix: str = "tmp",
+) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content only.
+
+    The mode (and owner, when given) is set on the temp file before the rename, so the
+    new content is never visible with looser permissions than asked for.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        if uid is not None or gid is not None:
+            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_copy(src: str, dst: str, mode: int = 0o600) -> None:
+    """Copy ``src`` over ``dst`` atomically (used for cache ``.last``/``.orig`` commits)."""
+    with open(src, "rb") as f:
+        atomic_write(dst, f.read(), mode)
+
+
+def read_text(path: str) -> Optional[str]:
+    """The file's text, or None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,36 @@
+"""Exponential backoff with full jitter, shared by polling, signal retry and HTTP retry.
+
+Jitter keeps a fleet of VMs that lost their metadata server at the same moment from
+all coming back at the same moment.
+"""
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+
+class Backoff:
+    """Delays that double from ``initial`` up to ``cap``; each drawn uniformly from [delay/2, delay]."""
+
+    def __init__(self, initial: float = 1.0, cap: float = 300.0, factor: float = 2.0,
+                 rng: Optional[random.Random] = None) -> None:
+        if initial <= 0 or cap < initial:
+            raise ValueError("backoff needs 0 < initial <= cap")
+        self.initial = initial
+        self.cap = cap
+        self.factor = factor
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def ceiling(self) -> float:
+        """The un-jittered delay for the current failure count."""
+        return min(self.cap, self.initial * (self.factor ** max(self.failures - 1, 0)))
+
+    def next_delay(self) -> float:
+        """Record one more failure and return how long to wait before the next try."""
+        self.failures += 1
+        top = self.ceiling()
+        return self._rng.uniform(top / 2, top)
+
+    def reset(self) -> None:
+        self.failures = 0

@@ -1,0 +1,126 @@
+"""Logging setup shared by every tool: text or JSON lines, with secrets redacted.
+
+Redaction happens in a handler filter on the *formatted* message, so a secret
+cannot slip through an exception text, a repr or a URL a library logs.  Two kinds
+of secret are removed: values registered at run time (passwords, tokens, secret
+keys read from configuration or deployment inputs) and shapes that are always
+secret (signed-URL query strings, auth headers, password fields in JSON).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from typing import Iterable, List, Optional, TextIO
+
+REDACTED = "***"
+
+#: os-collect-config's oslo.log-like default line.
+OCC_FORMAT = "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [-] %(message)s"
+OCC_DATEFMT = "%Y-%m-%d %H:%M:%S"
+#: heat-config's dispatcher line (SPEC §6.12).
+HEAT_CONFIG_FORMAT = "[%(asctime)s] (heat-config) [%(levelname)s] %(message)s"
+
+_PATTERNS = [
+    # Query strings of signed / temp URLs: keep the path, drop everything after '?'.
+    re.compile(r"(?P<keep>https?://[^\s?\"']+\?)[^\s\"']+"),
+    # Auth headers and token-ish key=value or "key": "value" pairs.
+    re.compile(
+        r"(?P<keep>(?i:x-auth-token|x-subject-token|authorization|password|passwd|secret_access_key|"
+        r"secret-access-key|deploy_password|access_token|token|signature|temp_url_sig)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+"
+    ),
+]
+
+_lock = threading.Lock()
+_secrets: List[str] = []
+
+
+def register_secret(value: Optional[str]) -> None:
+    """Make ``value`` disappear from every log line from now on (values shorter than 4 chars are too common to mask)."""
+    if not value or not isinstance(value, str) or len(value) < 4:
+        return
+    with _lock:
+        if value not in _secrets:
+            _secrets.append(value)
+            _secrets.sort(key=len, reverse=True)
+
+
+def register_secrets(values: Iterable[Optional[str]]) -> None:
+    for value in values:
+        register_secret(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every secret-shaped fragment replaced."""
+    with _lock:
+        secrets = list(_secrets)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group("keep") + REDACTED, text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then redacts the whole line, traceback included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, pid, message (redacted)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + ".%03dZ" % record.msecs,
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        for key, value in getattr(record, "fields", {}).items():
+            doc[key] = value
+        return redact(json.dumps(doc, sort_keys=False))
+
+
+def setup_logging(
+    *,
+    level: int = logging.INFO,
+    fmt: str = OCC_FORMAT,
+    datefmt: Optional[str] = OCC_DATEFMT,
+    json_lines: bool = False,
+    stream: Optional[TextIO] = None,
+    log_file: Optional[str] = None,
+) -> logging.Logger:
+    """Configure the root logger once for a command-line tool and return it.
+
+    Logs go to ``stream`` (stderr by default, so they never mix with printed JSON)
+    and, when given, also to ``log_file`` (created 0600: logs can hold hostnames and
+    ids even with secrets removed).
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    formatter: logging.Formatter = JsonFormatter() if json_lines else RedactingFormatter(fmt, datefmt)
+    handlers: List[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    if log_file:
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handlers.append(logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8")))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries are chatty at DEBUG and may log request URLs; they stay at WARNING.
+    for noisy in ("urllib3", "keystoneauth", "requests", "websocket"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    return root

@@ -1,0 +1,49 @@
+"""Every default path the tools use, and the environment variable that overrides it.
+
+One table (SPEC §5, §6.2) so that tests, docs and code agree, and so that a test can
+redirect every path into a temporary directory.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Mapping, NamedTuple, Optional
+
+
+class PathSetting(NamedTuple):
+    default: str
+    env: Optional[str]
+
+
+PATHS: Dict[str, PathSetting] = {
+    # os-collect-config (options, not environment, redirect these: SPEC §5.1)
+    "occ_cachedir": PathSetting("/var/lib/os-collect-config", None),
+    "occ_backup_cachedir": PathSetting("/var/run/os-collect-config", None),
+    "occ_heat_local_path": PathSetting("/var/lib/heat-cfntools/cfn-init-data", None),
+    "occ_local_path": PathSetting("/var/lib/os-collect-config/local-data", None),
+    "occ_cfn_metadata_hint": PathSetting("/var/lib/heat-cfntools/cfn-metadata-server", None),
+    # os-refresh-config (SPEC §5.2)
+    "orc_base_dir": PathSetting("/usr/libexec/os-refresh-config", "OS_REFRESH_CONFIG_BASE_DIR"),
+    "orc_legacy_base_dir": PathSetting("/opt/stack/os-config-refresh", None),
+    "orc_lockfile": PathSetting("/var/run/os-refresh-config.lock", None),
+    # os-apply-config (SPEC §5.3)
+    "oac_templates": PathSetting("/usr/libexec/os-apply-config/templates", "OS_CONFIG_APPLIER_TEMPLATES"),
+    "oac_os_config_files": PathSetting("/var/lib/os-collect-config/os_config_files.json", "OS_CONFIG_FILES_PATH"),
+    "oac_log_file": PathSetting("/var/log/os-apply-config.log", None),
+    # heat-config (SPEC §6.2)
+    "heat_shell_config": PathSetting("/var/run/heat-config/heat-config", "HEAT_SHELL_CONFIG"),
+    "heat_config_deployed": PathSetting("/var/lib/heat-config/deployed", "HEAT_CONFIG_DEPLOYED"),
+    "heat_config_deployed_old": PathSetting("/var/run/heat-config/deployed", "HEAT_CONFIG_DEPLOYED_OLD"),
+    "heat_config_notify": PathSetting("heat-config-notify", "HEAT_CONFIG_NOTIFY"),
+}
+
+#: Hook directories searched after ``$HEAT_CONFIG_HOOKS`` (SPEC §6.2).
+HOOK_DIRS = ("/usr/libexec/heat-config/hooks", "/var/lib/heat-config/hooks")
+
+
+def get_path(name: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The path ``name`` resolves to: its environment override when set and non-empty, else the default."""
+    setting = PATHS[name]
+    env = os.environ if environ is None else environ
+    if setting.env and env.get(setting.env):
+        return env[setting.env]
+    return setting.default

@@ -1,0 +1,147 @@
+"""The one way os-config-agents runs a child process.
+
+Every caller (command runner, run-parts, hooks, notifier) needs the same things:
+no shell unless asked, an environment it controls, a timeout that kills the whole
+process group (SIGTERM, then SIGKILL), and output kept to a bounded tail so a
+chatty child can neither exhaust memory nor produce a signal Heat refuses.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Mapping, Optional, Sequence, Union
+
+#: Default cap on captured stdout/stderr, per stream (the tail is kept).
+DEFAULT_OUTPUT_CAP = 1024 * 1024
+#: Grace period between SIGTERM and SIGKILL for a timed-out process group.
+KILL_GRACE_S = 10.0
+
+
+@dataclass
+class ProcResult:
+    """What a finished child left behind. ``returncode`` is negative for a signal, as subprocess gives it."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    timed_out: bool = False
+    stdout_truncated: int = 0
+    stderr_truncated: int = 0
+
+
+class _TailBuffer:
+    """Keeps the last ``cap`` bytes of a stream and counts what was dropped."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.dropped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.data += chunk
+        excess = len(self.data) - self.cap
+        if excess > 0:
+            del self.data[:excess]
+            self.dropped += excess
+
+
+def _pump(stream: IO[bytes], buf: _TailBuffer) -> None:
+    for chunk in iter(lambda: stream.read(65536), b""):
+        buf.feed(chunk)
+    stream.close()
+
+
+def kill_group(pgid: int, grace_s: float = KILL_GRACE_S, proc: Optional[subprocess.Popen] = None) -> None:
+    """SIGTERM the process group, then SIGKILL it if the leader is still alive after ``grace_s``."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run(
+    argv: Union[Sequence[str], str],
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[str] = None,
+    stdin_data: Optional[bytes] = None,
+    timeout: Optional[float] = None,
+    capture: bool = True,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+    shell: bool = False,
+    kill_grace_s: float = KILL_GRACE_S,
+) -> ProcResult:
+    """Run a child in its own session and wait for it.
+
+    ``capture=False`` lets the child inherit stdout/stderr (as os-collect-config's
+    command does); otherwise both streams are captured as bounded tails.
+    A ``timeout`` of None or 0 means no limit.
+    """
+    start = time.monotonic()
+    pipe = subprocess.PIPE if capture else None
+    proc = subprocess.Popen(
+        argv,
+        shell=shell,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdin=subprocess.PIPE if stdin_data is not None else None,
+        stdout=pipe,
+        stderr=pipe,
+        start_new_session=True,
+    )
+    out, err = _TailBuffer(output_cap), _TailBuffer(output_cap)
+    pumps = []
+    if capture:
+        for stream, buf in ((proc.stdout, out), (proc.stderr, err)):
+            t = threading.Thread(target=_pump, args=(stream, buf), daemon=True)
+            t.start()
+            pumps.append(t)
+    if stdin_data is not None:
+        try:
+            proc.stdin.write(stdin_data)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout or None)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill_group(proc.pid, kill_grace_s, proc)
+        proc.wait()
+    except BaseException:
+        kill_group(proc.pid, 0, proc)
+        proc.wait()
+        raise
+    if timed_out:
+        # Grandchildren may still hold the pipes open; the group kill above reached them.
+        kill_group(proc.pid, 0)
+    for t in pumps:
+        t.join(timeout=5)
+    return ProcResult(
+        returncode=proc.returncode,
+        stdout=bytes(out.data),
+        stderr=bytes(err.data),
+        duration_s=time.monotonic() - start,
+        timed_out=timed_out,
+        stdout_truncated=out.dropped,
+        stderr_truncated=err.dropped,
+    )

@@ -1,0 +1,120 @@
+"""The contract every collector follows (SPEC §2.3), and what the loop gives it.
+
+A collector knows one metadata source: it declares its options (spelled as in the
+original, SPEC §2.1), and ``collect()`` returns the ordered ``(key, value)`` pairs
+of one poll, or raises ``NotConfigured`` / ``Unavailable``.  Unlike the original,
+a collector object lives as long as the process, so it may keep a connection, a
+session or validators between polls; anything worth keeping across restarts goes
+through ``ctx.state`` into the cache directory (SPEC §12.1).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Sequence, Tuple
+
+from agent_common.atomic import atomic_write, ensure_dir, read_text
+
+#: One collected key and its JSON value.
+Collected = Tuple[str, Any]
+
+#: Sub-directory of the cache dir that holds what we add (validators, tokens, backoff).
+STATE_DIRNAME = ".agent-state"
+
+
+class NotConfigured(Exception):
+    """The source has no configuration on this host: logged at DEBUG, adds nothing to the poll."""
+
+
+class Unavailable(Exception):
+    """The source is configured but could not give metadata this time: logged at WARNING, last good data stays."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option as the original declares it.
+
+    ``name`` is the declared name with its original dashes/underscores (``metadata-url``,
+    ``ca_certificate``): the file key is it with dashes turned into underscores and the
+    command-line flag is ``--<group>-<name>`` (SPEC §2.1.2, §2.1.3).
+    ``type`` is one of ``str``, ``url``, ``bool``, ``float``, ``int``, ``multi``.
+    """
+
+    name: str
+    type: str = "str"
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+    deprecated: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+
+class StateStore:
+    """Small JSON documents a collector keeps across polls and restarts, 0600 in a 0700 dir."""
+
+    def __init__(self, cachedir: str, collector_name: str) -> None:
+        self.directory = os.path.join(cachedir, STATE_DIRNAME)
+        self.prefix = collector_name
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, "%s.%s.json" % (self.prefix, key))
+
+    def load(self, key: str) -> Any:
+        text = read_text(self._path(key))
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None  # a torn or foreign file is as good as none: it is only an optimisation
+
+    def save(self, key: str, value: Any) -> None:
+        ensure_dir(self.directory, 0o700)
+        data = json.dumps(value, sort_keys=True)
+        if read_text(self._path(key)) != data:
+            atomic_write(self._path(key), data, 0o600)
+
+
+@dataclass
+class CollectContext:
+    """What the loop hands every collector."""
+
+    cachedir: str
+    #: The global ``deployment_key`` list (cfn has its own option, SPEC §2.7.1).
+    deployment_keys: Sequence[str] = ("deployments",)
+    #: True in print mode: collect, but keep no state and write nothing.
+    print_mode: bool = False
+    #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
+    wakeup: threading.Event = field(default_factory=threading.Event)
+
+    def state(self, collector_name: str) -> StateStore:
+        return StateStore(self.cachedir, collector_name)
+
+
+class Collector:
+    """Base class: subclasses set ``name`` and ``options`` and implement ``collect``."""
+
+    name: ClassVar[str] = ""
+    options: ClassVar[Tuple[Option, ...]] = ()
+
+    def __init__(self, conf: Dict[str, Any], ctx: CollectContext) -> None:
+        #: Option values keyed by ``Option.key``, defaults filled in.
+        self.conf = conf
+        self.ctx = ctx
+
+    def collect(self) -> List[Collected]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections or threads; called when the process ends or re-executes."""
+
+    def require(self, *keys: str) -> None:
+        """Raise NotConfigured naming the first missing option, in the order given (SPEC §2.5.2)."""
+        for key in keys:
+            if not self.conf.get(key):
+                raise NotConfigured("No %s configured." % key)

@@ -1,0 +1,108 @@
+"""Shared fixtures: a sandbox that redirects every path the tools use, and a runner for the real commands.
+
+Tests run the installed console scripts as real subprocesses (the way users and
+os-refresh-config meet them), never the host's /etc, /var, /usr or /opt.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pytest
+
+#: The console scripts live beside the interpreter that runs the tests (the project's venv).
+BIN_DIR = Path(sys.executable).parent
+
+#: Secrets the tests plant in configs and deployments; no log line may ever show one.
+PLANTED_SECRETS = (
+    "planted-Pa55word-9f1c",
+    "planted-SecretKey-77e2",
+    "planted-temp-url-sig-3b8d",
+    "planted-token-0c4a",
+)
+
+
+@dataclass
+class Sandbox:
+    """A temporary root with every tool path redirected into it."""
+
+    root: Path
+    env: Dict[str, str] = field(default_factory=dict)
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def write(self, rel: str, text: str, mode: int = 0o644) -> Path:
+        p = self.path(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        p.chmod(mode)
+        return p
+
+
+@dataclass
+class ToolResult:
+    argv: List[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def assert_no_planted_secret(text: str, where: str) -> None:
+    for secret in PLANTED_SECRETS:
+        assert secret not in text, "planted secret %r leaked into %s" % (secret, where)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    root = tmp_path / "root"
+    for d in ("home", "cache", "backup", "run", "lib", "orc", "templates", "deployed", "hooks", "etc", "log"):
+        (root / d).mkdir(parents=True)
+    (root / "cache").chmod(0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "HEAT_"))}
+    env.update(
+        HOME=str(root / "home"),
+        PATH="%s:%s" % (BIN_DIR, os.environ.get("PATH", "/usr/bin:/bin")),
+        TMPDIR=str(tmp_path),
+        LC_ALL="C.UTF-8",
+        OS_REFRESH_CONFIG_BASE_DIR=str(root / "orc"),
+        OS_CONFIG_APPLIER_TEMPLATES=str(root / "templates"),
+        OS_CONFIG_FILES_PATH=str(root / "cache" / "os_config_files.json"),
+        HEAT_SHELL_CONFIG=str(root / "run" / "heat-config"),
+        HEAT_CONFIG_DEPLOYED=str(root / "deployed"),
+        HEAT_CONFIG_DEPLOYED_OLD=str(root / "run" / "deployed-old"),
+        HEAT_CONFIG_HOOKS=str(root / "hooks"),
+    )
+    env.pop("PYTHONPATH", None)
+    return Sandbox(root=root, env=env)
+
+
+@pytest.fixture
+def run_tool(sandbox: Sandbox):
+    """Run a console script of this distribution as a real process; its stderr is checked for planted secrets."""
+
+    def run(
+        name: str,
+        args: Sequence[str] = (),
+        *,
+        env: Optional[Dict[str, str]] = None,
+        input: Optional[str] = None,
+        timeout: float = 60,
+        cwd: Optional[str] = None,
+    ) -> ToolResult:
+        argv = [str(BIN_DIR / name), *args]
+        merged = dict(sandbox.env)
+        if env:
+            merged.update(env)
+        proc = subprocess.run(
+            argv, env=merged, input=input, capture_output=True, text=True, timeout=timeout,
+            cwd=cwd or str(sandbox.root),
+        )
+        assert_no_planted_secret(proc.stderr, "stderr of %s" % name)
+        return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    return run
