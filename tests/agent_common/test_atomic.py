@@ -1,0 +1,62 @@
+"""Atomic writes: the mode is right from the first byte, and a failure leaves the old file whole."""
+import os
+import stat
+
+import pytest
+
+from agent_common.atomic import atomic_copy, atomic_write, ensure_dir, read_text
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_new_file_gets_requested_mode_and_content(tmp_path):
+    target = tmp_path / "secret.json"
+    atomic_write(str(target), '{"a": 1}', 0o600)
+    assert target.read_text() == '{"a": 1}'
+    assert mode_of(target) == 0o600
+
+
+def test_replacing_keeps_no_temp_files_and_applies_new_mode(tmp_path):
+    target = tmp_path / "f"
+    target.write_text("old")
+    target.chmod(0o644)
+    atomic_write(str(target), b"new", 0o640)
+    assert target.read_bytes() == b"new"
+    assert mode_of(target) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_failed_write_leaves_old_content_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "f"
+    target.write_text("old")
+
+    def broken_rename(src, dst):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "rename", broken_rename)
+    with pytest.raises(OSError):
+        atomic_write(str(target), "new")
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_copy_and_read_text(tmp_path):
+    src = tmp_path / "src"
+    src.write_text("payload")
+    atomic_copy(str(src), str(tmp_path / "dst"), 0o600)
+    assert read_text(str(tmp_path / "dst")) == "payload"
+    assert mode_of(tmp_path / "dst") == 0o600
+    assert read_text(str(tmp_path / "missing")) is None
+
+
+def test_ensure_dir_creates_private_dir(tmp_path):
+    d = tmp_path / "a" / "b"
+    old = os.umask(0)
+    try:
+        ensure_dir(str(d))
+    finally:
+        os.umask(old)
+    assert mode_of(d) == 0o700

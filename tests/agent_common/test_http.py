@@ -1,0 +1,90 @@
+"""The HTTP helper against a real loopback server: conditional GET, retry with backoff, clear errors."""
+import pytest
+
+from agent_common.backoff import Backoff
+from agent_common.http import HttpClient, HttpError, Validators
+from tests.servers.base import LoopbackServer, Response
+
+
+@pytest.fixture
+def server():
+    srv = LoopbackServer()
+    state = {"etag": '"v1"', "body": b'{"a": 1}'}
+
+    @srv.route("GET", "/doc")
+    def doc(request, match):
+        if request.header("If-None-Match") == state["etag"]:
+            return Response(304, b"", {"ETag": state["etag"]})
+        return Response(200, state["body"], {"ETag": state["etag"], "Last-Modified": "Wed, 25 Nov 2026 10:00:00 GMT"})
+
+    srv.state = state
+    with srv:
+        yield srv
+
+
+def test_conditional_get_costs_one_request_and_no_body_when_unchanged(server):
+    client = HttpClient(timeout=5)
+    first = client.conditional_get(server.url + "/doc")
+    assert not first.not_modified and first.body == b'{"a": 1}'
+    assert first.validators.etag == '"v1"'
+    server.clear()
+    second = client.conditional_get(server.url + "/doc", first.validators)
+    assert second.not_modified and second.body is None
+    assert len(server.requests) == 1 and server.bytes_sent == 0
+    assert server.requests[0].header("If-None-Match") == '"v1"'
+    server.state.update(etag='"v2"', body=b'{"a": 2}')
+    third = client.conditional_get(server.url + "/doc", first.validators)
+    assert third.body == b'{"a": 2}' and third.validators.etag == '"v2"'
+
+
+def test_validators_round_trip_through_dict():
+    v = Validators('"x"', "Wed, 25 Nov 2026 10:00:00 GMT")
+    assert Validators.from_dict(v.to_dict()) == v
+    assert not Validators.from_dict("garbage")
+
+
+def test_retries_5xx_with_backoff_then_succeeds(server):
+    calls = {"n": 0}
+
+    @server.route("GET", "/flaky")
+    def flaky(request, match):
+        calls["n"] += 1
+        return Response(503 if calls["n"] < 3 else 200, b"ok")
+
+    sleeps = []
+    client = HttpClient(timeout=5, retries=3, backoff=Backoff(1, 8), sleep=sleeps.append)
+    assert client.request("GET", server.url + "/flaky").content == b"ok"
+    assert calls["n"] == 3 and len(sleeps) == 2
+    assert 0.5 <= sleeps[0] <= 1 and 1 <= sleeps[1] <= 2
+
+
+def test_permanent_4xx_is_not_retried_and_error_hides_query(server):
+    sleeps = []
+    client = HttpClient(timeout=5, retries=5, sleep=sleeps.append)
+    with pytest.raises(HttpError) as err:
+        client.request("GET", server.url + "/missing?temp_url_sig=planted-temp-url-sig-3b8d")
+    assert err.value.status == 404 and not err.value.retryable
+    assert "planted-temp-url-sig-3b8d" not in str(err.value)
+    assert sleeps == []
+
+
+def test_slow_server_times_out_as_retryable_error(server):
+    server.delay_s = 1.0
+    client = HttpClient(timeout=0.2)
+    with pytest.raises(HttpError) as err:
+        client.request("GET", server.url + "/doc")
+    assert err.value.retryable and err.value.status is None
+
+
+def test_backoff_grows_to_cap_with_jitter_and_resets():
+    b = Backoff(1, 10)
+    ceilings = []
+    for _ in range(6):
+        delay = b.next_delay()
+        ceilings.append(b.ceiling())
+        assert b.ceiling() / 2 <= delay <= b.ceiling()
+    assert ceilings == [1, 2, 4, 8, 10, 10]
+    b.reset()
+    assert b.next_delay() <= 1
+    with pytest.raises(ValueError):
+        Backoff(5, 1)

@@ -1,0 +1,53 @@
+"""The one subprocess helper: real children, real process groups, real signals."""
+import os
+import time
+
+from agent_common.proc import run
+
+
+def test_captures_output_status_and_stdin():
+    result = run(["/bin/sh", "-c", "cat; echo err >&2; exit 3"], stdin_data=b"hello")
+    assert result.returncode == 3
+    assert result.stdout == b"hello"
+    assert result.stderr == b"err\n"
+    assert not result.timed_out
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    # The shell starts a grandchild that would outlive a plain kill of the shell.
+    script = "sleep 300 & echo $! > %s; wait" % pidfile
+    start = time.monotonic()
+    result = run(["/bin/sh", "-c", script], timeout=0.5, kill_grace_s=1)
+    assert result.timed_out
+    assert time.monotonic() - start < 10
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("grandchild %d survived the timeout" % grandchild)
+
+
+def test_term_ignoring_child_is_killed_after_grace():
+    result = run(["/bin/sh", "-c", "trap '' TERM; sleep 30"], timeout=0.3, kill_grace_s=0.5)
+    assert result.timed_out
+    assert result.returncode < 0
+
+
+def test_output_is_capped_to_its_tail():
+    result = run(["/bin/sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done"],
+                 output_cap=100)
+    assert len(result.stdout) == 100
+    assert result.stdout.endswith(b"line1999\n")
+    assert result.stdout_truncated > 0
+
+
+def test_environment_and_cwd_are_the_callers_choice(tmp_path):
+    result = run(["/bin/sh", "-c", "pwd; echo $ONLY"], env={"ONLY": "this", "PATH": "/usr/bin:/bin"},
+                 cwd=str(tmp_path))
+    assert result.stdout.decode().splitlines() == [str(tmp_path), "this"]
