@@ -34,11 +34,16 @@ def atomic_write(
     uid: Optional[int] = None,
     gid: Optional[int] = None,
     prefix: str = "tmp",
+    sync: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new content only.
 
     The mode (and owner, when given) is set on the temp file before the rename, so the
     new content is never visible with looser permissions than asked for.
+    ``sync=False`` skips the two fsyncs: the replacement stays atomic for other
+    processes and survives a kill -9, only a power cut may lose it. For files whose
+    loss the caller can recover from (scripts, debug copies), where fsync would
+    dominate the cost.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -52,7 +57,8 @@ def atomic_write(
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         os.rename(tmp, path)
@@ -64,7 +70,8 @@ def atomic_write(
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(directory)
+    if sync:
+        _fsync_dir(directory)
 
 
 def atomic_copy(src: str, dst: str, mode: int = 0o600) -> None:

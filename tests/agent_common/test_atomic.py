@@ -60,3 +60,17 @@ def test_ensure_dir_creates_private_dir(tmp_path):
     finally:
         os.umask(old)
     assert mode_of(d) == 0o700
+
+
+def test_unsynced_write_is_still_atomic_and_skips_fsync(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    target = tmp_path / "script"
+    target.write_text("old and much longer content")
+    atomic_write(str(target), "new", 0o700, sync=False)
+    assert target.read_text() == "new"
+    assert mode_of(target) == 0o700
+    assert sorted(os.listdir(tmp_path)) == ["script"]
+    assert calls == []
+    atomic_write(str(target), "synced", 0o700)
+    assert len(calls) == 2
