@@ -1,0 +1,77 @@
+"""Deployments as the dispatcher reads them: the file, validation, coercion, component resolution.
+
+Heat's deployment objects (SPEC §6.4) stay plain dicts, because that is what
+hooks receive and what the state files hold; this module holds the rules
+applied to them before any hook sees them (SPEC §6.3, §6.6 steps 1–3, §12.7,
+§12.13.8, §12.13.9, §12.13.14).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+from hooks.protocol import input_values, name_problem
+
+Deployment = Dict[str, Any]
+
+#: Groups that are applied by os-apply-config through os-collect-config, never by a hook (SPEC §1.4, §7.10).
+OAC_GROUPS = frozenset({"os-apply-config", "Heat::Ungrouped"})
+DEFAULT_GROUP = "Heat::Ungrouped"
+
+class BadDeploymentsFile(Exception):
+    """The deployments file is not JSON, or not a list (SPEC §12.7); the message names the file."""
+
+
+def parse(text: str, path: str) -> List[Any]:
+    """The list in the deployments file; empty, whitespace, ``null`` and ``[]`` mean none (§12.13.9)."""
+    if not text.strip():
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadDeploymentsFile("%s: not valid JSON: %s" % (path, exc)) from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise BadDeploymentsFile("%s: expected a JSON list of deployments, found %s" % (path, type(data).__name__))
+    return data
+
+
+def coerce_inputs(deployment: Deployment) -> None:
+    """``String`` inputs with another JSON value become its JSON text, null becomes "" (SPEC §12.13.14)."""
+    for item in deployment.get("inputs") or []:
+        if not isinstance(item, dict) or item.get("type") != "String":
+            continue
+        value = item.get("value")
+        if value is None:
+            item["value"] = ""
+        elif not isinstance(value, str):
+            item["value"] = json.dumps(value)
+
+
+def resolve_component(deployment: Deployment) -> bool:
+    """For group ``component``, pick the first config whose actions hold deploy_action (SPEC §6.6 step 3).
+
+    Returns False when nothing matches: the deployment is then left alone.
+    """
+    if deployment.get("group") != "component":
+        return True
+    action = input_values(deployment).get("deploy_action")
+    config = deployment.get("config")
+    configs = config.get("configs") if isinstance(config, dict) else None
+    for entry in configs or []:
+        if isinstance(entry, dict) and action in (entry.get("actions") or []):
+            deployment["config"] = entry.get("config")
+            deployment["group"] = entry.get("tool")
+            return True
+    return False
+
+
+def group_of(deployment: Deployment) -> str:
+    group = deployment.get("group")
+    return DEFAULT_GROUP if group is None or group == "" else group
+
+
+def action_of(deployment: Deployment) -> str:
+    action = input_values(deployment).get("deploy_action")
+    return action if isinstance(action, str) else ""

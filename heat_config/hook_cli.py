@@ -1,0 +1,56 @@
+"""``heat-config-hook GROUP``: run one hook with the stdin-JSON → stdout-JSON protocol (SPEC §6.13).
+
+Lets anyone try a hook by hand (``heat-config-hook script < deployment.json``)
+and is what the hook shims in a hook directory call.  A built-in hook of that
+group runs in this process; otherwise the group's executable is looked up in
+the hook directories, as the dispatcher would.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import List, Optional
+
+import hooks
+from heat_config import hookrun
+from hooks.protocol import context_for, serve, setup_hook_logging
+
+LOG = logging.getLogger("heat-config")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="heat-config-hook",
+        description="Run the hook of GROUP on the deployment JSON read from stdin; print its result JSON.",
+    )
+    parser.add_argument("group", help="hook group, e.g. script")
+    args = parser.parse_args(argv)
+
+    builtin = hooks.module(args.group)
+    if builtin is not None:
+        return serve(builtin.run)
+
+    setup_hook_logging()
+    ref = hookrun.find(args.group, os.environ)
+    if ref is None:
+        LOG.error("No hook for group %s (searched %s and the built-in hooks %s)",
+                  args.group, ", ".join(hookrun.search_dirs(os.environ)) or "no existing directory",
+                  ", ".join(hooks.groups()))
+        return 1
+    try:
+        deployment = json.load(sys.stdin)
+    except ValueError as exc:
+        LOG.error("stdin is not a deployment JSON object: %s", exc)
+        return 1
+    if not isinstance(deployment, dict):
+        LOG.error("stdin is not a deployment JSON object")
+        return 1
+    json.dump(hookrun.execute(ref, deployment, context_for(deployment)), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Finding the hook of a group and running it, built-in or executable (SPEC §6.6 steps 5, 8, 9; §6.7).
+
+A hook executable in a hook directory wins, so a hook a user drops in works as
+with the original; otherwise the built-in hook of that group runs in-process.
+An executable that is only our shim for a built-in (``exec heat-config-hook
+GROUP``) is recognised and short-cut, which saves a process per deployment.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Dict, List, Mapping, Optional
+
+import hooks
+from agent_common.paths import HOOK_DIRS
+from hooks.protocol import Deployment, HookContext, call, decode, result_from_proc
+
+LOG = logging.getLogger("heat-config")
+
+#: What a hook shim installed by our elements contains; such a file stands for the built-in hook.
+SHIM_MARK = "heat-config-hook"
+
+
+def search_dirs(environ: Mapping[str, str]) -> List[str]:
+    """Hook directories in lookup order (SPEC §6.2): $HEAT_CONFIG_HOOKS, then the two standard ones."""
+    dirs = [environ["HEAT_CONFIG_HOOKS"]] if environ.get("HEAT_CONFIG_HOOKS") else []
+    return [d for d in dirs + list(HOOK_DIRS) if os.path.isdir(d)]
+
+
+def sanitise(group: str) -> str:
+    """The original's hook file name: letters, digits, '-' and '_' only (``Heat::Ungrouped`` → ``HeatUngrouped``)."""
+    return "".join(c for c in group if c in "-_" or c.isalnum())
+
+
+@dataclass
+class HookRef:
+    """The hook chosen for a group: an executable path, or a built-in module."""
+
+    group: str
+    path: Optional[str] = None
+    module: Optional[ModuleType] = None
+
+    @property
+    def label(self) -> str:
+        return self.path or "built-in %s hook" % self.group
+
+
+def _is_shim(path: str, group: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return re.search(r"\b%s\s+%s\b" % (SHIM_MARK, re.escape(group)), head) is not None
+
+
+def find(group: str, environ: Mapping[str, str]) -> Optional[HookRef]:
+    """The hook for ``group``: the exact name, then the sanitised name, in each directory; then built-in.
+
+    Trying the exact name first keeps ``a.b`` and ``ab`` apart (SPEC §11.34) while
+    ``Heat::Ungrouped``-style names still find their sanitised hook file.
+    """
+    names = [group] if sanitise(group) == group else [group, sanitise(group)]
+    for directory in search_dirs(environ):
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                if _is_shim(path, group) and hooks.module(group) is not None:
+                    return HookRef(group, module=hooks.module(group))
+                return HookRef(group, path=path)
+    builtin = hooks.module(group)
+    return HookRef(group, module=builtin) if builtin is not None else None
+
+
+def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str, Any]:
+    """Run the hook and return the signal data for Heat (SPEC §6.7, with §11.19 fixed)."""
+    if ref.module is not None:
+        return call(ref.module.run, deployment, ctx).signal_data()
+    assert ref.path is not None
+    payload = json.dumps(deployment).encode("utf-8", "replace")
+    LOG.debug("Running %s", ref.path)
+    try:
+        result = ctx.run([ref.path], stdin_data=payload)
+    except OSError as exc:
+        LOG.error("Error running %s: %s", ref.path, exc.strerror)
+        return {"deploy_stdout": "", "deploy_stderr": "cannot execute hook %s: %s\n" % (ref.path, exc.strerror),
+                "deploy_status_code": 126}
+    if result.returncode:
+        LOG.error("Error running %s. [%s]", ref.path, result.returncode)
+    else:
+        LOG.info("Completed %s", ref.path)
+    LOG.debug("Hook stderr:\n%s", decode(result.stderr, result.stderr_truncated))
+    stdout = decode(result.stdout, result.stdout_truncated)
+    if stdout.strip() and not result.timed_out and not result.stdout_truncated:
+        try:
+            parsed = json.loads(stdout)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    return result_from_proc(result, ctx).signal_data()

@@ -1,0 +1,27 @@
+"""Built-in hooks: the registry group → module.
+
+Each module named here provides ``run(deployment, ctx) -> HookResult`` and may
+provide ``cleanup(keep_ids, ctx)`` (see hooks/protocol.py).  Modules are imported
+only when their group is used, so the dispatcher starts fast whatever hooks exist.
+Adding a hook is one module plus one line below.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Dict, Optional
+
+#: group → module implementing it.
+BUILTIN: Dict[str, str] = {
+    "script": "hooks.script",
+}
+
+
+def module(group: str) -> Optional[ModuleType]:
+    """The built-in hook module for ``group``, or None when there is none."""
+    name = BUILTIN.get(group)
+    return importlib.import_module(name) if name else None
+
+
+def groups() -> list:
+    return sorted(BUILTIN)

@@ -1,0 +1,332 @@
+"""The hook protocol: what a hook receives, what it gives back, and the rules every hook shares.
+
+A hook gets one deployment (SPEC §6.4, after the dispatcher's coercion and
+component resolution) and returns a ``HookResult``.  Built-in hooks are modules
+with ``run(deployment, ctx) -> HookResult`` (and optionally
+``cleanup(keep_ids, ctx)``); the dispatcher calls them in-process, while
+``serve()`` wraps the same function as a stdin-JSON → stdout-JSON executable
+(SPEC §6.13) for ``heat-config-hook GROUP`` and for hook shims in a hook directory.
+
+Everything a hook needs beyond its own tool lives here, so that each hook
+module is only about its tool: input → environment rules (SPEC §8.1, fixed per
+§11.16 and §12.13.14), outputs-path files (§8.0), bounded output and the
+timeout (§12.5, §12.11, via agent_common.proc), and secrets (§12.10).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from agent_common import proc
+from agent_common.logs import HEAT_CONFIG_FORMAT, register_secret, setup_logging
+
+LOG = logging.getLogger("heat-config")
+
+#: Environment variable giving the default hook timeout in seconds (SPEC §12.5); unset or 0: no limit.
+TIMEOUT_ENV = "HEAT_CONFIG_HOOK_TIMEOUT"
+#: Input a Heat user can set on a deployment to bound its hook (seconds); ``options.timeout`` wins.
+TIMEOUT_INPUT = "deploy_timeout"
+#: Status code of a hook stopped by its timeout (as coreutils' timeout(1)).
+TIMEOUT_STATUS = 124
+#: Cap on each of stdout/stderr kept from a hook's tool (the tail is kept, the cut stated).
+OUTPUT_CAP = 512 * 1024
+
+#: Inputs whose values are credentials (SPEC §6.4, §12.10).
+SECRET_INPUTS = frozenset({"deploy_password", "deploy_signal_id"})
+#: Input names that look like credentials; their values are registered as secrets too.
+_SECRET_NAME = re.compile(r"(?i)(pass(word|wd)?|secret|token|credential|private|(^|_)key$|signature)")
+
+Deployment = Dict[str, Any]
+
+
+@dataclass
+class HookResult:
+    """What a hook produced: declared outputs plus the tool's stdout, stderr and status code."""
+
+    outputs: Dict[str, Any] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    status_code: int = 0
+
+    def signal_data(self) -> Dict[str, Any]:
+        """The JSON object a hook prints and Heat receives (SPEC §6.13, §7.8)."""
+        data = dict(self.outputs)
+        data.update(deploy_stdout=self.stdout, deploy_stderr=self.stderr, deploy_status_code=self.status_code)
+        return data
+
+    @classmethod
+    def failure(cls, message: str, status_code: int = 1) -> "HookResult":
+        """A result for a hook that could not do its job; ``message`` becomes deploy_stderr."""
+        return cls(stderr=message if message.endswith("\n") else message + "\n", status_code=status_code)
+
+
+@dataclass
+class HookContext:
+    """What the caller (dispatcher, heat-config-hook, heat-config run) gives a hook besides the deployment."""
+
+    environ: Dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: Seconds the whole hook may take; None means no limit.
+    timeout: Optional[float] = None
+    output_cap: int = OUTPUT_CAP
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> Optional[float]:
+        """Seconds left of the timeout (never below a small positive value), or None without a limit."""
+        if not self.timeout:
+            return None
+        return max(self.timeout - (time.monotonic() - self.started), 0.01)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[str] = None,
+        stdin_data: Optional[bytes] = None,
+    ) -> proc.ProcResult:
+        """Run a tool in its own process group, bounded by what is left of the timeout and the output cap."""
+        return proc.run(
+            list(argv),
+            env=self.environ if env is None else env,
+            cwd=cwd,
+            stdin_data=stdin_data,
+            timeout=self.remaining(),
+            output_cap=self.output_cap,
+        )
+
+    def path(self, env_name: str, default: str) -> str:
+        """A hook directory: its environment override when set and non-empty, else the default."""
+        return self.environ.get(env_name) or default
+
+
+Hook = Callable[[Deployment, HookContext], HookResult]
+
+
+# -- ids ---------------------------------------------------------------------------------------
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def name_problem(value: Any) -> Optional[str]:
+    """Why ``value`` cannot be a deployment id or group used in a path, or None when it can (SPEC §12.7)."""
+    if not isinstance(value, str) or not value:
+        return "empty or not a string"
+    if ".." in value:
+        return "contains '..'"
+    if not _SAFE_NAME.match(value):
+        return "has characters other than letters, digits, '-', '_', '.' and ':'"
+    return None
+
+
+def deployment_id(deployment: Deployment) -> str:
+    """The deployment's id, checked safe to use as a file name; ValueError otherwise."""
+    problem = name_problem(deployment.get("id"))
+    if problem:
+        raise ValueError("deployment id %s" % problem)
+    return deployment["id"]
+
+
+# -- inputs -------------------------------------------------------------------------------------
+def input_values(deployment: Deployment) -> Dict[str, Any]:
+    """name → value of the deployment's inputs (a missing value is None; nameless inputs are ignored)."""
+    values: Dict[str, Any] = {}
+    for item in deployment.get("inputs") or []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            values[item["name"]] = item.get("value")
+    return values
+
+
+def env_text(value: Any) -> str:
+    """How one input value reaches a tool's environment: strings as they are, null as "",
+    anything else as its JSON text (``true``, ``5``, ``{"a": 1}``) instead of crashing (SPEC §11.16)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def input_env(deployment: Deployment) -> Dict[str, str]:
+    """One environment variable per input; names a process environment cannot carry are skipped."""
+    env: Dict[str, str] = {}
+    for name, value in input_values(deployment).items():
+        text = env_text(value)
+        if not name or "=" in name or "\0" in name or "\0" in text:
+            LOG.warning("Input %r cannot be passed in the environment; skipped", name)
+            continue
+        env[name] = text
+    return env
+
+
+def is_secret_input(name: str) -> bool:
+    return name in SECRET_INPUTS or bool(_SECRET_NAME.search(name))
+
+
+def register_input_secrets(deployment: Deployment) -> None:
+    """Make every credential-like input value disappear from logs (SPEC §12.10)."""
+    for name, value in input_values(deployment).items():
+        if not is_secret_input(name) or not isinstance(value, str):
+            continue
+        register_secret(value)
+        if "?" in value:  # a signed URL: its query is the secret, the path is useful in logs
+            register_secret(value.split("?", 1)[1])
+
+
+# -- timeout ------------------------------------------------------------------------------------
+def _seconds(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None
+
+
+def hook_timeout(deployment: Deployment, environ: Mapping[str, str]) -> Optional[float]:
+    """SPEC §12.5: ``options.timeout`` wins, then the ``deploy_timeout`` input, then HEAT_CONFIG_HOOK_TIMEOUT."""
+    options = deployment.get("options")
+    if isinstance(options, dict) and _seconds(options.get("timeout")):
+        return _seconds(options.get("timeout"))
+    from_input = _seconds(input_values(deployment).get(TIMEOUT_INPUT))
+    if from_input:
+        return from_input
+    return _seconds(environ.get(TIMEOUT_ENV))
+
+
+def timeout_message(seconds: float) -> str:
+    """The last line of deploy_stderr for a hook stopped by its timeout (SPEC §12.13.12)."""
+    return "timed out after %s seconds" % (int(seconds) if float(seconds).is_integer() else seconds)
+
+
+# -- results ------------------------------------------------------------------------------------
+def decode(data: bytes, dropped: int = 0) -> str:
+    """UTF-8 with replacement (SPEC §8.0); a cut tail states how much was dropped (SPEC §12.11)."""
+    text = data.decode("utf-8", "replace")
+    if dropped:
+        text = "[... %d bytes of earlier output cut ...]\n%s" % (dropped, text)
+    return text
+
+
+def result_from_proc(
+    result: proc.ProcResult, ctx: HookContext, outputs: Optional[Dict[str, Any]] = None
+) -> HookResult:
+    """A HookResult from a finished tool: decoded, bounded output; 124 and a last line naming the timeout."""
+    stdout = decode(result.stdout, result.stdout_truncated)
+    stderr = decode(result.stderr, result.stderr_truncated)
+    status = result.returncode
+    if result.timed_out:
+        status = TIMEOUT_STATUS
+        if stderr and not stderr.endswith("\n"):
+            stderr += "\n"
+        stderr += timeout_message(ctx.timeout or 0) + "\n"
+    return HookResult(outputs=dict(outputs or {}), stdout=stdout, stderr=stderr, status_code=status)
+
+
+def output_files(base_path: str, deployment: Deployment) -> Dict[str, Any]:
+    """Declared outputs read from ``<base_path>.<name>`` files, content unchanged; missing files skipped (§8.0)."""
+    values: Dict[str, Any] = {}
+    for output in deployment.get("outputs") or []:
+        name = output.get("name") if isinstance(output, dict) else None
+        if not isinstance(name, str) or not name or "/" in name or "\0" in name:
+            continue
+        try:
+            with open("%s.%s" % (base_path, name), encoding="utf-8", errors="replace") as f:
+                values[name] = f.read()
+        except OSError:
+            pass
+    return values
+
+
+def remove_output_files(base_path: str) -> None:
+    """Remove ``<base_path>.*`` left by an earlier run of the same id, so stale outputs are never reported."""
+    directory, prefix = os.path.split(base_path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix + "."):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+def prune_dir(directory: str, keep_ids: Iterable[str]) -> List[str]:
+    """Remove every entry of a hook-owned directory that is not ``<id>`` or ``<id>.<anything>`` of a kept id.
+
+    Hook directories hold per-deployment files only, so whatever no current
+    deployment owns is stale (SPEC §12.13.15).  Returns the names removed.
+    """
+    import shutil
+
+    keep = set(keep_ids)
+    removed: List[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if name in keep or any(name.startswith(k + ".") for k in keep):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(name)
+        except OSError as exc:
+            LOG.warning("Could not remove %s: %s", path, exc.strerror)
+    return removed
+
+
+def ensure_private_dir(path: str) -> None:
+    """Create a hook directory 0700 when missing (SPEC §8.0)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+# -- executable form ----------------------------------------------------------------------------
+def setup_hook_logging() -> None:
+    """Hooks log to stderr in the dispatcher's format, level DEBUG (SPEC §8.0), secrets redacted."""
+    setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
+
+
+def context_for(deployment: Deployment, environ: Optional[Mapping[str, str]] = None) -> HookContext:
+    env = dict(os.environ if environ is None else environ)
+    return HookContext(environ=env, timeout=hook_timeout(deployment, env))
+
+
+def call(hook: Hook, deployment: Deployment, ctx: HookContext) -> HookResult:
+    """Run a built-in hook; a crash becomes a failed result with a one-line reason, never a lost deployment."""
+    register_input_secrets(deployment)
+    try:
+        return hook(deployment, ctx)
+    except Exception as exc:  # the deployment must still be reported
+        LOG.exception("Hook crashed")
+        return HookResult.failure("hook crashed: %s: %s" % (type(exc).__name__, exc))
+
+
+def serve(hook: Hook, stdin: Any = None, stdout: Any = None) -> int:
+    """The stdin-JSON → stdout-JSON protocol of SPEC §6.13 around a built-in hook."""
+    setup_hook_logging()
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    try:
+        deployment = json.load(stdin)
+    except ValueError as exc:
+        LOG.error("stdin is not a deployment JSON object: %s", exc)
+        return 1
+    if not isinstance(deployment, dict):
+        LOG.error("stdin is not a deployment JSON object")
+        return 1
+    result = call(hook, deployment, context_for(deployment))
+    json.dump(result.signal_data(), stdout)
+    stdout.flush()
+    return 0

@@ -1,0 +1,76 @@
+"""The ``script`` hook (SPEC §8.1): run the config as an executable, inputs in its environment.
+
+Compatible with the heat-agents script hook: same directories and environment
+variables, the script kept at ``<working>/<id>``, outputs read from
+``$heat_outputs_path.<name>``.  Better: the script file is replaced atomically
+(no stale tail, §11.14), typed inputs become JSON text instead of crashing
+(§11.16), input values are never logged (§11.10), a script without ``#!`` is a
+clear failure, the tool has a timeout and bounded output (§12.5, §12.11), and
+files of deployments gone from the metadata are removed (§12.13.15).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import Iterable
+
+from agent_common.atomic import atomic_write
+from hooks.protocol import (
+    Deployment,
+    HookContext,
+    HookResult,
+    deployment_id,
+    ensure_private_dir,
+    input_env,
+    output_files,
+    prune_dir,
+    remove_output_files,
+    result_from_proc,
+)
+
+LOG = logging.getLogger("heat-config")
+
+WORKING_ENV, WORKING_DEFAULT = "HEAT_SCRIPT_WORKING", "/var/lib/heat-config/heat-config-script"
+OUTPUTS_ENV, OUTPUTS_DEFAULT = "HEAT_SCRIPT_OUTPUTS", "/var/run/heat-config/heat-config-script"
+
+
+def run(deployment: Deployment, ctx: HookContext) -> HookResult:
+    dep_id = deployment_id(deployment)
+    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
+    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    ensure_private_dir(outputs)
+    ensure_private_dir(working)
+
+    script = os.path.join(working, dep_id)
+    heat_outputs_path = os.path.join(outputs, dep_id)
+    config = deployment.get("config")
+    atomic_write(script, config if isinstance(config, str) else "", 0o700, sync=False)
+    remove_output_files(heat_outputs_path)
+
+    env = dict(ctx.environ)
+    inputs = input_env(deployment)
+    env.update(inputs)
+    env["heat_outputs_path"] = heat_outputs_path
+    LOG.info("Inputs: %s", ", ".join(sorted(inputs)) or "(none)")
+
+    LOG.debug("Running %s", script)
+    try:
+        result = ctx.run([script], env=env, cwd=working)
+    except OSError as exc:
+        if exc.errno == errno.ENOEXEC:
+            return HookResult.failure("%s cannot be executed: the config must start with a #! line" % script, 126)
+        return HookResult.failure("%s cannot be executed: %s" % (script, exc.strerror), 126)
+    if result.returncode:
+        LOG.error("Error running %s. [%s]", script, result.returncode)
+    else:
+        LOG.info("Completed %s", script)
+    return result_from_proc(result, ctx, output_files(heat_outputs_path, deployment))
+
+
+def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
+    """Remove scripts and output files of deployments no longer in the metadata (SPEC §12.13.15)."""
+    keep = list(keep_ids)
+    for directory in (ctx.path(WORKING_ENV, WORKING_DEFAULT), ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)):
+        for name in prune_dir(directory, keep):
+            LOG.debug("Removed %s/%s: its deployment is gone", directory, name)
