@@ -71,6 +71,7 @@ class LoopbackServer:
         self.delay_s: float = 0.0
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._scheme = "http"
 
     # -- routes -----------------------------------------------------------------------------
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -106,9 +107,10 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % (self._scheme, self.port)
 
-    def start(self, port: int = 0) -> "LoopbackServer":
+    def start(self, port: int = 0, ssl_context: Any = None) -> "LoopbackServer":
+        """Serve on ``port`` (0: ephemeral); with an ``ssl.SSLContext``, serve HTTPS."""
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -151,6 +153,9 @@ class LoopbackServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
+        if ssl_context is not None:
+            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
