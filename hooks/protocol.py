@@ -123,11 +123,15 @@ def name_problem(value: Any) -> Optional[str]:
     return None
 
 
+class BadDeployment(ValueError):
+    """The deployment cannot be run as given; the message says which field and why."""
+
+
 def deployment_id(deployment: Deployment) -> str:
-    """The deployment's id, checked safe to use as a file name; ValueError otherwise."""
+    """The deployment's id, checked safe to use as a file name; BadDeployment otherwise."""
     problem = name_problem(deployment.get("id"))
     if problem:
-        raise ValueError("deployment id %s" % problem)
+        raise BadDeployment("deployment id %s" % problem)
     return deployment["id"]
 
 
@@ -308,6 +312,9 @@ def call(hook: Hook, deployment: Deployment, ctx: HookContext) -> HookResult:
     register_input_secrets(deployment)
     try:
         return hook(deployment, ctx)
+    except BadDeployment as exc:
+        LOG.error("Refused: %s", exc)
+        return HookResult.failure("refused: %s" % exc)
     except Exception as exc:  # the deployment must still be reported
         LOG.exception("Hook crashed")
         return HookResult.failure("hook crashed: %s: %s" % (type(exc).__name__, exc))
