@@ -50,9 +50,20 @@ class _TailBuffer:
             self.dropped += excess
 
 
-def _pump(stream: IO[bytes], buf: _TailBuffer) -> None:
-    for chunk in iter(lambda: stream.read(65536), b""):
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except OSError:  # our own stdout/stderr went away: keep capturing, stop echoing
+            return
+
+
+def _pump(stream: IO[bytes], buf: _TailBuffer, echo_fd: Optional[int] = None) -> None:
+    for chunk in iter(lambda: stream.read1(65536), b""):
         buf.feed(chunk)
+        if echo_fd is not None:
+            _write_all(echo_fd, chunk)
     stream.close()
 
 
@@ -84,11 +95,18 @@ def run(
     output_cap: int = DEFAULT_OUTPUT_CAP,
     shell: bool = False,
     kill_grace_s: float = KILL_GRACE_S,
+    tee: bool = False,
+    drain_s: float = 5.0,
 ) -> ProcResult:
     """Run a child in its own session and wait for it.
 
     ``capture=False`` lets the child inherit stdout/stderr (as os-collect-config's
     command does); otherwise both streams are captured as bounded tails.
+    ``tee=True`` (with capture) also passes each chunk straight through to our own
+    stdout/stderr as it arrives, so a caller can show a child's output live and still
+    report its tail (os-refresh-config's scripts).
+    ``drain_s`` bounds the wait for the pipes after the child exited: a daemon the
+    child started may hold them open for ever.
     A ``timeout`` of None or 0 means no limit.
     """
     start = time.monotonic()
@@ -106,8 +124,8 @@ def run(
     out, err = _TailBuffer(output_cap), _TailBuffer(output_cap)
     pumps = []
     if capture:
-        for stream, buf in ((proc.stdout, out), (proc.stderr, err)):
-            t = threading.Thread(target=_pump, args=(stream, buf), daemon=True)
+        for stream, buf, fd in ((proc.stdout, out, 1), (proc.stderr, err, 2)):
+            t = threading.Thread(target=_pump, args=(stream, buf, fd if tee else None), daemon=True)
             t.start()
             pumps.append(t)
     if stdin_data is not None:
@@ -135,7 +153,7 @@ def run(
         # Grandchildren may still hold the pipes open; the group kill above reached them.
         kill_group(proc.pid, 0)
     for t in pumps:
-        t.join(timeout=5)
+        t.join(timeout=drain_s)
     return ProcResult(
         returncode=proc.returncode,
         stdout=bytes(out.data),

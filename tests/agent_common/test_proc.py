@@ -51,3 +51,28 @@ def test_environment_and_cwd_are_the_callers_choice(tmp_path):
     result = run(["/bin/sh", "-c", "pwd; echo $ONLY"], env={"ONLY": "this", "PATH": "/usr/bin:/bin"},
                  cwd=str(tmp_path))
     assert result.stdout.decode().splitlines() == [str(tmp_path), "this"]
+
+
+def test_tee_passes_output_through_live_and_keeps_the_tail(tmp_path):
+    # A parent process runs the child with tee=True; its own stdout/stderr must show the
+    # child's output while the result still holds the captured tail.
+    import subprocess
+    import sys
+
+    code = (
+        "from agent_common.proc import run\n"
+        "r = run(['/bin/sh', '-c', 'echo out-line; echo err-line >&2; exit 4'], tee=True)\n"
+        "print('rc=%d tail=%r/%r' % (r.returncode, r.stdout, r.stderr))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.splitlines() == ["out-line", "rc=4 tail=b'out-line\\n'/b'err-line\\n'"]
+    assert proc.stderr == "err-line\n"
+
+
+def test_drain_bound_when_a_daemon_keeps_the_pipes_open():
+    # The child exits at once but leaves a grandchild holding stdout: the caller must not wait for it.
+    start = time.monotonic()
+    result = run(["/bin/sh", "-c", "echo started; (sleep 4 &) ; exit 0"], drain_s=0.3)
+    assert result.returncode == 0
+    assert result.stdout == b"started\n"
+    assert time.monotonic() - start < 5
