@@ -14,6 +14,9 @@ from typing import Dict, List, Optional, Sequence
 
 import pytest
 
+#: The private container engine (session fixture ``docker_engine``), shared by the hook and image tests.
+pytest_plugins = ("tests.docker_engine",)
+
 #: The console scripts live beside the interpreter that runs the tests (the project's venv).
 BIN_DIR = Path(sys.executable).parent
 
