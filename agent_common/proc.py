@@ -50,7 +50,7 @@ class _TailBuffer:
             self.dropped += excess
 
 
-def _write_all(fd: int, chunk: bytes) -> None:
+def write_all(fd: int, chunk: bytes) -> None:
     view = memoryview(chunk)
     while view:
         try:
@@ -63,7 +63,7 @@ def _pump(stream: IO[bytes], buf: _TailBuffer, echo_fd: Optional[int] = None) ->
     for chunk in iter(lambda: stream.read1(65536), b""):
         buf.feed(chunk)
         if echo_fd is not None:
-            _write_all(echo_fd, chunk)
+            write_all(echo_fd, chunk)
     stream.close()
 
 
