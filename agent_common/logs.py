@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 import time
-from typing import Iterable, List, Optional, TextIO
+from typing import Iterable, List, Optional, Sequence, TextIO
 
 REDACTED = "***"
 
@@ -101,18 +101,22 @@ def setup_logging(
     json_lines: bool = False,
     stream: Optional[TextIO] = None,
     log_file: Optional[str] = None,
+    use_stream: bool = True,
+    extra_handlers: Sequence[logging.Handler] = (),
 ) -> logging.Logger:
     """Configure the root logger once for a command-line tool and return it.
 
     Logs go to ``stream`` (stderr by default, so they never mix with printed JSON)
-    and, when given, also to ``log_file`` (created 0600: logs can hold hostnames and
-    ids even with secrets removed).
+    unless ``use_stream`` is False, and, when given, also to ``log_file`` (created
+    0600: logs can hold hostnames and ids even with secrets removed) and to
+    ``extra_handlers`` (syslog, journal), all through the same redacting formatter.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter: logging.Formatter = JsonFormatter() if json_lines else RedactingFormatter(fmt, datefmt)
-    handlers: List[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    handlers: List[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)] if use_stream else []
+    handlers.extend(extra_handlers)
     if log_file:
         fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         handlers.append(logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8")))
@@ -124,3 +128,56 @@ def setup_logging(
     for noisy in ("urllib3", "keystoneauth", "requests", "websocket"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     return root
+
+
+def syslog_handler(facility: str = "LOG_USER", address: str = "/dev/log") -> logging.Handler:
+    """A handler to the local syslog socket; ``facility`` is spelled as oslo.log's (``LOG_LOCAL0``)."""
+    from logging.handlers import SysLogHandler
+
+    name = facility.upper()
+    name = name[4:] if name.startswith("LOG_") else name
+    code = SysLogHandler.facility_names.get(name.lower())
+    if code is None:
+        raise ValueError("unknown syslog facility %r" % facility)
+    return SysLogHandler(address=address, facility=code)
+
+
+class JournalHandler(logging.Handler):
+    """Sends records to journald over its native datagram socket (no systemd Python binding needed)."""
+
+    _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def __init__(self, identifier: str, address: str = "/run/systemd/journal/socket") -> None:
+        super().__init__()
+        import socket
+
+        self.identifier = identifier
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record).encode("utf-8", "replace")
+            fields = [
+                b"MESSAGE\n" + len(message).to_bytes(8, "little") + message,
+                b"PRIORITY=%d" % self._PRIORITY.get(record.levelno, 6),
+                b"SYSLOG_IDENTIFIER=" + self.identifier.encode("utf-8", "replace"),
+                b"LOGGER=" + record.name.encode("utf-8", "replace"),
+            ]
+            self.sock.sendto(b"\n".join(fields) + b"\n", self.address)
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.sock.close()
+        super().close()
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an exception for a warning: its kind and the first line of its text, no traceback.
+
+    Library exceptions often carry whole URLs; the redacting formatter still removes any
+    query string or registered secret from the line when it is logged.
+    """
+    lines = str(exc).strip().splitlines()
+    return "%s: %s" % (type(exc).__name__, lines[0]) if lines else type(exc).__name__

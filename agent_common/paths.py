@@ -21,6 +21,8 @@ PATHS: Dict[str, PathSetting] = {
     "occ_heat_local_path": PathSetting("/var/lib/heat-cfntools/cfn-init-data", None),
     "occ_local_path": PathSetting("/var/lib/os-collect-config/local-data", None),
     "occ_cfn_metadata_hint": PathSetting("/var/lib/heat-cfntools/cfn-metadata-server", None),
+    # where the config-drive probe looks for mounted devices (tests point it at a fixture file)
+    "occ_proc_mounts": PathSetting("/proc/mounts", "OS_COLLECT_CONFIG_PROC_MOUNTS"),
     # os-refresh-config (SPEC §5.2)
     "orc_base_dir": PathSetting("/usr/libexec/os-refresh-config", "OS_REFRESH_CONFIG_BASE_DIR"),
     "orc_legacy_base_dir": PathSetting("/opt/stack/os-config-refresh", None),

@@ -13,9 +13,10 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from agent_common.atomic import atomic_write, ensure_dir, read_text
+from agent_common.http import HttpClient
 
 #: One collected key and its JSON value.
 Collected = Tuple[str, Any]
@@ -48,10 +49,14 @@ class Option:
     secret: bool = False
     help: str = ""
     deprecated: bool = False
+    #: One-letter command-line alias (``c`` gives ``-c``), global options only.
+    short: Optional[str] = None
+    #: File key / attribute name when it is not the declared name (``print`` is stored as ``print_only``).
+    dest: Optional[str] = None
 
     @property
     def key(self) -> str:
-        return self.name.replace("-", "_")
+        return self.dest or self.name.replace("-", "_")
 
 
 class StateStore:
@@ -91,6 +96,8 @@ class CollectContext:
     print_mode: bool = False
     #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
     wakeup: threading.Event = field(default_factory=threading.Event)
+    #: Every option group's values by group name (``keystone`` included), for options shared between collectors.
+    groups: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def state(self, collector_name: str) -> StateStore:
         return StateStore(self.cachedir, collector_name)
@@ -112,6 +119,20 @@ class Collector:
 
     def close(self) -> None:
         """Release connections or threads; called when the process ends or re-executes."""
+        client = self.__dict__.pop("_http_client", None)
+        if client is not None:
+            client.session.close()
+
+    def http(self, timeout: float) -> HttpClient:
+        """This collector's HTTP client, made on first use and kept so connections are reused between polls.
+
+        No retries here: the loop backs off a failing source as a whole.
+        """
+        client = self.__dict__.get("_http_client")
+        if client is None:
+            client = self.__dict__["_http_client"] = HttpClient(timeout=timeout)
+        client.timeout = timeout
+        return client
 
     def require(self, *keys: str) -> None:
         """Raise NotConfigured naming the first missing option, in the order given (SPEC §2.5.2)."""

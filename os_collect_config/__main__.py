@@ -1,0 +1,6 @@
+"""``python -m os_collect_config``: the same as the console script (used to re-exec when argv[0] is no path)."""
+import sys
+
+from os_collect_config.cli import main
+
+sys.exit(main())

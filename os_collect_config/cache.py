@@ -1,0 +1,183 @@
+"""The metadata cache: ``<key>.json``, ``.orig``, ``.last``, ``os_config_files.json`` and the backup copy.
+
+Names, contents and commit semantics are the original's (SPEC §2.13): the command
+sees ``<key>.json``; ``.last`` is what the last successful command saw, and a key
+differing from it is a change.  Unlike the original every write is atomic and
+durable, every file 0600 in a 0700 directory (SPEC §12.1), a torn ``.last`` is a
+change rather than a crash (weakness 1), and the backup is swapped in whole
+(weakness 2).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any, Iterable, Optional, Sequence, Tuple
+
+from agent_common.atomic import atomic_copy, atomic_write, read_text
+from os_collect_config.collectors.base import STATE_DIRNAME
+
+LOG = logging.getLogger(__name__)
+
+FILE_LIST_NAME = "os_config_files"
+#: What ``Cache.load`` returns for an absent or unreadable file (``None`` is a valid JSON value).
+MISSING = object()
+
+
+def dumps(value: Any) -> str:
+    """A cache file's exact bytes: indent 1, non-ASCII escaped, no trailing newline (as the original)."""
+    return json.dumps(value, indent=1)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def check_key(key: Any, producer: str, reserved: Iterable[str]) -> Optional[str]:
+    """Why ``key`` cannot name a cache file, or None when it can (weakness 6).
+
+    A key must stay inside the cache dir and must not take the file of another
+    collector's main key or of ``os_config_files``.
+    """
+    if not isinstance(key, str) or not key:
+        return "key must be a non-empty string"
+    if "/" in key or "\\" in key or "\0" in key or key.startswith("."):
+        return "key %r would leave the cache directory or hide a file" % key
+    if len(key.encode("utf-8")) > 200:
+        return "key is longer than 200 bytes"
+    if key == FILE_LIST_NAME or (key in reserved and key != producer):
+        return "key %r would overwrite the %s file" % (key, key)
+    return None
+
+
+class Cache:
+    """One cache directory and its backup copy."""
+
+    def __init__(self, cachedir: str, backup_dir: Optional[str] = None) -> None:
+        self.cachedir = cachedir
+        self.backup_dir = backup_dir
+
+    def ensure(self) -> None:
+        """Create the cache dir 0700 with one mkdir (the parent must exist, as in the original)."""
+        try:
+            os.mkdir(self.cachedir, 0o700)
+        except FileExistsError:
+            pass
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.cachedir, "%s.json" % key)
+
+    def load(self, key: str, suffix: str = "") -> Any:
+        """The parsed value of ``<key>.json<suffix>``, or ``MISSING`` when absent or unreadable."""
+        try:
+            text = read_text(self.path(key) + suffix)
+        except (OSError, UnicodeDecodeError):
+            return MISSING
+        if text is None:
+            return MISSING
+        try:
+            return json.loads(text)
+        except ValueError:
+            return MISSING
+
+    def has(self, key: str) -> bool:
+        return os.path.isfile(self.path(key))
+
+    def store(self, key: str, value: Any) -> Tuple[bool, str]:
+        """Write ``<key>.json``; return (changed since the last successful command, path)."""
+        dest = self.path(key)
+        data = dumps(value)
+        changed = False
+        if not os.path.exists(dest + ".orig"):
+            atomic_write(dest + ".orig", data, 0o600)
+            changed = True
+        if read_text_safe(dest) != data:
+            atomic_write(dest, data, 0o600)
+        if not changed:
+            last = self.load(key, ".last")
+            if last is MISSING:
+                if os.path.exists(dest + ".last"):
+                    LOG.warning("Ignoring unreadable %s.last; treating %s as changed.", dest, key)
+                changed = True
+            else:
+                changed = _canonical(last) != _canonical(value)
+        return changed, dest
+
+    def commit(self, keys: Iterable[str]) -> None:
+        """After the command succeeded: ``<key>.json`` becomes ``<key>.json.last``."""
+        for key in keys:
+            dest = self.path(key)
+            if os.path.exists(dest):
+                atomic_copy(dest, dest + ".last", 0o600)
+
+    def remove(self, keys: Iterable[str]) -> None:
+        """Delete the cache files of keys no longer collected (weakness 5)."""
+        for key in keys:
+            for suffix in ("", ".orig", ".last"):
+                try:
+                    os.unlink(self.path(key) + suffix)
+                except FileNotFoundError:
+                    pass
+            LOG.info("Removed cache files of %s: no source provides it any more.", key)
+
+    def write_file_list(self, keys: Sequence[str]) -> str:
+        """``os_config_files.json``: the compact JSON list of the cache paths of ``keys``."""
+        dest = self.path(FILE_LIST_NAME)
+        atomic_write(dest, json.dumps([self.path(k) for k in keys]), 0o600, prefix="tmp_meta_list.")
+        return dest
+
+    def backup(self) -> None:
+        """Replace the backup dir by a full copy of the cache dir, swapped in whole (weakness 2)."""
+        if not self.backup_dir:
+            return
+        target = os.path.abspath(self.backup_dir)
+        parent, name = os.path.split(target)
+        os.makedirs(parent, exist_ok=True)
+        for leftover in os.listdir(parent):
+            if leftover.startswith((".%s.new-" % name, ".%s.old-" % name)):
+                shutil.rmtree(os.path.join(parent, leftover), ignore_errors=True)
+        fresh = tempfile.mkdtemp(prefix=".%s.new-" % name, dir=parent)
+        shutil.copytree(self.cachedir, fresh, dirs_exist_ok=True, copy_function=_durable_copy,
+                        ignore=shutil.ignore_patterns(STATE_DIRNAME, "tmp*"))
+        os.chmod(fresh, 0o700)
+        _fsync_path(fresh)
+        old = None
+        if os.path.lexists(target):
+            old = tempfile.mkdtemp(prefix=".%s.old-" % name, dir=parent)
+            os.rename(target, os.path.join(old, name))
+        os.rename(fresh, target)
+        _fsync_path(parent)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_text_safe(path: str) -> Optional[str]:
+    try:
+        return read_text(path)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _durable_copy(src: str, dst: str) -> str:
+    with open(src, "rb") as f:
+        data = f.read()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(dst, 0o600)
+    return dst
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

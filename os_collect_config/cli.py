@@ -1,0 +1,207 @@
+"""``os-collect-config``: the command line (SPEC §2.1–§2.2, §2.18, §2.19).
+
+Flags are spelled as oslo.config spells them for the original: global options with
+their declared dashes, collector options as ``--<group>-<declared name>``, booleans
+with ``--no<name>``.  argparse records every value as an event in argument order,
+so that ``--config-file`` applies where it appears (config.resolve does the rest).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from os_collect_config import collectors as registry
+from os_collect_config.collectors.base import Option
+from os_collect_config.config import (
+    ALIASES, DEFAULT_GROUP, FILE_ONLY, GLOBAL_OPTIONS, KEYSTONE_OPTIONS, LOG_OPTIONS, PROG,
+    CliEvent, ConfigError, Settings, check, convert, resolve,
+)
+
+LOG = logging.getLogger("os-collect-config")
+
+
+class _Record(argparse.Action):
+    """Appends one CliEvent (in argument order) instead of storing an attribute."""
+
+    def __init__(self, option_strings: List[str], dest: str, group: str = DEFAULT_GROUP, key: str = "",
+                 kind: str = "set", **kwargs: Any) -> None:
+        self.group, self.key, self.kind = group, key, kind
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        value = self.const if self.nargs == 0 else values
+        namespace.events.append(CliEvent(self.kind, self.group, self.key, value, option_string or ""))
+
+
+class _Version(argparse.Action):
+    """--version from the package metadata, imported only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("os-config-agents")
+        except PackageNotFoundError:
+            text = "unknown"
+        parser.exit(message="%s\n" % text)
+
+
+def _typed(opt: Option):
+    def parse(text: str) -> Any:
+        try:
+            return convert(opt, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc))
+
+    parse.__name__ = opt.type  # argparse names the type in its error message
+    return parse
+
+
+def _add(parser: argparse._ActionsContainer, opt: Option, group: str, prefix: str) -> None:
+    names = [opt.name] + list(ALIASES.get(opt.name, ()))
+    help_text = (opt.help or opt.name).replace("%", "%%")
+    if opt.secret:
+        help_text += " Secret: prefer the config file, the command line is visible in ps."
+    if opt.type == "bool":
+        flags = ["--%s%s" % (prefix, n) for n in names] + (["-" + opt.short] if opt.short else [])
+        parser.add_argument(*flags, action=_Record, nargs=0, const=True, group=group, key=opt.key,
+                            default=argparse.SUPPRESS, help="%s (default: %s)" % (help_text, opt.default))
+        parser.add_argument(*["--%sno%s" % (prefix, n) for n in names], action=_Record, nargs=0, const=False,
+                            group=group, key=opt.key, default=argparse.SUPPRESS,
+                            help="The inverse of --%s%s." % (prefix, opt.name))
+        return
+    flags = ["--%s%s" % (prefix, n) for n in names] + (["-" + opt.short] if opt.short else [])
+    if opt.default not in (None, [], ""):
+        shown = " ".join(opt.default) if isinstance(opt.default, list) else opt.default
+        help_text += " (default: %s)" % shown
+    if opt.type == "multi":
+        help_text += " May be repeated."
+    parser.add_argument(*flags, action=_Record, group=group, key=opt.key, default=argparse.SUPPRESS,
+                        type=None if opt.type in ("str", "multi") else _typed(opt),
+                        metavar=opt.key.upper(), help=help_text)
+
+
+def collector_groups() -> Dict[str, Sequence[Option]]:
+    """Option groups of every registered collector, plus the keystone pseudo-group (SPEC §2.6.2)."""
+    groups: Dict[str, Sequence[Option]] = {name: registry.options(name) for name in registry.REGISTRY}
+    groups["keystone"] = KEYSTONE_OPTIONS
+    return groups
+
+
+def build_parser(groups: Dict[str, Sequence[Option]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Collect metadata from the configured sources, cache it, and run a command when it "
+                    "changes (or print it as JSON when no command is given).",
+    )
+    parser.add_argument("--version", action=_Version, nargs=0, help="Show the version and exit.")
+    parser.add_argument("--config-file", action=_Record, kind="file", metavar="PATH", default=argparse.SUPPRESS,
+                        help="Path to a config file to use; may be repeated, later files win. Default: the "
+                             "first existing of ~/os-collect-config.conf and /etc/os-collect-config.conf.")
+    parser.add_argument("--config-dir", action=_Record, kind="dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="Directory whose *.conf files are read in sorted order after the config files. "
+                             "Default: the first existing of ~/os-collect-config.conf.d and "
+                             "/etc/os-collect-config.conf.d.")
+    for opt in GLOBAL_OPTIONS:
+        if opt.name == "collectors":
+            parser.add_argument("collectors", nargs="*", metavar="COLLECTOR", help=opt.help)
+        else:
+            _add(parser, opt, DEFAULT_GROUP, "")
+    logging_group = parser.add_argument_group("logging")
+    for opt in LOG_OPTIONS:
+        if opt.key not in FILE_ONLY:
+            _add(logging_group, opt, DEFAULT_GROUP, "")
+    for group, opts in groups.items():
+        section = parser.add_argument_group("[%s]" % group)
+        for opt in opts:
+            _add(section, opt, group, group + "-")
+    return parser
+
+
+def parse(argv: Sequence[str], home: Optional[str] = None) -> Settings:
+    """Settings from the arguments (without the program name) and the config files they lead to."""
+    groups = collector_groups()
+    parser = build_parser(groups)
+    namespace = parser.parse_args(list(argv), argparse.Namespace(events=[]))
+    return resolve(namespace.events, namespace.collectors, groups, home)
+
+
+def setup_logging(settings: Settings) -> None:
+    """oslo.log's options on our one logging setup; logs go to stderr unless a file or the journal is chosen."""
+    from agent_common import logs
+
+    opts = settings.logging
+    log_file = opts["log_file"]
+    if opts["log_dir"]:
+        log_file = os.path.join(opts["log_dir"], log_file or "%s.log" % PROG)
+    extra: List[logging.Handler] = []
+    try:
+        if opts["use_syslog"]:
+            extra.append(logs.syslog_handler(opts["syslog_log_facility"]))
+        if opts["use_journal"]:
+            extra.append(logs.JournalHandler(PROG))
+        use_stream = opts["use_stderr"] if opts["use_stderr"] is not None else not (log_file or opts["use_journal"])
+        logs.setup_logging(
+            level=logging.DEBUG if opts["debug"] else logging.INFO,
+            datefmt=opts["log_date_format"],
+            json_lines=opts["use_json"],
+            log_file=log_file,
+            use_stream=use_stream,
+            extra_handlers=extra,
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError("logging: %s" % exc)
+    if opts["log_config_append"]:
+        import configparser
+        from logging import config as logging_config
+
+        try:
+            logging_config.fileConfig(opts["log_config_append"], disable_existing_loggers=False)
+        except (OSError, KeyError, ValueError, configparser.Error) as exc:
+            raise ConfigError("--log-config-append %s: %s" % (opts["log_config_append"], exc))
+
+
+def warn_about_secrets(settings: Settings) -> None:
+    """Register every secret for redaction and say where one is exposed (weakness 20)."""
+    from agent_common.logs import register_secrets
+
+    register_secrets(settings.secret_values)
+    for flag in settings.secrets_on_cli:
+        LOG.warning("%s was given on the command line, where other users can read it (ps); "
+                    "put it in the config file instead.", flag)
+    for path in settings.exposed_secret_files:
+        LOG.warning("Config file %s holds a secret but other users can read it; chmod 600 it.", path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit status (SPEC §2.18)."""
+    full_argv = list(sys.argv if argv is None else [PROG] + list(argv))
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # die when stdout goes away, so systemd restarts us
+    try:
+        settings = parse(full_argv[1:])
+        if settings.print_cachedir:
+            print(settings.cachedir)
+            return 0
+        setup_logging(settings)
+        check(settings, registry.REGISTRY)
+        warn_about_secrets(settings)
+        if settings.force:
+            settings.one_time = True
+        from os_collect_config.loop import Agent
+
+        return Agent(settings, full_argv).run()
+    except ConfigError as exc:
+        sys.stderr.write("%s: error: %s\n" % (PROG, exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""heat_local: metadata files written by heat-cfntools / cloud-init (SPEC §2.11).
+
+The files' top-level objects are shallow-merged, later files winning, under the key
+``heat_local``.  No file at all means there is no such source on this host (not
+configured, logged quietly); files that exist but cannot be used make the source
+unavailable, so the last good metadata stays in force (weaknesses 3, 18, 19).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, List
+
+from agent_common.paths import get_path
+from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
+
+LOG = logging.getLogger(__name__)
+
+
+class HeatLocalCollector(Collector):
+    name = "heat_local"
+    options = (
+        Option("path", type="multi", default=[get_path("occ_heat_local_path")],
+               help="Local path(s) to read for Metadata."),
+    )
+
+    def collect(self) -> List[Collected]:
+        paths = self.conf.get("path") or []
+        merged: Any = None
+        found = False
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                found = True
+                LOG.warning("Cannot read %s: %s", path, getattr(exc, "strerror", None) or exc)
+                continue
+            found = True
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                LOG.info("%s is not valid JSON (%s)", path, exc)
+                continue
+            if not merged:
+                merged = value
+            elif isinstance(merged, dict) and isinstance(value, dict):
+                merged.update(value)
+            else:
+                LOG.warning("%s does not hold a JSON object; not merged.", path)
+        if not found:
+            raise NotConfigured("Local metadata not found (%s)" % paths)
+        if not merged:
+            LOG.info("Local metadata not found (%s)", paths)
+            raise Unavailable("no usable metadata in %s" % ", ".join(paths))
+        return [(self.name, merged)]

@@ -1,0 +1,60 @@
+"""What the heat and zaqar collectors share: Keystone credentials, one session per process, the token cache.
+
+Both authenticate with the user id, password and project id Heat writes into their
+section (SPEC §2.5, §2.10).  The session lives as long as the collector, so its token
+is reused poll after poll; it is also saved under ``<cachedir>/.agent-state`` (SPEC
+§12.1) so a restarted or re-executed agent, or a ``--one-time`` run, reuses it too.
+Print mode reads that cache but never writes it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from agent_common.http import Verify
+from os_collect_config.collectors.base import Collector, Option
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent_common.keystone import KeystoneSession
+
+#: The credential options both collectors declare first, spelled as the original.
+CREDENTIAL_OPTIONS = (
+    Option("user-id", help="User ID for API authentication"),
+    Option("password", secret=True, help="Password for API authentication"),
+    Option("project-id", help="ID of project for API authentication"),
+    Option("auth-url", type="url", help="URL for API authentication"),
+)
+#: The settings without which the collector is "not configured", in the original's order.
+REQUIRED_CREDENTIALS = ("auth_url", "password", "project_id", "user_id")
+
+
+class KeystoneCollector(Collector):
+    """Base of the collectors that reach their service through the Keystone catalog."""
+
+    #: Seconds each request (Keystone's included) may take.
+    request_timeout: float = 10.0
+
+    def __init__(self, conf, ctx) -> None:
+        super().__init__(conf, ctx)
+        self._keystone: Optional["KeystoneSession"] = None
+
+    def verify(self) -> Verify:
+        """TLS verification for Keystone and the service: True, False or a CA bundle path."""
+        raise NotImplementedError
+
+    def keystone(self) -> "KeystoneSession":
+        if self._keystone is None:
+            from agent_common.keystone import Credentials, KeystoneSession
+
+            creds = Credentials(self.conf["auth_url"], self.conf["user_id"], self.conf["password"],
+                                self.conf["project_id"], self.conf.get("region_name") or None)
+            self._keystone = KeystoneSession(creds, verify=self.verify(), timeout=self.request_timeout,
+                                             token_cache_dir=self.ctx.state(self.name).directory)
+        return self._keystone
+
+    def endpoint(self, service_type: str) -> str:
+        return self.keystone().endpoint(service_type, self.conf.get("region_name") or None)
+
+    def remember_token(self) -> None:
+        """Save the token for the next process (never in print mode, which writes nothing)."""
+        if self._keystone is not None and not self.ctx.print_mode:
+            self._keystone.save()

@@ -1,0 +1,86 @@
+"""local: one key per JSON file in the configured directories (SPEC §2.12).
+
+Security checks are the original's: a directory owned by someone else or writable
+by everyone, or a file writable by everyone, makes the whole source unavailable.
+Unlike the original, one unparsable file does not disable the others (weakness 18):
+that file's last good value (its cache file) stays in force until it is fixed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from typing import List, Set
+
+from agent_common.paths import get_path
+from os_collect_config.cache import MISSING, Cache
+from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
+
+LOG = logging.getLogger(__name__)
+
+
+class LocalCollector(Collector):
+    name = "local"
+    options = (
+        Option("path", type="multi", default=[get_path("occ_local_path")],
+               help="Local directory to scan for Metadata files."),
+    )
+
+    def __init__(self, conf, ctx) -> None:
+        super().__init__(conf, ctx)
+        self._reported_missing: Set[str] = set()
+
+    def collect(self) -> List[Collected]:
+        paths = self.conf.get("path") or []
+        if not paths:
+            raise NotConfigured("No path configured.")
+        found: List[Collected] = []
+        for directory in paths:
+            try:
+                st = os.stat(directory)
+            except OSError:
+                if directory not in self._reported_missing:
+                    LOG.warning("%s not found. Skipping", directory)
+                    self._reported_missing.add(directory)
+                continue
+            self._reported_missing.discard(directory)
+            if not stat.S_ISDIR(st.st_mode):
+                raise Unavailable("[local] path %s is not a directory" % directory)
+            _check_owner_and_mode(directory, st)
+            found.extend(self._read_dir(directory))
+        if not found:
+            LOG.debug("No local metadata found (%s)", paths)
+        # Code-point order of the basenames, stable for duplicates (the original sorts in the C locale).
+        return sorted(found, key=lambda item: item[0])
+
+    def _read_dir(self, directory: str) -> List[Collected]:
+        out: List[Collected] = []
+        for name in os.listdir(directory):
+            if name.startswith("."):
+                continue
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                continue
+            if os.stat(path).st_mode & stat.S_IWOTH:
+                raise Unavailable("%s is world writable. This is a security risk." % path)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    value = json.loads(f.read())
+            except (OSError, ValueError) as exc:
+                last = Cache(self.ctx.cachedir).load(name)
+                keep = "keeping its last good value" if last is not MISSING else "skipped"
+                LOG.error("%s is not valid JSON (%s); %s.", path, exc, keep)
+                if last is not MISSING:
+                    out.append((name, last))
+                continue
+            out.append((name, value))
+        return out
+
+
+def _check_owner_and_mode(directory: str, st: os.stat_result) -> None:
+    """Group-writable is allowed (the owner may let others write); another owner or world-writable is not."""
+    if st.st_uid != os.getuid():
+        raise Unavailable("%s is owned by another user. This is a security risk." % directory)
+    if st.st_mode & stat.S_IWOTH:
+        raise Unavailable("%s is world writable. This is a security risk." % directory)

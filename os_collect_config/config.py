@@ -1,0 +1,458 @@
+"""The option model of os-collect-config and its oslo.config-compatible INI files (SPEC §2.1, §2.2).
+
+The original parses options with oslo.config; we keep its spellings, discovery,
+precedence and types without depending on it: a small INI reader (same syntax as
+oslo's: ``=`` or ``:``, ``#``/``;`` comments, indented continuation lines,
+surrounding quotes stripped, repeated keys for multi-valued options) and a resolver
+that applies config files, config directories and command-line values in the
+order SPEC §2.1.5 gives.  Every mistake becomes a ``ConfigError`` whose one-line
+message names the file, line and option, so ``main`` never shows a traceback.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+from os_collect_config.collectors.base import Option
+
+PROG = "os-collect-config"
+DEFAULT_GROUP = "DEFAULT"
+#: Default config file names, first existing wins (SPEC §2.1.4); ``~`` is the caller's home.
+CONFIG_FILE_NAME = "os-collect-config.conf"
+CONFIG_DIR_NAME = "os-collect-config.conf.d"
+SYSTEM_CONFIG_ROOT = "/etc"
+
+DEFAULT_COLLECTORS = ["heat_local", "ec2", "cfn", "heat", "request", "local", "zaqar"]
+
+GLOBAL_OPTIONS: Tuple[Option, ...] = (
+    Option("command", short="c",
+           help="Command to run on metadata changes. If specified, os-collect-config will continue to run "
+                "until killed. If not specified, os-collect-config will print the collected data as a json "
+                "map and exit."),
+    Option("cachedir", default="/var/lib/os-collect-config",
+           help="Directory in which to store local cache of metadata."),
+    Option("backup-cachedir", default="/var/run/os-collect-config",
+           help="Copy cache contents to this directory as well."),
+    Option("collectors", type="multi", default=list(DEFAULT_COLLECTORS),
+           help="List the collectors to use. When command is specified the collections will be emitted in "
+                "the order given by this option. (default: %s)" % " ".join(DEFAULT_COLLECTORS)),
+    Option("one-time", type="bool", default=False,
+           help="Exit after one execution of command. Implied if no command is specified."),
+    Option("min-polling-interval", type="float", default=1.0,
+           help="When running continuously, pause a minimum of this many seconds between collecting data; "
+                "used after a change, growing back to --polling-interval."),
+    Option("polling-interval", type="float", default=30.0, short="i",
+           help="When running continuously, pause a maximum of this many seconds between collecting data."),
+    Option("print-cachedir", type="bool", default=False,
+           help="Print out the value of cachedir and exit immediately."),
+    Option("force", type="bool", default=False,
+           help="Run the command even if nothing has changed. Implies --one-time."),
+    Option("print", type="bool", default=False, dest="print_only",
+           help="Query normally, print the resulting configs as a json map, and exit immediately without "
+                "running command if it is configured."),
+    Option("deployment-key", type="multi", default=["deployments"],
+           help="Key(s) to explode into multiple collected outputs (OS::Heat::StructuredDeployment "
+                "metadata); only exploded if seen at the root of the metadata."),
+    Option("splay", type="float", default=0.0,
+           help="Sleep a random time of up to this many seconds before the first collection, so that "
+                "agents started together do not poll together. Ignored with --one-time or --force."),
+    Option("command-timeout", type="float", default=None,
+           help="Kill the command (its whole process group) if it runs longer than this many seconds; "
+                "it then counts as failed and is retried on the next poll. Default: no limit."),
+)
+
+#: The oslo.log options the original accepts (SPEC §2.2); ``use_stderr`` is file-only there.
+LOG_OPTIONS: Tuple[Option, ...] = (
+    Option("debug", type="bool", default=False, short="d", help="Log at DEBUG level."),
+    Option("log-file", help="Also write logs to this file (alias --logfile)."),
+    Option("log-dir", help="Directory for --log-file; alone, logs go to <log-dir>/os-collect-config.log "
+                           "(alias --logdir)."),
+    Option("log-config-append", help="A logging.config file (fileConfig format) applied after the defaults "
+                                     "(alias --log-config)."),
+    Option("log-date-format", default="%Y-%m-%d %H:%M:%S", help="strftime format of the log time stamps."),
+    Option("use-syslog", type="bool", default=False, help="Also send logs to syslog (/dev/log)."),
+    Option("use-journal", type="bool", default=False, help="Send logs to the systemd journal."),
+    Option("syslog-log-facility", default="LOG_USER", help="Syslog facility, for example LOG_LOCAL0."),
+    Option("use-json", type="bool", default=False, help="Write log records as JSON lines."),
+    Option("use-stderr", type="bool", default=None,
+           help="Log to stderr (config file only); default: yes unless a log file or the journal is used."),
+)
+#: Options a config file may set but the command line may not (as oslo.log declares them).
+FILE_ONLY = frozenset({"use_stderr"})
+#: Deprecated spellings accepted both on the command line and in files.
+ALIASES: Dict[str, Tuple[str, ...]] = {
+    "log-file": ("logfile",),
+    "log-dir": ("logdir",),
+    "log-config-append": ("log-config",),
+}
+
+KEYSTONE_OPTIONS: Tuple[Option, ...] = (
+    Option("cache_dir", help="A directory to store keystone auth tokens."),
+    Option("cache_ttl", type="int", default=1800, help="Seconds to store auth references in the cache."),
+)
+
+
+class ConfigError(Exception):
+    """A user mistake in a config file or option: reported as one line, exit status 1."""
+
+
+@dataclass
+class Settings:
+    """Everything the loop needs, resolved from files, directories and the command line."""
+
+    command: Optional[str]
+    cachedir: str
+    backup_cachedir: str
+    collectors: List[str]
+    one_time: bool
+    min_polling_interval: float
+    polling_interval: float
+    print_cachedir: bool
+    force: bool
+    print_only: bool
+    deployment_key: List[str]
+    splay: float
+    command_timeout: Optional[float]
+    logging: Dict[str, Any]
+    #: Per-collector option values keyed by ``Option.key``, defaults filled in; ``keystone`` too.
+    groups: Dict[str, Dict[str, Any]]
+    #: Config files read, in order.
+    config_files: List[str] = field(default_factory=list)
+    #: What a change of configuration is detected on (files that may appear later included).
+    watch: "ConfigWatch" = field(default_factory=lambda: ConfigWatch([], []))
+    #: Secret options given on the command line (visible in ps), by flag.
+    secrets_on_cli: List[str] = field(default_factory=list)
+    #: Config files holding a secret that other users can read.
+    exposed_secret_files: List[str] = field(default_factory=list)
+    #: Every secret value, to register for log redaction.
+    secret_values: List[str] = field(default_factory=list)
+    #: True when the collectors list was chosen by the user rather than defaulted.
+    collectors_explicit: bool = False
+
+
+@dataclass
+class ConfigWatch:
+    """Config files and directories whose content decides a re-exec (SPEC §2.17, weakness 17).
+
+    Unlike the original, which hashed only the files that existed at start-up, this
+    includes candidate files that do not exist yet and every ``*.conf`` of the
+    config directories, so a file rendered later by os-apply-config counts.
+    """
+
+    files: List[str]
+    dirs: List[str]
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for path in self.files + [p for d in self.dirs for p in _dir_conf_files(d)]:
+            digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+            try:
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+                digest.update(b"\1")
+            except OSError:
+                digest.update(b"\2")
+        return digest.hexdigest()
+
+
+# -- INI files ------------------------------------------------------------------------------
+
+@dataclass
+class IniValue:
+    section: str
+    key: str
+    value: str
+    path: str
+    lineno: int
+
+    def where(self) -> str:
+        return "%s:%d" % (self.path, self.lineno)
+
+
+def parse_ini(path: str) -> List[IniValue]:
+    """Every assignment of ``path`` in order, with the syntax oslo.config's parser accepts."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("cannot read config file %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+    out: List[IniValue] = []
+    section: Optional[str] = None
+    pending: Optional[IniValue] = None
+    parts: List[str] = []
+
+    def fail(lineno: int, why: str, line: str) -> ConfigError:
+        return ConfigError("%s:%d: %s: %r" % (path, lineno, why, line.strip()))
+
+    def flush() -> None:
+        nonlocal pending, parts
+        if pending is not None:
+            pending.value = "\n".join(parts)
+            out.append(pending)
+        pending, parts = None, []
+
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.rstrip()
+        if not line:
+            flush()
+            continue
+        if line.startswith((" ", "\t")):
+            if pending is None:
+                raise fail(lineno, "unexpected continuation line", line)
+            parts.append(line.lstrip())
+            continue
+        flush()
+        if line.startswith("["):
+            if not line.endswith("]") or len(line) <= 2:
+                raise fail(lineno, "invalid section header", line)
+            section = line[1:-1]
+        elif line.startswith(("#", ";")):
+            continue
+        else:
+            colon, equal = line.find(":"), line.find("=")
+            if colon < 0 and equal < 0:
+                raise fail(lineno, "no '=' or ':' in assignment", line)
+            cut = equal if colon < 0 or 0 <= equal < colon else colon
+            key, value = line[:cut].strip(), line[cut + 1:].strip()
+            if not key:
+                raise fail(lineno, "empty key", line)
+            if section is None:
+                raise fail(lineno, "assignment before any [section]", line)
+            if value and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            pending, parts = IniValue(section, key, "", path, lineno), [value]
+    flush()
+    return out
+
+
+def _dir_conf_files(directory: str) -> List[str]:
+    return sorted(glob.glob(os.path.join(glob.escape(directory), "*.conf")))
+
+
+def default_config_files(home: Optional[str] = None) -> List[str]:
+    """The candidates for the one default config file, in discovery order."""
+    home = home if home is not None else os.path.expanduser("~")
+    return [os.path.join(home, CONFIG_FILE_NAME), os.path.join(SYSTEM_CONFIG_ROOT, CONFIG_FILE_NAME)]
+
+
+def default_config_dirs(home: Optional[str] = None) -> List[str]:
+    home = home if home is not None else os.path.expanduser("~")
+    return [os.path.join(home, CONFIG_DIR_NAME), os.path.join(SYSTEM_CONFIG_ROOT, CONFIG_DIR_NAME)]
+
+
+# -- values ---------------------------------------------------------------------------------
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def convert(opt: Option, text: str) -> Any:
+    """``text`` as ``opt``'s type; ValueError with a short reason when it is not one."""
+    kind = opt.type
+    if kind == "bool":
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError("expected a boolean (true/false, yes/no, on/off, 1/0), got %r" % text)
+    if kind in ("float", "int"):
+        try:
+            return float(text) if kind == "float" else int(text)
+        except ValueError:
+            raise ValueError("expected %s number, got %r" % ("a" if kind == "float" else "an integer", text))
+    if kind == "url":
+        parts = urlsplit(text)
+        if not (parts.scheme and parts.netloc):
+            raise ValueError("expected a URL with a scheme and a host, got %r" % _mask_query(text))
+    return text
+
+
+def _mask_query(url: str) -> str:
+    return url.split("?", 1)[0] + ("?..." if "?" in url else "")
+
+
+# -- resolution -----------------------------------------------------------------------------
+
+@dataclass
+class CliEvent:
+    """One thing the command line did, in argument order: set a value, or read a file or directory."""
+
+    kind: str  # "set", "file" or "dir"
+    group: str = DEFAULT_GROUP
+    key: str = ""
+    value: Any = None
+    flag: str = ""
+
+
+OptionTable = Dict[str, Dict[str, Option]]
+
+
+def option_table(groups: Dict[str, Sequence[Option]]) -> OptionTable:
+    """{group: {file key (and alias keys): Option}} for DEFAULT and every collector group."""
+    table: OptionTable = {DEFAULT_GROUP: {}}
+    for opt in GLOBAL_OPTIONS + LOG_OPTIONS:
+        table[DEFAULT_GROUP][opt.key] = opt
+        for alias in ALIASES.get(opt.name, ()):
+            table[DEFAULT_GROUP][alias.replace("-", "_")] = opt
+    for group, opts in groups.items():
+        table[group] = {opt.key: opt for opt in opts}
+    return table
+
+
+class Resolver:
+    """Applies sources in order; single values: last wins; multi values: files first, then the command line."""
+
+    def __init__(self, table: OptionTable) -> None:
+        self.table = table
+        self.single: Dict[Tuple[str, str], Any] = {}
+        self.file_multi: Dict[Tuple[str, str], List[Any]] = {}
+        self.cli_multi: Dict[Tuple[str, str], List[Any]] = {}
+        self.files_read: List[str] = []
+        self.secret_files: List[str] = []
+        self.secret_values: List[str] = []
+
+    def apply_file(self, path: str) -> None:
+        groups_by_lower = {g.lower(): g for g in self.table if g != DEFAULT_GROUP}
+        holds_secret = False
+        for item in parse_ini(path):
+            group = DEFAULT_GROUP if item.section == DEFAULT_GROUP else groups_by_lower.get(item.section.lower())
+            if group is None:
+                continue  # unknown sections are ignored, as oslo.config does
+            opt = self.table[group].get(item.key)
+            if opt is None:
+                continue  # unknown keys (and dashed spellings) are ignored silently (SPEC §2.1.2)
+            try:
+                value = convert(opt, item.value) if opt.type != "multi" else item.value
+            except ValueError as exc:
+                raise ConfigError("%s: [%s] %s: %s" % (item.where(), item.section, item.key, exc))
+            if opt.secret and value:
+                holds_secret = True
+                self.secret_values.append(value)
+            slot = (group, opt.key)
+            if opt.type == "multi":
+                self.file_multi.setdefault(slot, []).append(value)
+            else:
+                self.single[slot] = value
+        self.files_read.append(path)
+        if holds_secret:
+            self.secret_files.append(path)
+
+    def apply_dir(self, directory: str) -> None:
+        for path in _dir_conf_files(directory):
+            self.apply_file(path)
+
+    def apply_cli(self, event: CliEvent) -> None:
+        opt = self.table[event.group][event.key]
+        slot = (event.group, event.key)
+        if opt.secret and event.value:
+            self.secret_values.append(event.value)
+        if opt.type == "multi":
+            self.cli_multi.setdefault(slot, []).append(event.value)
+        else:
+            self.single[slot] = event.value
+
+    def value(self, group: str, key: str) -> Any:
+        opt = self.table[group][key]
+        slot = (group, key)
+        if opt.type == "multi":
+            values = self.file_multi.get(slot, []) + self.cli_multi.get(slot, [])
+            return values if values else list(opt.default or [])
+        return self.single.get(slot, opt.default)
+
+    def group_values(self, group: str) -> Dict[str, Any]:
+        return {opt.key: self.value(group, opt.key) for opt in self.table[group].values()}
+
+
+def resolve(
+    events: Sequence[CliEvent],
+    positional_collectors: Sequence[str],
+    groups: Dict[str, Sequence[Option]],
+    home: Optional[str] = None,
+) -> Settings:
+    """Apply default or named config files and directories and the command line, in SPEC §2.1.5 order."""
+    table = option_table(groups)
+    resolver = Resolver(table)
+    explicit_files = [e.value for e in events if e.kind == "file"]
+    explicit_dirs = [e.value for e in events if e.kind == "dir"]
+    watch_files = list(explicit_files) or default_config_files(home)
+    watch_dirs = list(explicit_dirs) or default_config_dirs(home)
+    if not explicit_files:
+        found = next((p for p in default_config_files(home) if os.path.isfile(p)), None)
+        if found:
+            resolver.apply_file(found)
+    if not explicit_dirs:
+        found_dir = next((d for d in default_config_dirs(home) if os.path.isdir(d)), None)
+        if found_dir:
+            resolver.apply_dir(found_dir)
+    secrets_on_cli: List[str] = []
+    for event in events:
+        if event.kind == "file":
+            if not os.path.isfile(event.value):
+                raise ConfigError("--config-file %s: no such file" % event.value)
+            resolver.apply_file(event.value)
+        elif event.kind == "dir":
+            if not os.path.isdir(event.value):
+                raise ConfigError("--config-dir %s: no such directory" % event.value)
+            resolver.apply_dir(event.value)
+        else:
+            resolver.apply_cli(event)
+            if table[event.group][event.key].secret and event.value:
+                secrets_on_cli.append(event.flag)
+
+    glob_values = resolver.group_values(DEFAULT_GROUP)
+    file_collectors = resolver.file_multi.get((DEFAULT_GROUP, "collectors"), [])
+    collectors = list(positional_collectors) or list(file_collectors) or list(DEFAULT_COLLECTORS)
+    group_values = {g: resolver.group_values(g) for g in table if g != DEFAULT_GROUP}
+    return Settings(
+        command=glob_values["command"] or None,
+        cachedir=glob_values["cachedir"],
+        backup_cachedir=glob_values["backup_cachedir"],
+        collectors=collectors,
+        one_time=glob_values["one_time"],
+        min_polling_interval=glob_values["min_polling_interval"],
+        polling_interval=glob_values["polling_interval"],
+        print_cachedir=glob_values["print_cachedir"],
+        force=glob_values["force"],
+        print_only=glob_values["print_only"],
+        deployment_key=glob_values["deployment_key"],
+        splay=glob_values["splay"],
+        command_timeout=glob_values["command_timeout"],
+        logging={opt.key: glob_values[opt.key] for opt in LOG_OPTIONS},
+        groups=group_values,
+        config_files=resolver.files_read,
+        watch=ConfigWatch(watch_files, watch_dirs),
+        secrets_on_cli=secrets_on_cli,
+        exposed_secret_files=[p for p in dict.fromkeys(resolver.secret_files) if _readable_by_others(p)],
+        secret_values=resolver.secret_values,
+        collectors_explicit=bool(positional_collectors or file_collectors),
+    )
+
+
+def _readable_by_others(path: str) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & 0o004)
+    except OSError:
+        return False
+
+
+def check(settings: Settings, known_collectors: Iterable[str]) -> None:
+    """Semantic checks done after parsing: unknown collectors, numbers out of range, a local path that is a file."""
+    known = list(known_collectors)
+    unknown = [c for c in settings.collectors if c not in known]
+    if unknown:
+        raise ConfigError("collectors: unknown collector %s (valid: %s)"
+                          % (", ".join(repr(u) for u in unknown), " ".join(known)))
+    for name in ("min_polling_interval", "polling_interval", "splay"):
+        if getattr(settings, name) < 0:
+            raise ConfigError("%s: must not be negative, got %s" % (name, getattr(settings, name)))
+    if settings.command_timeout is not None and settings.command_timeout <= 0:
+        settings.command_timeout = None  # 0 means no limit, as for other timeouts
+    if "local" in settings.collectors:
+        for path in settings.groups.get("local", {}).get("path", []):
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise ConfigError("[local] path: %s is a file; it must be a directory of JSON files" % path)

@@ -1,0 +1,322 @@
+"""The polling loop: collect, store, run the command on change, sleep (SPEC §2.14–§2.17).
+
+What differs from the original, on purpose:
+- a collector that fails keeps its last good cache files in ``OS_CONFIG_FILES``
+  (weakness 3) and is retried on its own backoff, one log line per step, capped at
+  the polling interval so it recovers within one interval; the others go on;
+- a key that disappears is a change, and its stale cache files are removed once
+  the command has succeeded (weakness 5); keys are checked before they name files;
+- the sleep goes back to the minimum after a change and grows to the maximum while
+  nothing changes (weakness 14); the sleep is ``ctx.wakeup.wait`` so a collector
+  can wake the loop;
+- SIGHUP and configuration changes re-execute the agent between polls, never
+  inside a signal handler, and the command never inherits an ignored SIGHUP
+  (weaknesses 15, 17); the command may have a timeout (weakness 16).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from agent_common import proc
+from agent_common.backoff import Backoff
+from os_collect_config import collectors as registry
+from os_collect_config.cache import MISSING, Cache, check_key
+from os_collect_config.collectors.base import (
+    CollectContext, Collected, Collector, NotConfigured, StateStore, Unavailable,
+)
+from os_collect_config.config import ConfigError, Settings
+from os_collect_config.merge import as_mapping
+
+LOG = logging.getLogger("os-collect-config")
+#: Prefix of the loop's own documents in ``<cachedir>/.agent-state/``.
+STATE_NAME = "os-collect-config"
+#: Exit status reported for a command killed by --command-timeout (as timeout(1)).
+TIMEOUT_STATUS = 124
+
+
+@dataclass
+class SourceHealth:
+    """Backoff of one failing collector: when to try it next (continuous mode only)."""
+
+    backoff: Backoff
+    next_try: float = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_try
+
+    def failed(self, now: float) -> float:
+        delay = self.backoff.next_delay()
+        self.next_try = now + delay
+        return delay
+
+    def recovered(self) -> bool:
+        was_failing = self.backoff.failures > 0
+        self.backoff.reset()
+        self.next_try = 0.0
+        return was_failing
+
+
+@dataclass
+class Poll:
+    """One poll's outcome: the keys in force in collection order and what changed."""
+
+    pairs: List[Collected] = field(default_factory=list)
+    paths: List[str] = field(default_factory=list)
+    changed: List[str] = field(default_factory=list)
+    removed: List[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> List[str]:
+        return [k for k, _ in self.pairs]
+
+
+class Agent:
+    """One os-collect-config process: its collectors (kept for the whole process), cache and state."""
+
+    def __init__(self, settings: Settings, argv: Sequence[str],
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.argv = list(argv)
+        self.monotonic = monotonic
+        self.store_mode = bool(settings.command and not settings.print_only)
+        self.cache = Cache(settings.cachedir, settings.backup_cachedir)
+        self.ctx = CollectContext(
+            cachedir=settings.cachedir,
+            deployment_keys=tuple(settings.deployment_key),
+            print_mode=not self.store_mode,
+            groups=settings.groups,
+        )
+        self.state = StateStore(settings.cachedir, STATE_NAME)
+        self.min_interval, self.max_interval = settings.min_polling_interval, settings.polling_interval
+        if self.min_interval > self.max_interval:
+            LOG.warning("min_polling_interval %.2f is larger than polling_interval %.2f; using %.2f for both.",
+                        self.min_interval, self.max_interval, self.max_interval)
+            self.min_interval = self.max_interval
+        self.collectors: List[Tuple[str, Optional[Collector]]] = [
+            (name, self._instantiate(name)) for name in settings.collectors
+        ]
+        self.health: Dict[str, SourceHealth] = {}
+        self.reported_unconfigured: set = set()
+        self.reexec_requested = False
+
+    # -- collectors -------------------------------------------------------------------------
+    def _instantiate(self, name: str) -> Optional[Collector]:
+        try:
+            cls = registry.load(name)
+        except registry.CollectorMissing as exc:
+            LOG.debug("%s", exc)
+            return None
+        return cls(dict(self.settings.groups.get(name, {})), self.ctx)
+
+    def _health(self, name: str) -> SourceHealth:
+        if name not in self.health:
+            cap = max(self.max_interval, 1.0)
+            self.health[name] = SourceHealth(Backoff(initial=min(max(self.min_interval, 1.0), cap), cap=cap))
+        return self.health[name]
+
+    def _collect_one(self, name: str, collector: Optional[Collector]) -> Tuple[Optional[List[Collected]], bool]:
+        """(pairs, fresh): fresh pairs from the source, or its last good pairs from the cache, or (None, False)."""
+        health = self._health(name)
+        now = self.monotonic()
+        continuous = not self.settings.one_time and self.store_mode
+        if continuous and not health.due(now):
+            return self._last_good(name), False
+        try:
+            if collector is None:
+                raise NotConfigured("collector %s is not installed" % name)
+            pairs = list(collector.collect())
+        except NotConfigured as exc:
+            self._report_unconfigured(name, exc)
+            health.recovered()
+            return None, False
+        except Unavailable as exc:
+            reason = str(exc)
+        except Exception as exc:  # a collector bug must not stop the agent (SPEC §5.9: no crash)
+            LOG.debug("Source [%s] failed", name, exc_info=True)
+            reason = "%s: %s" % (type(exc).__name__, exc)
+        else:
+            if health.recovered():
+                LOG.info("Source [%s] available again.", name)
+            self.reported_unconfigured.discard(name)
+            return pairs, True
+        last = self._last_good(name)
+        tail = "keeping its last good data" if last else "no earlier data"
+        if continuous:
+            LOG.warning("Source [%s] Unavailable. %s; %s, next try in %.1f s.",
+                        name, reason or "", tail, health.failed(now))
+        else:
+            LOG.warning("Source [%s] Unavailable. %s; %s.", name, reason or "", tail)
+        return last, False
+
+    def _report_unconfigured(self, name: str, exc: Exception) -> None:
+        LOG.debug("Source [%s] Not configured. %s", name, exc)
+        if self.settings.collectors_explicit and name not in self.reported_unconfigured:
+            LOG.info("Source [%s] Not configured: %s", name, exc)
+        self.reported_unconfigured.add(name)
+
+    def _last_good(self, name: str) -> List[Collected]:
+        """The keys ``name`` produced last time it worked, with their cached values (weakness 3)."""
+        sources = self.state.load("sources")
+        keys = sources.get(name) if isinstance(sources, dict) else None
+        if not isinstance(keys, list):
+            keys = [name]  # the main key of every single-key collector, also for caches left by the original
+        out = []
+        for key in keys:
+            if isinstance(key, str) and check_key(key, name, registry.REGISTRY) is None:
+                value = self.cache.load(key)
+                if value is not MISSING:
+                    out.append((key, value))
+        return out
+
+    # -- one poll ---------------------------------------------------------------------------
+    def poll(self) -> Poll:
+        result = Poll()
+        sources: Dict[str, List[str]] = {}
+        for name, collector in self.collectors:
+            pairs, fresh = self._collect_one(name, collector)
+            if pairs is None:
+                continue
+            kept = []
+            for key, value in pairs:
+                why = check_key(key, name, registry.REGISTRY)
+                if why:
+                    LOG.warning("Source [%s] ignoring a key: %s.", name, why)
+                    continue
+                kept.append((key, value))
+            sources[name] = [k for k, _ in kept]
+            for key, value in kept:
+                result.pairs.append((key, value))
+                if not self.store_mode:
+                    continue
+                if fresh:
+                    changed, path = self.cache.store(key, value)
+                    if changed and key not in result.changed:
+                        result.changed.append(key)
+                else:
+                    path = self.cache.path(key)
+                result.paths.append(path)
+        if self.store_mode:
+            self.state.save("sources", sources)
+            committed = self.state.load("committed")
+            if isinstance(committed, list):
+                present = set(result.keys)
+                result.removed = [k for k in committed if isinstance(k, str) and k not in present]
+        return result
+
+    def run_command(self, paths: Sequence[str]) -> int:
+        env = dict(os.environ)
+        env["OS_CONFIG_FILES"] = ":".join(paths)
+        LOG.info("Executing %s with OS_CONFIG_FILES=%s", self.settings.command, env["OS_CONFIG_FILES"])
+        res = proc.run(self.settings.command, shell=True, capture=False, env=env,
+                       timeout=self.settings.command_timeout)
+        if res.timed_out:
+            LOG.error("Command timed out after %s seconds and was killed.", _num(self.settings.command_timeout))
+            return TIMEOUT_STATUS
+        return res.returncode if res.returncode >= 0 else 256 + res.returncode
+
+    def store_poll(self) -> Tuple[bool, int]:
+        """Collect, store, run the command if needed and commit; (command ran and succeeded, status)."""
+        result = self.poll()
+        if result.removed:
+            LOG.info("No source provides %s any more.", ", ".join(result.removed))
+        if not (result.changed or result.removed or self.settings.force):
+            LOG.debug("No changes detected.")
+            if self.state.load("committed") is None:
+                self.state.save("committed", result.keys)
+            return False, 0
+        self.cache.write_file_list(result.keys)
+        self.cache.backup()
+        status = self.run_command(result.paths)
+        if status != 0:
+            LOG.error("Command failed, will not cache new data. Command exited with status %d.", status)
+            return False, status
+        self.cache.commit(result.changed)
+        stale = [k for k in result.removed if check_key(k, "", registry.REGISTRY) is None]
+        if stale:
+            self.cache.remove(stale)
+        self.state.save("committed", result.keys)
+        return True, 0
+
+    # -- process ----------------------------------------------------------------------------
+    def run(self) -> int:
+        settings = self.settings
+        self._install_signals()
+        if settings.splay > 0 and not settings.one_time:
+            time.sleep(random.uniform(0, settings.splay))
+        if not self.store_mode:
+            return self.print_once()
+        try:
+            self.cache.ensure()
+        except OSError as exc:
+            raise ConfigError("cachedir %s: %s" % (settings.cachedir, exc.strerror or exc))
+        fingerprint = settings.watch.fingerprint()
+        interval = self.min_interval
+        while True:
+            succeeded, status = self.store_poll()
+            if settings.one_time:
+                if self.reexec_requested:
+                    self.reexec("Signal received. Re-executing %s" % self.argv)
+                return status
+            if self.reexec_requested:
+                self.reexec("Signal received. Re-executing %s" % self.argv)
+            if settings.watch.fingerprint() != fingerprint:
+                self.reexec("Configuration changed. Re-executing %s" % self.argv)
+            interval = self.min_interval if succeeded else min(interval * 2, self.max_interval)
+            LOG.info("Sleeping %.2f seconds.", interval)
+            self.ctx.wakeup.wait(interval)
+            self.ctx.wakeup.clear()
+            if self.reexec_requested:
+                self.reexec("Signal received. Re-executing %s" % self.argv)
+
+    def print_once(self) -> int:
+        result = self.poll()
+        sys.stdout.write(json.dumps(as_mapping(result.pairs), indent=1) + "\n")
+        sys.stdout.flush()
+        self.close()
+        return 0
+
+    def _install_signals(self) -> None:
+        def on_hup(signum: int, frame: Any) -> None:
+            self.reexec_requested = True
+            self.ctx.wakeup.set()
+
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def close(self) -> None:
+        for _, collector in self.collectors:
+            if collector is not None:
+                collector.close()
+
+    def reexec(self, message: str) -> None:
+        """Start this program again with the same arguments, at a safe point (SPEC §2.17, weakness 15)."""
+        LOG.info("%s", message)
+        self.close()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        exe, argv = reexec_target(self.argv)
+        os.execv(exe, argv)
+
+
+def reexec_target(argv: Sequence[str]) -> Tuple[str, List[str]]:
+    """What to exec: argv[0] itself if it is runnable, or found on PATH, else this interpreter with ``-m``."""
+    first = argv[0] if argv else ""
+    if first and os.sep in first and os.access(first, os.X_OK) and not first.endswith(".py"):
+        return first, list(argv)
+    found = shutil.which(first) if first and os.sep not in first else None
+    if found:
+        return found, list(argv)
+    return sys.executable, [sys.executable, "-m", "os_collect_config"] + list(argv[1:])
+
+
+def _num(value: Optional[float]) -> str:
+    return ("%g" % value) if value is not None else "?"
