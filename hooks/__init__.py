@@ -14,6 +14,7 @@ from typing import Dict, Optional
 #: group → module implementing it.
 BUILTIN: Dict[str, str] = {
     "script": "hooks.script",
+    "ansible": "hooks.ansible",
 }
 
 

@@ -1,0 +1,181 @@
+"""The ``ansible`` hook (SPEC §8.2): run the config as a playbook, inputs as extra variables.
+
+Compatible with the heat-agents ansible hook: same directories and environment
+variables, ``<working>/<id>_playbook.yaml`` and ``<id>_variables.json``, the same
+options and the same ansible-playbook argv, outputs read from
+``{{ heat_outputs_path }}.<name>`` files.  Better: files are replaced atomically
+(no stale tail, §11.14); a missing ansible-playbook is a failure, not a silent
+success (§11.18); the playbook's failed tasks are named at the end of
+deploy_stderr; input values are never logged; the run has a timeout that ends
+the whole process group and bounded output (§12.5, §12.11); files of deployments
+gone from the metadata are removed (§12.13.15).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+from typing import Any, Dict, Iterable, List
+
+from agent_common.atomic import atomic_write
+from hooks.protocol import (
+    BadDeployment,
+    Deployment,
+    HookContext,
+    HookResult,
+    deployment_id,
+    ensure_private_dir,
+    input_values,
+    output_files,
+    prune_dir,
+    remove_output_files,
+    result_from_proc,
+)
+
+LOG = logging.getLogger("heat-config")
+
+WORKING_ENV, WORKING_DEFAULT = "HEAT_ANSIBLE_WORKING", "/var/lib/heat-config/heat-config-ansible"
+OUTPUTS_ENV, OUTPUTS_DEFAULT = "HEAT_ANSIBLE_OUTPUTS", "/var/run/heat-config/heat-config-ansible"
+CMD_ENV, CMD_DEFAULT = "HEAT_ANSIBLE_CMD", "ansible-playbook"
+INVENTORY_ENV, INVENTORY_DEFAULT = "HEAT_ANSIBLE_INVENTORY", "localhost,"
+
+PLAYBOOK_SUFFIX = "_playbook.yaml"
+VARIABLES_SUFFIX = "_variables.json"
+
+#: ``TASK [name] ****`` headers and ``fatal: [host]: FAILED!`` lines of ansible's default output.
+_TASK = re.compile(r"^TASK \[(?P<task>.*)\] \**\s*$")
+_FAILED = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\]")
+_IGNORED = "...ignoring"
+
+
+def _options(deployment: Deployment) -> Dict[str, Any]:
+    options = deployment.get("options")
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise BadDeployment("options must be an object, not %s" % type(options).__name__)
+    return options
+
+
+def _option(options: Dict[str, Any], key: str) -> str:
+    """A string option; empty strings and nulls count as unset (SPEC §8.2)."""
+    value = options.get(key)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise BadDeployment("option %s must be a string" % key)
+    return value
+
+
+def variables(deployment: Deployment, heat_outputs_path: str) -> Dict[str, Any]:
+    """The extra variables: heat_config_id, every input with its native JSON value, then heat_outputs_path."""
+    result: Dict[str, Any] = {"heat_config_id": deployment["id"]}
+    result.update(input_values(deployment))
+    result["heat_outputs_path"] = heat_outputs_path
+    return result
+
+
+def command(cmd: str, inventory: str, options: Dict[str, Any], playbook: str, variables_file: str) -> List[str]:
+    """ansible-playbook's argv, in the original's exact order (SPEC §8.2)."""
+    argv = [cmd, "-i", inventory]
+    for flag, key in (("--module-path", "modulepath"), ("--skip-tags", "skip_tags"), ("--tags", "tags")):
+        value = _option(options, key)
+        if value:
+            argv += [flag, value]
+    return argv + [playbook, "--extra-vars", "@" + variables_file]
+
+
+def failed_tasks(stdout: str) -> List[str]:
+    """'task "<task>" failed on <host>' for every task ansible reported failed or unreachable, in order."""
+    task = ""
+    found: List[str] = []
+    for line in stdout.splitlines():
+        header = _TASK.match(line)
+        if header:
+            task = header.group("task")
+            continue
+        failed = _FAILED.match(line)
+        if failed:
+            found.append('task "%s" failed on %s' % (task, failed.group("host")))
+        elif line.strip() == _IGNORED and found:
+            found.pop()  # ignore_errors: the failure did not count
+    return list(dict.fromkeys(found))
+
+
+def run(deployment: Deployment, ctx: HookContext) -> HookResult:
+    dep_id = deployment_id(deployment)
+    options = _options(deployment)
+    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
+    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    ensure_private_dir(outputs)
+    ensure_private_dir(working)
+
+    config = deployment.get("config")
+    if config is None or config == "" or config == {} or config == []:
+        LOG.warning("No 'config' input found, nothing to do.")
+        return HookResult(stderr="No 'config' input found, nothing to do.\n")
+    # A structured config is a playbook given as data: its JSON text is valid YAML.
+    playbook_text = config if isinstance(config, str) else json.dumps(config, indent=2)
+
+    playbook = os.path.join(working, dep_id + PLAYBOOK_SUFFIX)
+    variables_file = os.path.join(working, dep_id + VARIABLES_SUFFIX)
+    heat_outputs_path = os.path.join(outputs, dep_id)
+    atomic_write(variables_file, json.dumps(variables(deployment, heat_outputs_path)), 0o600, sync=False)
+    atomic_write(playbook, playbook_text, 0o600, sync=False)
+    remove_output_files(heat_outputs_path)
+
+    inventory = ctx.environ.get(INVENTORY_ENV) or INVENTORY_DEFAULT
+    if _option(options, "inventory"):
+        inventory = os.path.join(working, _option(options, "inventory"))
+    argv = command(ctx.environ.get(CMD_ENV) or CMD_DEFAULT, inventory, options, playbook, variables_file)
+    env = dict(ctx.environ)
+    if _option(options, "callback_plugins"):
+        env["ANSIBLE_CALLBACK_PLUGINS"] = _option(options, "callback_plugins")
+
+    LOG.info("Variables: %s", ", ".join(sorted(input_values(deployment))) or "(none)")
+    LOG.debug("Running %s", " ".join(argv))
+    try:
+        proc_result = ctx.run(argv, env=env, cwd=working)
+    except OSError as exc:
+        reason = "not installed" if exc.errno == errno.ENOENT else exc.strerror
+        LOG.error("%s cannot be run: %s", argv[0], reason)
+        return HookResult.failure("%s cannot be run: %s (install ansible-core, or set %s)"
+                                  % (argv[0], reason, CMD_ENV), 127)
+    result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
+    if proc_result.returncode:
+        LOG.error("Error running %s. [%s]", playbook, proc_result.returncode)
+        failures = failed_tasks(result.stdout)
+        if failures:
+            if result.stderr and not result.stderr.endswith("\n"):
+                result.stderr += "\n"
+            result.stderr += "".join("ansible: %s\n" % f for f in failures)
+    else:
+        LOG.info("Completed %s", playbook)
+    return result
+
+
+def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
+    """Remove playbooks, variables (they hold input values) and outputs of deployments gone from the metadata.
+
+    Only files this hook names are touched in the working directory: an inventory a
+    user keeps there stays.
+    """
+    keep = set(keep_ids)
+    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
+    try:
+        names = os.listdir(working)
+    except OSError:
+        names = []
+    for name in names:
+        for suffix in (PLAYBOOK_SUFFIX, VARIABLES_SUFFIX):
+            if name.endswith(suffix) and name[: -len(suffix)] not in keep:
+                try:
+                    os.unlink(os.path.join(working, name))
+                    LOG.debug("Removed %s/%s: its deployment is gone", working, name)
+                except OSError as exc:
+                    LOG.warning("Could not remove %s/%s: %s", working, name, exc.strerror)
+    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    for name in prune_dir(outputs, keep):
+        LOG.debug("Removed %s/%s: its deployment is gone", outputs, name)
