@@ -1,0 +1,40 @@
+"""The original tools (PyPI releases) in their own cached virtualenv, for differential tests and benchmarks.
+
+Never installed into the project's venv: the originals' console scripts carry the
+same names as ours. Several test areas share the one venv, so installs are
+serialised with a lock file and only what is missing is installed.
+"""
+from __future__ import annotations
+
+import fcntl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = REPO / "bench" / ".venv-originals"
+
+
+def ensure_originals(requirements: Sequence[str], marker_bins: Sequence[str]) -> Path:
+    """The venv's bin directory, with ``requirements`` installed unless every ``marker_bins`` is already there."""
+    bin_dir = VENV / "bin"
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(VENV.parent / ".venv-originals.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (bin_dir / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        if not all((bin_dir / name).exists() for name in marker_bins):
+            subprocess.run(
+                [str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", *requirements],
+                check=True,
+            )
+    return bin_dir
+
+
+def orc_oac_originals() -> Path:
+    """os-apply-config 14.1.0, os-refresh-config 14.1.0 and dib-utils (dib-run-parts)."""
+    return ensure_originals(
+        ["os-apply-config==14.1.0", "os-refresh-config==14.1.0", "dib-utils"],
+        ["os-apply-config", "os-refresh-config", "dib-run-parts"],
+    )

@@ -1,0 +1,249 @@
+"""os-refresh-config (SPEC §3): options, base directory, phases, error.d, lock, time limits, logging."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from os_refresh_config.cli import default_base_dir
+from tests.conftest import BIN_DIR
+from tests.os_refresh_config.conftest import script
+
+PHASE_DIRS = ["pre-configure.d", "configure.d", "post-configure.d", "migration.d"]
+
+
+def test_print_base_and_phases(orc, base):
+    r = orc("--print-base")
+    assert (r.returncode, r.stdout) == (0, "%s\n" % base)
+    r = orc("--print-phases")
+    assert (r.returncode, r.stdout) == (0, "pre-configure\tconfigure\tpost-configure\tmigration\n")
+
+
+def test_base_dir_variable_counts_even_when_empty(orc, sandbox):
+    assert orc("--print-base", env={"OS_REFRESH_CONFIG_BASE_DIR": ""}).stdout == "\n"
+    # An empty base makes the phase dirs relative to the working directory.
+    work = sandbox.path("home")
+    script(work / "configure.d", "10-here", "echo relative-phase-ran\n")
+    r = orc(env={"OS_REFRESH_CONFIG_BASE_DIR": ""}, cwd=str(work))
+    assert r.returncode == 0 and r.stdout == "relative-phase-ran\n"
+
+
+def test_base_dir_legacy_and_default_rules(tmp_path, capsys):
+    default, legacy = tmp_path / "usr-libexec", tmp_path / "opt-stack"
+    kwargs = dict(environ={}, default=str(default), legacy=str(legacy))
+    assert default_base_dir(**kwargs) == str(default)
+    legacy.mkdir()
+    assert default_base_dir(**kwargs) == str(legacy)
+    assert "deprecated" in capsys.readouterr().err
+    default.mkdir()
+    assert default_base_dir(**kwargs) == str(default)
+    assert default_base_dir(environ={"OS_REFRESH_CONFIG_BASE_DIR": "/x"}, default=str(default)) == "/x"
+
+
+@pytest.mark.parametrize("args", [["--log-level", "WARNING"], ["positional"], ["--version"], ["--timeout", "1.5"]])
+def test_usage_errors_exit_2(orc, args):
+    assert orc(*args).returncode == 2
+
+
+@pytest.mark.parametrize("level", ["ERROR", "WARN", "CRITICAL", "INFO", "DEBUG"])
+def test_log_levels_accepted(orc, level):
+    assert orc("--log-level", level).returncode == 0
+
+
+def test_empty_base_at_info_prints_nothing(orc):
+    r = orc()
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_phases_run_in_order_with_the_environment_and_logs(orc, base, sandbox):
+    for i, d in enumerate(reversed(PHASE_DIRS)):
+        script(base / d, "10-x", 'echo "%s $OS_CONFIG_FILES"\n' % d)
+    r = orc(env={"OS_CONFIG_FILES": "/a.json:/b.json"})
+    assert r.returncode == 0
+    assert r.stdout.splitlines() == ["%s /a.json:/b.json" % d for d in PHASE_DIRS]
+    starts = re.findall(r"^\[.+\] \(os-refresh-config\) \[INFO\] Starting phase (\S+)$", r.stderr, re.M)
+    completes = re.findall(r"\[INFO\] Completed phase (\S+)", r.stderr)
+    assert starts == completes == ["pre-configure", "configure", "post-configure", "migration"]
+
+
+def test_missing_phase_dir_is_skipped_with_a_debug_line(orc, base):
+    script(base / "configure.d", "10-x", "echo only-configure\n")
+    r = orc("--log-level", "DEBUG")
+    assert r.returncode == 0 and r.stdout == "only-configure\n"
+    assert "No dir for phase pre-configure" in r.stderr
+
+
+def test_failure_runs_error_d_stops_later_phases_and_names_the_script(orc, base):
+    script(base / "pre-configure.d", "10-ok", "echo pre\n")
+    script(base / "configure.d", "20-bad", "echo partial output; echo boom-detail >&2; exit 3\n")
+    script(base / "configure.d", "30-never", "echo never\n")
+    script(base / "post-configure.d", "10-never", "echo never-post\n")
+    script(base / "error.d", "10-handler", "echo handler-ran; exit 9\n")  # its status is ignored
+    r = orc()
+    assert r.returncode == 1
+    assert r.stdout == "pre\npartial output\nhandler-ran\n"
+    assert re.search(
+        r"\[ERROR\] during configure phase: %s/configure.d/20-bad failed with exit status 3; last output:"
+        r"\n    \| partial output\n    \| boom-detail" % re.escape(str(base)), r.stderr)
+    assert "Calling error handlers." in r.stderr
+    assert r.stderr.rstrip().count("Aborting...") == 1
+    summary = r.stderr[r.stderr.index("Summary:"):]
+    assert "Summary: 3 script(s)" in summary and "2 failed" in summary
+    assert re.search(r"configure.d/20-bad +\d+\.\d{3} s  exit 3", summary)
+    assert re.search(r"error.d/10-handler +\d+\.\d{3} s  exit 9", summary)
+
+
+def test_error_d_never_runs_after_success(orc, base):
+    script(base / "configure.d", "10-ok", "true\n")
+    script(base / "error.d", "10-handler", "echo handler-ran\n")
+    r = orc()
+    assert r.returncode == 0 and "handler-ran" not in r.stdout
+
+
+def test_error_d_also_gets_environment_d(orc, base, sandbox):
+    script(base / "configure.d", "10-bad", "exit 1\n")
+    script(base / "error.d", "10-handler", 'echo "handler sees $FROM_ENV_D"\n')
+    sandbox.write("orc/environment.d/10-env", "export FROM_ENV_D=yes\n")
+    assert orc().stdout == "handler sees yes\n"
+
+
+def test_summary_names_every_script_with_duration_and_status(orc, base):
+    script(base / "pre-configure.d", "10-a", "true\n")
+    script(base / "migration.d", "10-b", "sleep 0.2\n")
+    r = orc()
+    assert r.returncode == 0
+    assert re.search(r"Summary: 2 script\(s\) in [\d.]+ s, 0 failed", r.stderr)
+    assert re.search(r"pre-configure.d/10-a +\d+\.\d{3} s  exit 0", r.stderr)
+    m = re.search(r"migration.d/10-b +(\d+\.\d{3}) s  exit 0", r.stderr)
+    assert m and float(m.group(1)) >= 0.2
+
+
+def test_json_log_lines(orc, base):
+    script(base / "configure.d", "10-bad", "echo the-tail; exit 4\n")
+    r = orc("--log-format", "json")
+    assert r.returncode == 1
+    docs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    assert docs and len(docs) == len([l for l in r.stderr.splitlines() if l.strip()])
+    failure = [d for d in docs if d["level"] == "ERROR" and d.get("script")]
+    assert failure[0]["status"] == 4 and failure[0]["output_tail"] == "the-tail"
+    assert failure[0]["script"].endswith("configure.d/10-bad")
+    summary = [d for d in docs if "duration_s" in d]
+    assert [d["status"] for d in summary] == [4]
+
+
+class TestLock:
+    def test_pid_line_is_visible_while_running_and_emptied_after(self, orc, base):
+        script(base / "configure.d", "10-show-lock", "cat %s\n" % orc.lockfile)
+        r = orc()
+        assert re.fullmatch(r"Locked by pid==\d+ at .+\n", r.stdout)
+        assert os.path.getsize(orc.lockfile) == 0
+
+    def test_second_run_waits_instead_of_being_dropped(self, orc, base, sandbox):
+        marker = sandbox.path("run", "runs")
+        script(base / "configure.d", "10-slow", "echo start >> %s; sleep 1; echo end >> %s\n" % (marker, marker))
+        first = subprocess.Popen([str(BIN_DIR / "os-refresh-config"), "--lockfile", orc.lockfile],
+                                 env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 10
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            second = orc()
+        finally:
+            first.communicate(timeout=30)
+        assert first.returncode == 0 and second.returncode == 0
+        assert marker.read_text().split() == ["start", "end", "start", "end"]
+        assert re.search(r"Waiting for .*orc.lock, held by Locked by pid==%d" % first.pid, second.stderr)
+
+    def test_gives_up_after_lock_timeout_with_one_line_naming_the_holder(self, orc, sandbox):
+        import fcntl
+
+        with open(orc.lockfile, "w") as holder:
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            holder.write("Locked by pid==4242 at sometime\n")
+            holder.flush()
+            start = time.monotonic()
+            r = orc("--lock-timeout", "0.5")
+        assert r.returncode == 1
+        assert 0.4 < time.monotonic() - start < 10
+        errors = [l for l in r.stderr.splitlines() if "[ERROR]" in l]
+        assert len(errors) == 1
+        assert "Could not lock %s within 0.5 s: held by Locked by pid==4242 at sometime" % orc.lockfile in errors[0]
+
+    def test_unwritable_lock_location_is_one_line_not_a_traceback(self, run_tool, sandbox):
+        r = run_tool("os-refresh-config", ["--lockfile", str(sandbox.path("no", "such", "dir", "lock"))])
+        assert r.returncode == 1
+        assert "Traceback" not in r.stderr
+        assert "Could not open lock file" in r.stderr
+
+
+class TestTimeLimits:
+    def test_timeout_stops_a_hung_script_with_sigterm_first_and_runs_error_d(self, orc, base, sandbox):
+        got_term = sandbox.path("run", "got-term")
+        script(base / "configure.d", "10-hang",
+               "trap 'echo term > %s; exit 143' TERM\nsleep 60 & wait\n" % got_term)
+        script(base / "post-configure.d", "10-never", "echo never\n")
+        script(base / "error.d", "10-handler", "echo handler\n")
+        start = time.monotonic()
+        r = orc("--timeout", "1", "--kill-grace", "5")
+        assert r.returncode == 1
+        assert time.monotonic() - start < 20
+        assert got_term.read_text() == "term\n"
+        assert r.stdout.splitlines() == ["handler"]
+        assert "10-hang timed out" in r.stderr
+
+    def test_timeout_covers_later_phases_too(self, orc, base):
+        script(base / "pre-configure.d", "10-slowish", "sleep 1\n")
+        script(base / "configure.d", "10-long", "sleep 30\n")
+        start = time.monotonic()
+        r = orc("--timeout", "2", "--kill-grace", "1")
+        assert r.returncode == 1
+        assert time.monotonic() - start < 15
+        assert "during configure phase" in r.stderr
+
+    def test_error_d_is_limited_as_well(self, orc, base):
+        script(base / "configure.d", "10-bad", "exit 1\n")
+        script(base / "error.d", "10-hang", "sleep 30\n")
+        start = time.monotonic()
+        r = orc("--timeout", "1", "--kill-grace", "1")
+        assert r.returncode == 1
+        assert time.monotonic() - start < 15
+
+    def test_script_timeout_sigkills_after_grace_and_reaches_the_process_group(self, orc, base, sandbox):
+        pidfile = sandbox.path("run", "grandchild.pid")
+        script(base / "configure.d", "10-stubborn",
+               "trap '' TERM\nsleep 60 &\necho $! > %s\nwhile true; do sleep 0.1; done\n" % pidfile)
+        start = time.monotonic()
+        r = orc("--script-timeout", "0.5", "--kill-grace", "0.5")
+        assert r.returncode == 1
+        assert time.monotonic() - start < 15
+        grandchild = int(pidfile.read_text())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(grandchild, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("grandchild %d survived the group kill" % grandchild)
+
+
+def test_sigterm_to_orc_stops_the_running_script(orc, base, sandbox):
+    started = sandbox.path("run", "started")
+    script(base / "configure.d", "10-hang", "touch %s\nexec sleep 60\n" % started)
+    p = subprocess.Popen([str(BIN_DIR / "os-refresh-config"), "--lockfile", orc.lockfile],
+                         env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 128 + signal.SIGTERM
+    assert "Stopped by signal" in err
+    assert os.path.getsize(orc.lockfile) == 0
