@@ -75,3 +75,16 @@ def group_of(deployment: Deployment) -> str:
 def action_of(deployment: Deployment) -> str:
     action = input_values(deployment).get("deploy_action")
     return action if isinstance(action, str) else ""
+
+
+def signal_failed(outputs: List[Any], data: Any) -> bool:
+    """Whether Heat will mark the deployment FAILED on this signal (SPEC §7.8)."""
+    if not isinstance(data, dict):
+        return False
+    code = data.get("deploy_status_code")
+    if code and str(code) != "0":
+        return True
+    for output in outputs:
+        if isinstance(output, dict) and output.get("error_output") and output.get("name") in data:
+            return True
+    return False

@@ -1,0 +1,86 @@
+"""``heat-config``: the dispatcher (default), plus ``status``, ``run`` and ``hook``.
+
+``heat-config`` with no subcommand is the dispatcher that os-refresh-config's
+``55-heat-config`` runs (SPEC §6); the subcommands are our additions (§12.8,
+§12.9) and ``hook`` is ``heat-config-hook``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import List, Optional
+
+from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
+
+COMMANDS = ("dispatch", "status", "run", "hook")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="heat-config",
+        description="Run Heat software deployments through their hooks and signal the results to Heat.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    d = sub.add_parser("dispatch", help="process the deployments file (the default; what 55-heat-config runs)")
+    d.add_argument("--signals-only", action="store_true",
+                   help="only retry signals still pending from earlier runs; run no hook")
+    s = sub.add_parser("status", help="show what happened to each deployment; runs nothing")
+    s.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    s.add_argument("--wait", action="store_true",
+                   help="block until every current deployment is finished and signalled; "
+                        "exit 0 if all succeeded, 1 if any failed, 2 on time-out")
+    s.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S seconds")
+    r = sub.add_parser("run", help="run one SoftwareConfig or deployment file here, without Heat or signal")
+    r.add_argument("file", help="SoftwareConfig or deployment, JSON or YAML")
+    r.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input value (repeatable)")
+    r.add_argument("--action", default="CREATE", help="deploy_action to run with (default CREATE)")
+    h = sub.add_parser("hook", help="run the hook of GROUP on the deployment JSON on stdin (heat-config-hook)")
+    h.add_argument("group")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help")):
+        args_list.insert(0, "dispatch")
+    args = _parser().parse_args(args_list)
+
+    if args.command == "hook":
+        from heat_config import hook_cli
+
+        return hook_cli.main([args.group])
+
+    from heat_config.dispatch import Settings
+
+    settings = Settings.from_environ()
+    if args.command == "status":
+        from heat_config import status
+
+        if args.timeout is not None and not args.wait:
+            print("heat-config status: --timeout needs --wait", file=sys.stderr)
+            return 2
+        return status.main(settings.config_file, settings.deployed_dir, sys.stdout, sys.stderr,
+                           as_json=args.json, wait=args.wait, timeout=args.timeout)
+
+    setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
+    if args.command == "run":
+        from heat_config import localrun
+
+        try:
+            data, code = localrun.run(args.file, args.input, args.action)
+        except localrun.UsageError as exc:
+            print("heat-config run: %s" % exc, file=sys.stderr)
+            return 1
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return code
+
+    from heat_config import dispatch
+
+    return dispatch.main(settings, signals_only=args.signals_only)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The dispatcher run of SPEC §6.5–§6.6, made crash-safe with the journal (SPEC §12.3).
+
+Per deployment: validate, coerce, resolve the component, skip what is deployed,
+find the hook, then record → mark → run → record the result → signal.  Around
+the loop: recover what a killed run left behind, retry pending signals first,
+drain the outbox at the end, and remove the files of deployments that left the
+metadata (§12.13.15).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Set
+
+import hooks
+from agent_common.atomic import atomic_write, ensure_dir, read_text
+from agent_common.paths import get_path
+from heat_config import deployment as dep
+from heat_config import hookrun
+from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, Journal, Record, now
+from heat_config.signals import InProcessSender, Outbox, ProgramSender, mark_finished, retry_budget
+from hooks.protocol import HookContext, HookResult, hook_timeout, input_values, register_input_secrets
+
+LOG = logging.getLogger("heat-config")
+
+INTERRUPTED_STATUS = 1
+INTERRUPTED_MESSAGE = ("heat-config stopped while this deployment's hook was running (the agent was killed or "
+                       "the machine restarted); the hook was not run again. Delete %s to run it again.\n")
+
+
+@dataclass
+class Settings:
+    """Everything read from the environment once at start-up (SPEC §6.2)."""
+
+    config_file: str
+    deployed_dir: str
+    deployed_old: str
+    notify_program: Optional[str]
+    environ: Dict[str, str]
+
+    @classmethod
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            config_file=get_path("heat_shell_config", env),
+            deployed_dir=get_path("heat_config_deployed", env),
+            deployed_old=get_path("heat_config_deployed_old", env),
+            notify_program=env.get("HEAT_CONFIG_NOTIFY") or None,
+            environ=env,
+        )
+
+
+def pretty(data: Any) -> str:
+    """The original's state-file format: indent 2, ',' and ': ' separators."""
+    return json.dumps(data, indent=2, separators=(",", ": "))
+
+
+def prepare_deployed_dir(settings: Settings) -> None:
+    """SPEC §6.5 step 4: move the legacy state dir once, or create the state dir 0700."""
+    if os.path.isdir(settings.deployed_dir):
+        return
+    if settings.deployed_old != settings.deployed_dir and os.path.isdir(settings.deployed_old):
+        LOG.debug("Migrating deployed state from %s to %s", settings.deployed_old, settings.deployed_dir)
+        ensure_dir(os.path.dirname(os.path.abspath(settings.deployed_dir)), 0o755)
+        shutil.move(settings.deployed_old, settings.deployed_dir)
+    else:
+        os.makedirs(settings.deployed_dir, 0o700)
+
+
+class Dispatcher:
+    """One dispatcher run over one deployments file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.journal = Journal(settings.deployed_dir)
+        if settings.notify_program:
+            sender: Any = ProgramSender(settings.notify_program, self.journal, settings.environ)
+        else:
+            sender = InProcessSender()
+        self.via_program = bool(settings.notify_program)
+        self.outbox = Outbox(self.journal, sender, budget_s=retry_budget(settings.environ))
+        self.current: Set[str] = set()
+
+    # -- paths --------------------------------------------------------------------------------
+    def marker(self, dep_id: str) -> str:
+        return os.path.join(self.settings.deployed_dir, dep_id + ".json")
+
+    def notify_file(self, dep_id: str) -> str:
+        return os.path.join(self.settings.deployed_dir, dep_id + ".notify.json")
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, deployments: List[Any], *, signals_only: bool = False) -> None:
+        self.journal.lock()
+        self.recover()
+        self.outbox.retry_all()
+        if not signals_only:
+            for item in deployments:
+                try:
+                    self.process(item)
+                except Exception:  # one broken deployment must not stop the others (§6.5 step 6)
+                    LOG.exception("Error processing a deployment")
+                self.outbox.retry_due()
+        remaining = self.outbox.drain()
+        if remaining:
+            LOG.warning("%d signal(s) still pending; they will be retried by the next run", remaining)
+        if not signals_only:
+            self.cleanup()
+
+    def recover(self) -> None:
+        """A hook that was running when the dispatcher died is reported failed, once, never re-run (§12.3)."""
+        for record in self.journal.records():
+            if record.step != RUNNING or not os.path.exists(self.marker(record.id)):
+                continue
+            LOG.error("Deployment %s was interrupted while its hook ran; signalling it failed", record.id)
+            record.interrupted = True
+            data = HookResult.failure(INTERRUPTED_MESSAGE % self.marker(record.id), INTERRUPTED_STATUS)
+            self.finish(record, data.signal_data(), self._marker_inputs(record.id))
+
+    def _marker_inputs(self, dep_id: str) -> Dict[str, Any]:
+        try:
+            with open(self.marker(dep_id), encoding="utf-8") as f:
+                return input_values(json.load(f))
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def process(self, item: Any) -> None:
+        if not isinstance(item, dict):
+            LOG.error("Skipping a deployment that is not a JSON object")
+            return
+        problem = dep.name_problem(item.get("id"))
+        if problem:
+            LOG.error("Refusing deployment %r (name %r): id %s", item.get("id"), item.get("name"), problem)
+            return
+        dep_id = item["id"]
+        self.current.add(dep_id)
+        dep.coerce_inputs(item)
+        register_input_secrets(item)
+        if not dep.resolve_component(item):
+            LOG.warning("Skipping group component, no valid script is defined for deploy action %s",
+                        dep.action_of(item))
+            return
+        group = dep.group_of(item)
+        record = self.journal.load(dep_id)
+        marker = self.marker(dep_id)
+        if os.path.exists(marker) and (record is None or record.step != RECEIVED):
+            LOG.warning("Skipping config %s, already deployed", dep_id)
+            LOG.warning("To force-deploy, rm %s", marker)
+            return
+
+        group_problem = dep.name_problem(group)
+        ref = None if group_problem else hookrun.find(group, self.settings.environ)
+        if ref is None and not group_problem and group in dep.OAC_GROUPS:
+            LOG.debug("Skipping group %s: applied by os-apply-config", group)
+            return
+
+        record = Record(id=dep_id, name=str(item.get("name") or ""), group=group, action=dep.action_of(item),
+                        received_at=now())
+        self.journal.save(record, durable=False)
+        atomic_write(marker, pretty(item), 0o600, sync=False)
+
+        if ref is None:
+            if group_problem:
+                message = "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
+            else:
+                message = "deployment %s: no hook for group %s (searched %s; built-in hooks: %s)" % (
+                    dep_id, group, ", ".join(hookrun.search_dirs(self.settings.environ)) or "no existing hook dir",
+                    ", ".join(hooks.groups()))
+            LOG.error("%s", message)
+            self.finish(record, HookResult.failure(message).signal_data(), input_values(item))
+            return
+
+        record.step, record.started_at = RUNNING, now()
+        self.journal.save(record, durable=True)
+        ctx = HookContext(environ=dict(self.settings.environ), timeout=hook_timeout(item, self.settings.environ))
+        LOG.debug("Running %s < %s", ref.label, marker)
+        data = hookrun.execute(ref, item, ctx)
+        self.finish(record, data, input_values(item))
+
+    def finish(self, record: Record, data: Dict[str, Any], inputs: Mapping[str, Any]) -> None:
+        """Record the result (durably), write the debugging copy, then make the first signal attempt."""
+        record.step, record.finished_at = FINISHED, now()
+        if record.started_at is None:
+            record.started_at = record.finished_at
+        record.status_code = data.get("deploy_status_code") if isinstance(data, dict) else None
+        record.failed = dep.signal_failed(self._outputs_of(record.id), data)
+        if record.failed:
+            record.error = _last_line(data.get("deploy_stderr")) if isinstance(data, dict) else ""
+        mark_finished(self.journal, record, data, inputs, self.via_program)
+        atomic_write(self.notify_file(record.id), pretty(data), 0o600, sync=False)
+        if record.signal == SIGNAL_PENDING:
+            self.outbox.attempt(record)
+
+    def _outputs_of(self, dep_id: str) -> List[Any]:
+        try:
+            with open(self.marker(dep_id), encoding="utf-8") as f:
+                outputs = json.load(f).get("outputs")
+            return outputs if isinstance(outputs, list) else []
+        except (OSError, ValueError, AttributeError):
+            return []
+
+    def cleanup(self) -> None:
+        """Deployments gone from the metadata with nothing left to send: drop their hook files and
+        journal, and keep only a credential-free marker so they never run again (§11.11, §12.13.15)."""
+        gone = [r for r in self.journal.records() if r.id not in self.current and (
+            r.settled or r.step == RECEIVED or (r.step == RUNNING and not os.path.exists(self.marker(r.id))))]
+        if not gone:
+            return
+        keep = self.current | {r.id for r in self.journal.pending()}
+        ctx = HookContext(environ=dict(self.settings.environ))
+        for group in sorted({r.group for r in gone}):
+            module = hooks.module(group) if group in hooks.BUILTIN else None
+            if module is not None and hasattr(module, "cleanup"):
+                try:
+                    module.cleanup(keep, ctx)
+                except Exception:
+                    LOG.exception("Cleaning up after the %s hook failed", group)
+        for record in gone:
+            tombstone = {"id": record.id, "name": record.name, "group": record.group, "removed_from_metadata": True}
+            atomic_write(self.marker(record.id), pretty(tombstone), 0o600, sync=False)
+            for path in (self.notify_file(record.id), self.journal.path(record.id)):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            LOG.debug("Deployment %s left the metadata; its files are removed", record.id)
+
+
+def _last_line(text: Any) -> str:
+    if not isinstance(text, str):
+        return ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def main(settings: Settings, *, signals_only: bool = False) -> int:
+    """SPEC §6.5: returns the dispatcher's exit status.
+
+    ``signals_only`` retries the pending signals and nothing else: what the running
+    agent does between polls (§12.4).
+    """
+    if signals_only:
+        if os.path.isdir(settings.deployed_dir):
+            Dispatcher(settings).run([], signals_only=True)
+        return 0
+    if not os.path.exists(settings.config_file):
+        LOG.error("No config file %s", settings.config_file)
+        return 1
+    try:
+        if stat.S_IMODE(os.lstat(settings.config_file).st_mode) != 0o600:
+            os.chmod(settings.config_file, 0o600)
+        prepare_deployed_dir(settings)
+        text = read_text(settings.config_file) or ""
+    except OSError as exc:
+        LOG.error("%s: %s", exc.filename or settings.config_file, exc.strerror)
+        return 1
+    try:
+        deployments = dep.parse(text, settings.config_file)
+    except dep.BadDeploymentsFile as exc:
+        LOG.error("%s", exc)
+        return 1
+    Dispatcher(settings).run(deployments, signals_only=signals_only)
+    return 0

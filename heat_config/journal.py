@@ -1,0 +1,143 @@
+"""The per-deployment journal: what happened to each deployment, written before each step (SPEC §12.1, §12.3).
+
+One small JSON file per deployment, ``<deployed dir>/journal/<id>.json`` (0600,
+directory 0700), replaced atomically at each step:
+
+    received → running → finished → signalled
+
+"running" is written (and synced) before the hook starts and "finished", with the
+signal data, before the first signal attempt, so after a kill -9 the next run
+knows whether a hook was interrupted (signal it failed, never re-run it) or
+finished (signal it from the outbox).  The signal's own state (none, pending,
+sent, refused) is part of the record: the records whose signal is pending are
+the durable outbox.  A lock file held by the running dispatcher tells
+``heat-config status`` "running" from "interrupted".
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+from agent_common.atomic import atomic_write, ensure_dir
+
+JOURNAL_DIRNAME = "journal"
+LOCK_NAME = ".lock"
+
+# Journal steps.
+RECEIVED, RUNNING, FINISHED, SIGNALLED = "received", "running", "finished", "signalled"
+# Signal states.
+SIGNAL_NONE, SIGNAL_PENDING, SIGNAL_SENT, SIGNAL_REFUSED = "none", "pending", "sent", "refused"
+
+
+@dataclass
+class Record:
+    """The journal entry of one deployment."""
+
+    id: str
+    name: str = ""
+    group: str = ""
+    action: str = ""
+    step: str = RECEIVED
+    received_at: float = 0.0
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    status_code: Any = None
+    failed: Optional[bool] = None
+    interrupted: bool = False
+    error: str = ""
+    signal: str = SIGNAL_NONE
+    transport: str = "NO_SIGNAL"
+    attempts: int = 0
+    next_try_at: Optional[float] = None
+    signal_error: str = ""
+    signal_data: Optional[Dict[str, Any]] = field(default=None, repr=False)
+
+    @property
+    def duration_s(self) -> Optional[float]:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round(self.finished_at - self.started_at, 3)
+
+    @property
+    def settled(self) -> bool:
+        """Finished and nothing left to send."""
+        return self.step in (FINISHED, SIGNALLED) and self.signal != SIGNAL_PENDING
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Record":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Journal:
+    """The journal directory of one deployed-state directory."""
+
+    def __init__(self, deployed_dir: str) -> None:
+        self.deployed_dir = deployed_dir
+        self.dir = os.path.join(deployed_dir, JOURNAL_DIRNAME)
+        self._lock_fd: Optional[int] = None
+
+    def path(self, dep_id: str) -> str:
+        return os.path.join(self.dir, dep_id + ".json")
+
+    def load(self, dep_id: str) -> Optional[Record]:
+        try:
+            with open(self.path(dep_id), encoding="utf-8") as f:
+                return Record.from_dict(json.load(f))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, record: Record, *, durable: bool = True) -> None:
+        """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run)."""
+        ensure_dir(self.dir, 0o700)
+        atomic_write(self.path(record.id), json.dumps(asdict(record), sort_keys=True), 0o600, sync=durable)
+
+    def remove(self, dep_id: str) -> None:
+        try:
+            os.unlink(self.path(dep_id))
+        except FileNotFoundError:
+            pass
+
+    def records(self) -> Iterator[Record]:
+        try:
+            names = sorted(os.listdir(self.dir))
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".json"):
+                record = self.load(name[: -len(".json")])
+                if record is not None:
+                    yield record
+
+    def pending(self) -> List[Record]:
+        return [r for r in self.records() if r.signal == SIGNAL_PENDING]
+
+    # -- who is running -----------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold the dispatcher lock for the life of this process (released by the OS on any exit)."""
+        ensure_dir(self.dir, 0o700)
+        fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+
+    def dispatcher_running(self) -> bool:
+        """True when some dispatcher holds the lock right now (used by status; takes no lasting lock)."""
+        try:
+            fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,119 @@
+"""``heat-config run FILE``: one SoftwareConfig or deployment through its hook, here, without Heat (SPEC §12.9).
+
+A template author's inner loop: the file may be a SoftwareConfig (``group``,
+``config``, ``inputs``, ``outputs``, ``options``; also wrapped as a template
+resource with ``properties``) or a full deployment (SPEC §6.4), in JSON or YAML.
+Inputs come from the declared defaults and ``--input NAME=VALUE``; nothing is
+signalled and no deployment state is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any, Dict, List, Optional, Sequence
+
+from heat_config import deployment as dep
+from heat_config import hookrun
+from hooks.protocol import HookContext, hook_timeout
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the file; the message is the one line to print."""
+
+
+def load(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise UsageError("%s: %s" % (path, exc.strerror)) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = " line %d" % (mark.line + 1) if mark is not None else ""
+            raise UsageError("%s:%s not valid JSON or YAML: %s" % (path, where, getattr(exc, "problem", exc))) from None
+    if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "group" not in data:
+        data = data["properties"]
+    if not isinstance(data, dict):
+        raise UsageError("%s: expected a SoftwareConfig or deployment object" % path)
+    return data
+
+
+def parse_inputs(pairs: Sequence[str]) -> Dict[str, str]:
+    given: Dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError("--input %r: expected NAME=VALUE" % pair)
+        given[name] = value
+    return given
+
+
+def build(config: Dict[str, Any], given: Dict[str, str], action: str, name: str) -> Dict[str, Any]:
+    """A deployment as Heat would derive it from this config (SPEC §6.4), with deploy_action set."""
+    inputs: List[Dict[str, Any]] = []
+    for declared in config.get("inputs") or []:
+        if not isinstance(declared, dict) or not isinstance(declared.get("name"), str):
+            raise UsageError("every input needs a name")
+        item = dict(declared)
+        item.setdefault("type", "String")
+        if item["name"] in given:
+            item["value"] = given[item["name"]]
+        elif "value" not in item:
+            item["value"] = item.get("default")
+        inputs.append(item)
+    declared_names = {i["name"] for i in inputs}
+    for key, value in given.items():
+        if key not in declared_names:
+            inputs.append({"name": key, "type": "String", "value": value})
+    for item in inputs:
+        if item["name"] == "deploy_action":
+            item["value"] = action
+            break
+    else:
+        inputs.append({"name": "deploy_action", "type": "String", "value": action})
+    return {
+        "id": config.get("id") or "heat-config-run-%s" % uuid.uuid4(),
+        "name": config.get("name") or name,
+        "group": config.get("group") or dep.DEFAULT_GROUP,
+        "config": config.get("config", ""),
+        "inputs": inputs,
+        "outputs": config.get("outputs") or [],
+        "options": config.get("options") or {},
+    }
+
+
+def exit_status(data: Any) -> int:
+    """SPEC §12.13.11: 0 when deploy_status_code is 0, that code when 1–255, otherwise 1."""
+    code = data.get("deploy_status_code") if isinstance(data, dict) else None
+    if code in (0, "0", None, ""):
+        return 0
+    try:
+        number = int(code)
+    except (TypeError, ValueError):
+        return 1
+    return number if 1 <= number <= 255 else 1
+
+
+def run(path: str, pairs: Sequence[str], action: str, environ: Optional[Dict[str, str]] = None) -> "tuple[Any, int]":
+    env = dict(os.environ if environ is None else environ)
+    deployment = build(load(path), parse_inputs(pairs), action, os.path.splitext(os.path.basename(path))[0])
+    problem = dep.name_problem(deployment["id"])
+    if problem:
+        raise UsageError("%s: id %s" % (path, problem))
+    dep.coerce_inputs(deployment)
+    if not dep.resolve_component(deployment):
+        raise UsageError("%s: no component config for action %s" % (path, action))
+    group = dep.group_of(deployment)
+    ref = None if dep.name_problem(group) else hookrun.find(group, env)
+    if ref is None:
+        raise UsageError("%s: no hook for group %s" % (path, group))
+    data = hookrun.execute(ref, deployment, HookContext(environ=env, timeout=hook_timeout(deployment, env)))
+    return data, exit_status(data)

@@ -1,0 +1,108 @@
+"""``heat-config-notify DEPLOYMENT_FILE < SIGNAL_DATA``: send one deployment's signal (SPEC §7).
+
+Same invocation, transport choice, verbs, headers and bodies as the original.
+Different exit statuses (SPEC §12.2): 0 when the signal was accepted, or refused
+for good (a 4xx that retrying cannot fix; recorded in the journal when the file
+lives in a deployed dir, and logged); 75 (EX_TEMPFAIL) when it could not be
+delivered within the retry bound (§12.13.6) and should be tried again later.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, List, Optional
+
+from agent_common.backoff import Backoff
+from agent_common.logs import setup_logging
+from heat_config.journal import SIGNAL_REFUSED, SIGNALLED, Journal
+from heat_config.signals import BACKOFF_CAP_S, BACKOFF_INITIAL_S, SignalFailed, retry_budget, routes
+from hooks.protocol import input_values, register_input_secrets
+
+LOG = logging.getLogger("heat-config-notify")
+
+FORMAT = "[%(asctime)s] (heat-config-notify) [%(levelname)s] %(message)s"
+USAGE = "Usage:\n  heat-config-notify /path/to/config.json < /path/to/signal_data.json"
+EX_TEMPFAIL = 75
+
+
+def _record_refusal(deployment_file: str, message: str) -> None:
+    """Tell the dispatcher's journal (if this file is a deployed marker) that Heat refused the signal."""
+    directory, name = os.path.split(os.path.abspath(deployment_file))
+    if not name.endswith(".json"):
+        return
+    journal = Journal(directory)
+    record = journal.load(name[: -len(".json")])
+    if record is None:
+        return
+    record.signal, record.signal_error, record.step = SIGNAL_REFUSED, message, SIGNALLED
+    journal.save(record, durable=False)
+
+
+def send_with_retry(transports: List[Any], data: Any, budget_s: float) -> Optional[SignalFailed]:
+    """Deliver on every route, retrying what may pass within ``budget_s``; the failure left, if any."""
+    deadline = time.monotonic() + budget_s
+    for transport in transports:
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)
+        while True:
+            try:
+                transport.send(data)
+                LOG.debug("Signal accepted (%s)", transport.name)
+                break
+            except SignalFailed as exc:
+                if not exc.retryable:
+                    return exc
+                delay = backoff.next_delay()
+                if time.monotonic() + delay > deadline:
+                    return exc
+                LOG.warning("%s; retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+    return None
+
+
+def main(argv: Optional[List[str]] = None, stdin: Any = None) -> int:
+    setup_logging(level=logging.DEBUG, fmt=FORMAT, datefmt=None)
+    args = list(sys.argv[1:] if argv is None else argv)
+    stdin = stdin or sys.stdin
+    if not args:
+        LOG.error(USAGE)
+        return 1
+    try:
+        signal_data = json.load(stdin)
+    except ValueError:
+        LOG.warning("No valid json found on stdin")
+        signal_data = {}
+    conf_file = args[0]
+    if not os.path.exists(conf_file):
+        LOG.error("No config file %s", conf_file)
+        LOG.error(USAGE)
+        return 1
+    try:
+        with open(conf_file, encoding="utf-8") as f:
+            deployment = json.load(f)
+    except (OSError, ValueError) as exc:
+        LOG.error("%s: cannot read the deployment: %s", conf_file, exc)
+        return 1
+    if not isinstance(deployment, dict):
+        LOG.error("%s: not a deployment JSON object", conf_file)
+        return 1
+    register_input_secrets(deployment)
+    transports = routes(input_values(deployment))
+    if not transports:
+        LOG.debug("No signal transport in %s (NO_SIGNAL); nothing to send", conf_file)
+        return 0
+    failure = send_with_retry(transports, signal_data, retry_budget(os.environ))
+    if failure is None:
+        return 0
+    if not failure.retryable:
+        LOG.error("Signal refused for good: %s", failure)
+        _record_refusal(conf_file, str(failure))
+        return 0
+    LOG.error("Signal not delivered, try again later: %s", failure)
+    return EX_TEMPFAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Signal transports (SPEC §7) and the durable outbox that retries them (SPEC §12.2–§12.4).
+
+Each transport is one class with ``send(data)``; the routes of a deployment are
+chosen from its inputs exactly as the original notifier chooses them (§7.1), and
+the bytes on the wire are the original's (verbs, headers, bodies).  What changes
+is failure handling: one attempt has a timeout and ends in ``Sent``, a
+``Refused`` that will never succeed (a 4xx other than 408/429, refused
+credentials) or a ``Retry`` (connection error, time-out, 408, 429, 5xx).  The
+``Outbox`` keeps pending signals in the journal and retries them with
+exponential backoff and jitter, bounded per run (§12.13.6), across restarts.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional
+from urllib.parse import quote
+
+from agent_common.backoff import Backoff
+from agent_common.http import HttpClient, HttpError, strip_query
+from heat_config.journal import (
+    SIGNAL_NONE,
+    SIGNAL_PENDING,
+    SIGNAL_REFUSED,
+    SIGNAL_SENT,
+    SIGNALLED,
+    Journal,
+    Record,
+    now,
+)
+from hooks.protocol import input_values
+
+LOG = logging.getLogger("heat-config")
+
+#: Heat's request body limit is 1 MiB; the original trims to this many serialised characters (§7.4).
+MAX_SIGNAL_CHARS = 950000
+#: Seconds one request may take.
+REQUEST_TIMEOUT_S = 20.0
+#: Seconds one run spends retrying one signal (SPEC §12.13.6); overridable for tests and slow sites.
+RETRY_BUDGET_S = 60.0
+RETRY_BUDGET_ENV = "HEAT_CONFIG_SIGNAL_RETRY_S"
+#: Backoff between attempts: first retry within 2 s, capped at 5 minutes.
+BACKOFF_INITIAL_S, BACKOFF_CAP_S = 2.0, 300.0
+#: Zaqar message lifetime, as the original (§7.6).
+ZAQAR_TTL_S = 600
+
+
+# -- outcomes -----------------------------------------------------------------------------------
+class SignalFailed(Exception):
+    """One attempt failed; ``retryable`` says whether trying again may help. The message holds no secret."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _from_http_error(exc: HttpError) -> SignalFailed:
+    return SignalFailed(str(exc), exc.retryable)
+
+
+# -- payload ------------------------------------------------------------------------------------
+def serialise(data: Any) -> str:
+    """The body as the original sends it: ASCII-escaped JSON, default separators."""
+    return json.dumps(data, ensure_ascii=True)
+
+
+def fit(data: Any, limit: int = MAX_SIGNAL_CHARS) -> str:
+    """The serialised signal, trimmed to ``limit`` characters as §7.4 intends (SPEC §11.7, §11.8, §12.11).
+
+    ``deploy_stdout`` and ``deploy_stderr`` lose characters from their start in
+    proportion to their size, and say so; if that is not enough, the other string
+    values are cut the same way, largest first, so the signal always fits.
+    """
+    body = serialise(data)
+    if len(body) <= limit or not isinstance(data, dict):
+        return body
+    data = dict(data)
+    keys = [k for k in ("deploy_stdout", "deploy_stderr") if isinstance(data.get(k), str)]
+    others = sorted((k for k, v in data.items() if isinstance(v, str) and k not in keys),
+                    key=lambda k: -len(data[k]))
+    for group in (keys, *[[k] for k in others]):
+        for _ in range(8):
+            excess = len(body) - limit
+            if excess <= 0:
+                return body
+            sizes = {k: len(serialise(data[k])) for k in group}
+            total = sum(sizes.values()) or 1
+            for key in group:
+                value = data[key]
+                cut = min(len(value), int(excess * sizes[key] / total) + 64)
+                note = "[... %d characters cut to fit the signal ...]\n" % cut
+                data[key] = note + value[cut + len(note):] if cut + len(note) < len(value) else note
+            body = serialise(data)
+    return body
+
+
+# -- transports ---------------------------------------------------------------------------------
+class Transport:
+    """One way to reach Heat. ``send`` makes one attempt and raises SignalFailed when it did not land."""
+
+    name = "NO_SIGNAL"
+
+    def send(self, data: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class UrlSignal(Transport):
+    """A pre-signed URL, used as given (never re-encoded): CFN POST or Swift temp URL PUT (§7.2, §7.3)."""
+
+    def __init__(self, url: str, verb: str, client: HttpClient) -> None:
+        self.url = url
+        self.verb = "PUT" if verb == "PUT" else "POST"
+        self.name = "TEMP_URL_SIGNAL" if self.verb == "PUT" else "CFN_SIGNAL"
+        self.client = client
+
+    def send(self, data: Any) -> None:
+        LOG.debug("Signalling %s via %s", strip_query(self.url), self.verb)
+        try:
+            self.client.request(self.verb, self.url, data=fit(data).encode("ascii"),
+                                headers={"content-type": "application/json"})
+        except HttpError as exc:
+            raise _from_http_error(exc) from None
+
+
+class KeystoneSignal(Transport):
+    """Base of the transports that authenticate with the deployment's stack-user credentials (§7.5, §7.6)."""
+
+    service_type = ""
+
+    def __init__(self, inputs: Mapping[str, Any], client: HttpClient) -> None:
+        self.inputs = inputs
+        self.client = client
+
+    def _token_and_endpoint(self) -> "tuple[str, str]":
+        from agent_common import keystone
+
+        creds = keystone.Credentials(
+            auth_url=str(self.inputs.get("deploy_auth_url") or ""),
+            user_id=str(self.inputs.get("deploy_user_id") or ""),
+            password=str(self.inputs.get("deploy_password") or ""),
+            project_id=str(self.inputs.get("deploy_project_id") or ""),
+            region_name=self.inputs.get("deploy_region_name") or None,
+        )
+        try:
+            from keystoneauth1 import exceptions as ks_exc
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise SignalFailed("keystoneauth1 is not installed: %s" % exc, False) from None
+        try:
+            session = keystone.make_session(creds, timeout=REQUEST_TIMEOUT_S)
+            token = keystone.token(session)
+            url = keystone.endpoint(session, self.service_type, creds.region_name)
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout,
+                ks_exc.DiscoveryFailure) as exc:
+            raise SignalFailed("keystone at %s unreachable: %s" % (strip_query(creds.auth_url),
+                                                                   type(exc).__name__), True) from None
+        except ks_exc.HttpError as exc:
+            status = getattr(exc, "http_status", None) or 0
+            retry = status in (408, 429) or status >= 500
+            raise SignalFailed("keystone at %s refused: HTTP %s" % (strip_query(creds.auth_url), status),
+                               retry) from None
+        except (ks_exc.EndpointNotFound, ks_exc.EmptyCatalog, LookupError) as exc:
+            raise SignalFailed("no public %s endpoint in the catalog: %s" % (self.service_type,
+                                                                          type(exc).__name__), False) from None
+        except ks_exc.ClientException as exc:
+            raise SignalFailed("keystone error: %s" % type(exc).__name__, True) from None
+        return token, url.rstrip("/")
+
+
+class HeatSignal(KeystoneSignal):
+    """POST <orchestration>/stacks/<name/id>/resources/<resource>/signal with X-Auth-Token (§7.5)."""
+
+    name = "HEAT_SIGNAL"
+    service_type = "orchestration"
+
+    def send(self, data: Any) -> None:
+        token, endpoint = self._token_and_endpoint()
+        url = "%s/stacks/%s/resources/%s/signal" % (
+            endpoint, self.inputs.get("deploy_stack_id"), quote(str(self.inputs.get("deploy_resource_name")), ""))
+        LOG.debug("Signalling %s", url)
+        try:
+            self.client.request("POST", url, data=fit(data).encode("ascii"),
+                                headers={"X-Auth-Token": token, "Content-Type": "application/json"})
+        except HttpError as exc:
+            raise _from_http_error(exc) from None
+
+
+class ZaqarSignal(KeystoneSignal):
+    """Post ``{"body": data, "ttl": 600}`` to the deployment's queue over Zaqar's v2 HTTP API (§7.6, §11.9)."""
+
+    name = "ZAQAR_SIGNAL"
+    service_type = "messaging"
+
+    def send(self, data: Any) -> None:
+        token, endpoint = self._token_and_endpoint()
+        base = endpoint if endpoint.endswith("/v2") else endpoint + "/v2"
+        url = "%s/queues/%s/messages" % (base, quote(str(self.inputs.get("deploy_queue_id")), ""))
+        body = '{"messages": [{"body": %s, "ttl": %d}]}' % (fit(data), ZAQAR_TTL_S)
+        LOG.debug("Signalling queue %s", self.inputs.get("deploy_queue_id"))
+        try:
+            self.client.request("POST", url, data=body.encode("ascii"), headers={
+                "X-Auth-Token": token,
+                "X-Project-Id": str(self.inputs.get("deploy_project_id")),
+                "Client-ID": str(uuid.uuid4()),
+                "Content-Type": "application/json",
+            })
+        except HttpError as exc:
+            raise _from_http_error(exc) from None
+
+
+def routes(inputs: Mapping[str, Any], client: Optional[HttpClient] = None) -> List[Transport]:
+    """The transports the original notifier would use for these inputs (§7.1); [] means NO_SIGNAL."""
+    found: List[Transport] = []
+    client = client or HttpClient(timeout=REQUEST_TIMEOUT_S)
+    if "deploy_signal_id" in inputs:
+        found.append(UrlSignal(str(inputs["deploy_signal_id"]), str(inputs.get("deploy_signal_verb") or "POST"),
+                               client))
+    if "deploy_queue_id" in inputs:
+        found.append(ZaqarSignal(inputs, client))
+    elif "deploy_auth_url" in inputs:
+        found.append(HeatSignal(inputs, client))
+    return found
+
+
+def route_name(inputs: Mapping[str, Any]) -> str:
+    names = [t.name for t in routes(inputs, client=_NO_CLIENT)]
+    return "+".join(names) or "NO_SIGNAL"
+
+
+class _NoClient(HttpClient):
+    """Placeholder used only to name routes; never sends."""
+
+    def __init__(self) -> None:  # no session: naming a route must not import requests
+        pass
+
+
+_NO_CLIENT = _NoClient()
+
+
+def retry_budget(environ: Mapping[str, str]) -> float:
+    try:
+        value = float(environ.get(RETRY_BUDGET_ENV, RETRY_BUDGET_S))
+    except ValueError:
+        value = RETRY_BUDGET_S
+    return max(value, 0.0)
+
+
+# -- senders ------------------------------------------------------------------------------------
+@dataclass
+class Attempt:
+    """The outcome of one delivery attempt of one deployment's signal."""
+
+    state: str  # SIGNAL_SENT, SIGNAL_REFUSED or SIGNAL_PENDING
+    error: str = ""
+
+
+class InProcessSender:
+    """Delivers with the transports above, in this process (HEAT_CONFIG_NOTIFY unset, §12.2)."""
+
+    def __init__(self) -> None:
+        self._client: Optional[HttpClient] = None
+
+    def deliver(self, deployment_file: str, inputs: Mapping[str, Any], data: Any) -> Attempt:
+        transports = routes(inputs, client=_NO_CLIENT)
+        if not transports:
+            return Attempt(SIGNAL_SENT)
+        if self._client is None:
+            self._client = HttpClient(timeout=REQUEST_TIMEOUT_S)
+        for transport in routes(inputs, client=self._client):
+            try:
+                transport.send(data)
+            except SignalFailed as exc:
+                return Attempt(SIGNAL_PENDING if exc.retryable else SIGNAL_REFUSED, str(exc))
+        return Attempt(SIGNAL_SENT)
+
+
+class ProgramSender:
+    """Runs the notifier program as the original dispatcher does (§6.6 step 11, §12.2).
+
+    Exit 0 means accepted (or refused for good, which our notifier records in the
+    journal); any other exit leaves the signal pending.
+    """
+
+    def __init__(self, program: str, journal: Journal, environ: Mapping[str, str]) -> None:
+        self.program = program
+        self.journal = journal
+        self.environ = dict(environ)
+
+    def deliver(self, deployment_file: str, inputs: Mapping[str, Any], data: Any) -> Attempt:
+        from agent_common import proc
+
+        LOG.debug("Running %s %s", self.program, deployment_file)
+        try:
+            result = proc.run([self.program, deployment_file], env=self.environ,
+                              stdin_data=json.dumps(data).encode("utf-8", "replace"),
+                              timeout=retry_budget(self.environ) + 2 * REQUEST_TIMEOUT_S)
+        except OSError as exc:
+            return Attempt(SIGNAL_PENDING, "cannot run %s: %s" % (self.program, exc.strerror))
+        out = result.stdout.decode("utf-8", "replace").strip()
+        err = result.stderr.decode("utf-8", "replace").strip()
+        if out:
+            LOG.info("%s", out)
+        if result.returncode != 0:
+            LOG.error("Error running %s. [%s]\n%s", self.program, result.returncode, err)
+            return Attempt(SIGNAL_PENDING, "%s exited %s" % (os.path.basename(self.program), result.returncode))
+        if err:
+            LOG.debug("%s", err)
+        dep_id = os.path.basename(deployment_file)[: -len(".json")]
+        recorded = self.journal.load(dep_id)
+        if recorded is not None and recorded.signal == SIGNAL_REFUSED:
+            return Attempt(SIGNAL_REFUSED, recorded.signal_error)
+        return Attempt(SIGNAL_SENT)
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+class Outbox:
+    """Pending signals, kept in the journal, retried with backoff and jitter until accepted or refused."""
+
+    def __init__(self, journal: Journal, sender: Any, *, budget_s: float = RETRY_BUDGET_S,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self.journal = journal
+        self.sender = sender
+        self.budget_s = budget_s
+        self.sleep = sleep
+        self.clock = clock
+        #: id → (monotonic deadline of this run's retries, backoff state).
+        self._tries: Dict[str, "tuple[float, Backoff]"] = {}
+
+    def deployment_file(self, dep_id: str) -> str:
+        return os.path.join(self.journal.deployed_dir, dep_id + ".json")
+
+    def _inputs(self, dep_id: str) -> Dict[str, Any]:
+        try:
+            with open(self.deployment_file(dep_id), encoding="utf-8") as f:
+                return input_values(json.load(f))
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def attempt(self, record: Record) -> Record:
+        """One delivery attempt now; the outcome is recorded before returning."""
+        deadline, backoff = self._tries.setdefault(
+            record.id, (self.clock() + self.budget_s, Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)))
+        inputs = self._inputs(record.id)
+        outcome = self.sender.deliver(self.deployment_file(record.id), inputs, record.signal_data or {})
+        record.attempts += 1
+        record.signal = outcome.state
+        record.signal_error = outcome.error
+        if outcome.state == SIGNAL_PENDING:
+            delay = backoff.next_delay()
+            record.next_try_at = now() + delay
+            LOG.warning("Signal for %s not delivered (attempt %d): %s; retrying in %.1f s",
+                        record.id, record.attempts, outcome.error, delay)
+        else:
+            record.next_try_at = None
+            record.step = SIGNALLED
+            if outcome.state == SIGNAL_REFUSED:
+                LOG.error("Signal for %s refused for good: %s", record.id, outcome.error)
+            else:
+                LOG.info("Signalled %s%s", record.id, "" if inputs else " (no signal transport)")
+        self.journal.save(record, durable=False)
+        return record
+
+    def _due(self, record: Record) -> bool:
+        return record.next_try_at is None or record.next_try_at <= now()
+
+    def _in_budget(self, record: Record) -> bool:
+        tries = self._tries.get(record.id)
+        return tries is None or self.clock() < tries[0]
+
+    def retry_due(self) -> None:
+        """Attempt every pending signal whose backoff has passed (between deployments; never waits)."""
+        for record in self.journal.pending():
+            if self._due(record) and self._in_budget(record):
+                self.attempt(record)
+
+    def retry_all(self) -> None:
+        """One attempt for every pending signal, due or not: a new run is a new chance (§12.4)."""
+        for record in self.journal.pending():
+            self.attempt(record)
+
+    def drain(self) -> int:
+        """Retry pending signals until each is delivered or spent this run's budget; returns how many remain."""
+        while True:
+            waiting = [r for r in self.journal.pending() if self._in_budget(r)]
+            if not waiting:
+                return len(self.journal.pending())
+            wake = min(r.next_try_at or 0.0 for r in waiting)
+            pause = wake - now()
+            deadlines = [self._tries[r.id][0] for r in waiting if r.id in self._tries]
+            if deadlines:
+                pause = min(pause, min(deadlines) - self.clock())
+            if pause > 0:
+                self.sleep(pause)
+            self.retry_due()
+
+
+def mark_finished(journal: Journal, record: Record, data: Dict[str, Any], inputs: Mapping[str, Any],
+                  signal_via_program: bool) -> None:
+    """Record the result and the signal still to send (durable: this is what a crash recovers from)."""
+    record.signal_data = data
+    record.transport = route_name(inputs)
+    # With a notifier program the original always runs it, even for NO_SIGNAL (§7.7).
+    record.signal = SIGNAL_PENDING if (record.transport != "NO_SIGNAL" or signal_via_program) else SIGNAL_NONE
+    journal.save(record, durable=True)
+
+
+__all__ = [
+    "SIGNAL_NONE", "Attempt", "HeatSignal", "InProcessSender", "Outbox", "ProgramSender", "SignalFailed",
+    "Transport", "UrlSignal", "ZaqarSignal", "fit", "mark_finished", "route_name", "routes", "serialise",
+]

@@ -1,0 +1,126 @@
+"""``heat-config status``: what happened to each deployment, read from the journal (SPEC §12.8, §12.13.10).
+
+It runs nothing and changes nothing: it reads the deployments file and the
+journal, and tells "running" from "interrupted" by whether a dispatcher holds
+the journal lock.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional, TextIO
+
+from agent_common.atomic import read_text
+from heat_config import deployment as dep
+from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_NONE, SIGNAL_PENDING, SIGNALLED, Journal, Record
+
+FIELDS = ("id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error")
+EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2
+
+
+def _row(**values: Any) -> Dict[str, Any]:
+    row = {k: None for k in FIELDS}
+    row.update(values)
+    return row
+
+
+def _from_record(record: Record, dispatcher_running: bool) -> Dict[str, Any]:
+    if record.step == RECEIVED:
+        state = "pending"
+    elif record.step == RUNNING:
+        state = "running" if dispatcher_running else "interrupted"
+    elif record.step in (FINISHED, SIGNALLED):
+        state = "failed" if record.failed else "succeeded"
+    else:
+        state = "pending"
+    if record.interrupted:
+        state = "interrupted" if record.step == RUNNING else "failed"
+    error = record.error
+    if record.signal_error and record.signal != "sent":
+        error = ("%s; signal: %s" % (error, record.signal_error)) if error else "signal: " + record.signal_error
+    return _row(id=record.id, name=record.name, group=record.group, action=record.action, state=state,
+                status_code=record.status_code, duration_s=record.duration_s, signal=record.signal, error=error)
+
+
+def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]], Optional[str]]":
+    """The rows for the current deployments plus any with a signal still pending, and a file problem if any."""
+    journal = Journal(deployed_dir)
+    running = journal.dispatcher_running()
+    problem = None
+    try:
+        items = dep.parse(read_text(config_file) or "", config_file)
+    except dep.BadDeploymentsFile as exc:
+        items, problem = [], str(exc)
+    except OSError as exc:
+        items, problem = [], "%s: %s" % (config_file, exc.strerror)
+    rows: List[Dict[str, Any]] = []
+    seen = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        group = dep.group_of(item)
+        bad = dep.name_problem(item.get("id"))
+        if bad:
+            rows.append(_row(id=item.get("id"), name=item.get("name"), group=group, action=dep.action_of(item),
+                             state="failed", signal=SIGNAL_NONE, error="refused: id %s" % bad))
+            continue
+        seen.add(item["id"])
+        record = journal.load(item["id"])
+        if record is not None:
+            rows.append(_from_record(record, running))
+        elif os.path.exists(os.path.join(deployed_dir, item["id"] + ".json")):
+            rows.append(_row(id=item["id"], name=item.get("name"), group=group, action=dep.action_of(item),
+                             state="succeeded", signal=SIGNAL_NONE,
+                             error="no journal: deployed by an earlier agent or marked by heat-config-rebuild-deployed"))
+        elif group not in dep.OAC_GROUPS:
+            rows.append(_row(id=item["id"], name=item.get("name"), group=group, action=dep.action_of(item),
+                             state="pending", signal=SIGNAL_NONE))
+    for record in journal.records():
+        if record.id not in seen and record.signal == SIGNAL_PENDING:
+            rows.append(_from_record(record, running))
+    return rows, problem
+
+
+def finished(rows: List[Dict[str, Any]]) -> bool:
+    return all(r["state"] in ("succeeded", "failed") and r["signal"] != SIGNAL_PENDING for r in rows)
+
+
+def render(rows: List[Dict[str, Any]], out: TextIO, as_json: bool) -> None:
+    if as_json:
+        json.dump({"deployments": rows}, out, indent=2)
+        out.write("\n")
+        return
+    if not rows:
+        out.write("no deployments\n")
+        return
+    table = [["ID", "NAME", "GROUP", "ACTION", "STATE", "EXIT", "DURATION", "SIGNAL", "ERROR"]]
+    for r in rows:
+        table.append([
+            str(r["id"]), str(r["name"] or ""), str(r["group"] or ""), str(r["action"] or ""), r["state"],
+            "" if r["status_code"] is None else str(r["status_code"]),
+            "" if r["duration_s"] is None else "%.1fs" % r["duration_s"], r["signal"], r["error"] or "",
+        ])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] + "\n")
+
+
+def main(config_file: str, deployed_dir: str, out: TextIO, err: TextIO, *, as_json: bool = False,
+         wait: bool = False, timeout: Optional[float] = None, poll_s: float = 0.5) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        rows, problem = collect(config_file, deployed_dir)
+        if not wait or finished(rows):
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            render(rows, out, as_json)
+            err.write("heat-config status: timed out after %s seconds waiting for deployments\n" % timeout)
+            return EXIT_TIMEOUT
+        time.sleep(poll_s)
+    if problem:
+        err.write("heat-config status: %s\n" % problem)
+    render(rows, out, as_json)
+    if wait:
+        return EXIT_FAILED if any(r["state"] == "failed" for r in rows) else EXIT_OK
+    return EXIT_OK
