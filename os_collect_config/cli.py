@@ -49,7 +49,8 @@ class _Version(argparse.Action):
             text = version("os-config-agents")
         except PackageNotFoundError:
             text = "unknown"
-        parser.exit(message="%s\n" % text)
+        sys.stdout.write("%s\n" % text)
+        parser.exit()
 
 
 def _typed(opt: Option):
@@ -78,8 +79,8 @@ def _add(parser: argparse._ActionsContainer, opt: Option, group: str, prefix: st
         return
     flags = ["--%s%s" % (prefix, n) for n in names] + (["-" + opt.short] if opt.short else [])
     if opt.default not in (None, [], ""):
-        shown = " ".join(opt.default) if isinstance(opt.default, list) else opt.default
-        help_text += " (default: %s)" % shown
+        shown = " ".join(opt.default) if isinstance(opt.default, list) else str(opt.default)
+        help_text += " (default: %s)" % shown.replace("%", "%%")
     if opt.type == "multi":
         help_text += " May be repeated."
     parser.add_argument(*flags, action=_Record, group=group, key=opt.key, default=argparse.SUPPRESS,

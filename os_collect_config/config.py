@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -276,6 +277,11 @@ def _mask_query(url: str) -> str:
     return url.split("?", 1)[0] + ("?..." if "?" in url else "")
 
 
+#: string.Template's syntax with oslo.config's identifier pattern (case-insensitive, dots allowed).
+_TEMPLATE = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][._a-z0-9]*)|{(?P<braced>[_a-z][._a-z0-9]*)})",
+                       re.IGNORECASE)
+
+
 # -- resolution -----------------------------------------------------------------------------
 
 @dataclass
@@ -356,13 +362,38 @@ class Resolver:
         else:
             self.single[slot] = event.value
 
-    def value(self, group: str, key: str) -> Any:
+    def value(self, group: str, key: str, depth: int = 0) -> Any:
         opt = self.table[group][key]
         slot = (group, key)
         if opt.type == "multi":
             values = self.file_multi.get(slot, []) + self.cli_multi.get(slot, [])
-            return values if values else list(opt.default or [])
-        return self.single.get(slot, opt.default)
+            values = values if values else list(opt.default or [])
+            return [self._substitute(v, group, key, depth) for v in values]
+        value = self.single.get(slot, opt.default)
+        return self._substitute(value, group, key, depth) if opt.type in ("str", "url") else value
+
+    def _substitute(self, value: Any, group: str, key: str, depth: int) -> Any:
+        """oslo.config's ``$name`` / ``${group.name}`` references (``$$`` and ``\\$`` are a dollar sign)."""
+        if not isinstance(value, str) or "$" not in value:
+            return value
+        if depth > 10:
+            raise ConfigError("[%s] %s: circular $-reference" % (group, key))
+
+        def lookup(match: "re.Match[str]") -> str:
+            name = match.group("named") or match.group("braced")
+            if name is None:
+                return "$" if match.group("escaped") is not None else match.group(0)
+            ref_group, _, ref_key = name.partition(".")
+            candidates = [(ref_group, ref_key)] if ref_key else [(group, name), (DEFAULT_GROUP, name)]
+            for cand_group, cand_key in candidates:
+                real = {g.lower(): g for g in self.table}.get(cand_group.lower(), cand_group)
+                if cand_key in self.table.get(real, {}):
+                    return str(self.value(real, cand_key, depth + 1))
+            shown = "" if self.table[group][key].secret else " " + name  # part of a secret stays hidden
+            raise ConfigError("[%s] %s: no such option%s to substitute (write $$ for a literal $)"
+                              % (group, key, shown))
+
+        return _TEMPLATE.sub(lookup, value.replace("\\$", "$$"))
 
     def group_values(self, group: str) -> Dict[str, Any]:
         return {opt.key: self.value(group, opt.key) for opt in self.table[group].values()}
