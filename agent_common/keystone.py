@@ -81,7 +81,9 @@ class KeystoneSession:
         self.cache_path = token_cache_path(token_cache_dir, creds) if token_cache_dir else None
         if self.cache_path:
             self._restore()
-        self.session = ks_session.Session(auth=self.auth, session=new_session(verify), timeout=timeout)
+        # keystoneauth1 passes its own ``verify`` with every request, overriding the requests session's.
+        self.session = ks_session.Session(auth=self.auth, session=new_session(verify), verify=verify,
+                                          timeout=timeout)
 
     def _restore(self) -> None:
         state = read_text(self.cache_path)

@@ -113,7 +113,6 @@ class CfnCollector(Collector):
         super().__init__(conf, ctx)
         #: The URL read from the hint file is kept for the life of the process, as the original does.
         self._hinted_url: Optional[str] = None
-        self._http: Optional[HttpClient] = None
 
     def _metadata_url(self) -> str:
         url = self.conf.get("metadata_url") or self._hinted_url
@@ -159,10 +158,9 @@ class CfnCollector(Collector):
         return explode(merged, self.conf.get("deployment_key") or ["deployments"], self.name)
 
     def _client(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(timeout=float(self.conf.get("timeout") or 10.0),
-                                    verify=self.conf.get("ca_certificate") or True)
-        return self._http
+        client = self.http(float(self.conf.get("timeout") or 10.0))
+        client.session.verify = self.conf.get("ca_certificate") or True
+        return client
 
     def _describe(self, url: str, resource: str) -> str:
         params = {

@@ -3,7 +3,8 @@
 Both authenticate with the user id, password and project id Heat writes into their
 section (SPEC §2.5, §2.10).  The session lives as long as the collector, so its token
 is reused poll after poll; it is also saved under ``<cachedir>/.agent-state`` (SPEC
-§12.1) so a restarted or re-executed agent, or a ``--one-time`` run, reuses it too.
+§12.1), or ``[keystone] cache_dir`` when set, so a restarted or re-executed agent,
+or a ``--one-time`` run, reuses it too.
 Print mode reads that cache but never writes it.
 """
 from __future__ import annotations
@@ -47,8 +48,9 @@ class KeystoneCollector(Collector):
 
             creds = Credentials(self.conf["auth_url"], self.conf["user_id"], self.conf["password"],
                                 self.conf["project_id"], self.conf.get("region_name") or None)
+            cache_dir = self.ctx.groups.get("keystone", {}).get("cache_dir") or self.ctx.state(self.name).directory
             self._keystone = KeystoneSession(creds, verify=self.verify(), timeout=self.request_timeout,
-                                             token_cache_dir=self.ctx.state(self.name).directory)
+                                             token_cache_dir=cache_dir)
         return self._keystone
 
     def endpoint(self, service_type: str) -> str:

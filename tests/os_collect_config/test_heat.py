@@ -1,0 +1,203 @@
+"""The heat collector (SPEC §2.5, §5.9.11) run through the real os-collect-config against loopback Keystone + Heat."""
+from __future__ import annotations
+
+import json
+import stat
+import time
+
+import pytest
+
+from tests.conftest import assert_no_planted_secret
+from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
+from tests.servers.cloud import cloud  # noqa: F401  (fixture)
+from tests.servers.heat import HeatServer
+from tests.servers.tls import make_self_signed
+
+
+def heat_section(c, **extra):
+    section = {"auth_url": c.auth_url, "user_id": c.user_id, "password": c.password,
+               "project_id": c.project_id, "stack_id": "mystack", "resource_name": "server1"}
+    section.update(extra)
+    return section
+
+
+def run_heat(occ, sandbox, c, *args, **extra):
+    conf = write_config(sandbox, {"heat": heat_section(c, **extra)})
+    return occ("--config-file", str(conf), *args, "heat")
+
+
+def test_print_collects_metadata_and_explodes_deployments(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", METADATA)
+    out = printed(run_heat(occ, sandbox, cloud, "--print"))
+    assert list(out) == ["heat", "dep-a"]
+    assert out["heat"] == METADATA and out["dep-a"] == {"keystone": {"debug": True}}
+    # A bare stack name is resolved through Heat's redirect, then the metadata fetched with the token.
+    gets = cloud.heat.received("GET")
+    assert [r.path.split("/stacks/")[1] for r in gets] == [
+        "mystack", "mystack/%s/resources/server1/metadata" % cloud.heat.stacks["mystack"]]
+    assert all(cloud.keystone.token_info(r.header("X-Auth-Token")) for r in gets)
+    # Print mode writes nothing: not even the token cache.
+    assert not any(occ.cachedir.iterdir())
+
+
+def test_stack_name_and_id_needs_no_lookup(cloud, occ, sandbox):
+    stack_id = cloud.heat.add_stack("mystack")
+    cloud.heat.set_metadata("mystack", "server1", {"k": "v"})
+    out = printed(run_heat(occ, sandbox, cloud, "--print", stack_id="mystack/" + stack_id))
+    assert out == {"heat": {"k": "v"}}
+    assert len(cloud.heat.received("GET")) == 1
+
+
+def test_token_is_reused_across_runs_until_it_nears_expiry(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", METADATA)
+    marker = sandbox.path("run", "ran")
+    cmd = "echo run >> %s" % marker
+    for _ in range(3):
+        assert run_heat(occ, sandbox, cloud, "--one-time", "--command", cmd).returncode == 0
+    assert cloud.keystone.auth_count == 1  # the original authenticated with the password every poll
+    assert marker.read_text() == "run\n"  # one change, one command run
+    cache = [p for p in occ.cachedir.joinpath(".agent-state").iterdir() if p.name.startswith("keystone-token")]
+    assert len(cache) == 1 and stat.S_IMODE(cache[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache[0].parent.stat().st_mode) == 0o700
+    assert json.loads(occ.cachedir.joinpath("dep-a.json").read_text()) == {"keystone": {"debug": True}}
+    # A token that would expire within the safety margin is not reused.
+    cloud.keystone.token_ttl = 60
+    cache[0].unlink()
+    for _ in range(2):
+        before = cloud.keystone.auth_count
+        assert run_heat(occ, sandbox, cloud, "--one-time", "--command", cmd).returncode == 0
+        assert cloud.keystone.auth_count > before
+
+
+def test_revoked_cached_token_is_replaced(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    assert run_heat(occ, sandbox, cloud, "--one-time", "--command", "true").returncode == 0
+    assert printed(run_heat(occ, sandbox, cloud, "--print")) == {"heat": {"k": 1}}
+    cloud.keystone.expire_all_tokens()  # Keystone forgot every token: Heat answers 401
+    cloud.heat.set_metadata("mystack", "server1", {"k": 2})
+    assert printed(run_heat(occ, sandbox, cloud, "--print")) == {"heat": {"k": 2}}
+    assert cloud.keystone.auth_count == 2
+
+
+def test_keystone_cache_dir_option_holds_the_token(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    ks_dir = sandbox.path("lib", "keystone-cache")
+    conf = write_config(sandbox, {"heat": heat_section(cloud), "keystone": {"cache_dir": str(ks_dir)}})
+    for _ in range(2):
+        assert occ("--config-file", str(conf), "--one-time", "--command", "true", "heat").returncode == 0
+    assert cloud.keystone.auth_count == 1
+    assert [p.name.startswith("keystone-token") for p in ks_dir.iterdir()] == [True]
+    assert stat.S_IMODE(ks_dir.stat().st_mode) == 0o700
+
+
+def test_region_name_picks_the_regional_endpoint(cloud, occ, sandbox):
+    other = HeatServer(cloud.keystone, cloud.project_id).start().register("RegionTwo")
+    try:
+        cloud.heat.set_metadata("mystack", "server1", {"region": 1})
+        other.set_metadata("mystack", "server1", {"region": 2})
+        assert printed(run_heat(occ, sandbox, cloud, "--print", region_name="RegionTwo")) == {"heat": {"region": 2}}
+        result = run_heat(occ, sandbox, cloud, "--print", region_name="Atlantis")
+        assert printed(result) == {}
+        assert "Source [heat] Unavailable" in result.stderr and "Atlantis" in result.stderr
+    finally:
+        other.stop()
+
+
+def test_wrong_password_is_unavailable_without_leaking(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    cloud.keystone.users[cloud.user_id] = "another-password"
+    result = run_heat(occ, sandbox, cloud, "--print", "--debug")
+    assert printed(result) == {}
+    assert "Source [heat] Unavailable" in result.stderr and "Unauthorized" in result.stderr
+    assert cloud.keystone.auth_failures == 1  # run_tool asserted no planted secret reached stderr
+
+
+@pytest.mark.parametrize("missing", ["auth_url", "password", "project_id", "user_id", "stack_id", "resource_name"])
+def test_missing_setting_means_not_configured(cloud, occ, sandbox, missing):
+    section = heat_section(cloud)
+    del section[missing]
+    conf = write_config(sandbox, {"heat": section})
+    result = occ("--config-file", str(conf), "--print", "--debug", "heat")
+    assert printed(result) == {}
+    assert "Source [heat] Not configured" in result.stderr and "No %s configured" % missing in result.stderr
+    assert cloud.keystone.auth_count == 0 and not cloud.heat.requests
+
+
+def test_deployment_without_config_is_unavailable(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"deployments": [{"name": "x", "group": "os-apply-config"}]})
+    result = run_heat(occ, sandbox, cloud, "--print")
+    assert printed(result) == {} and "Source [heat] Unavailable" in result.stderr
+
+
+def test_timeout_option_bounds_a_stalled_heat(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    cloud.heat.delay_s = 5
+    started = time.monotonic()
+    result = run_heat(occ, sandbox, cloud, "--print", timeout=1)
+    assert printed(result) == {} and "Source [heat] Unavailable" in result.stderr
+    assert time.monotonic() - started < 4.5
+
+
+@pytest.fixture
+def tls_heat(cloud, tmp_path):
+    """Heat served over HTTPS with a certificate no system CA vouches for."""
+    tls = make_self_signed(tmp_path)
+    server = HeatServer(cloud.keystone, cloud.project_id)
+    server.start(ssl_context=tls.server_context())
+    cloud.keystone.endpoints = [e for e in cloud.keystone.endpoints if e.service_type != "orchestration"]
+    server.register()
+    server.set_metadata("mystack", "server1", {"tls": True})
+    yield tls
+    server.stop()
+
+
+def test_tls_is_verified_by_default(tls_heat, cloud, occ, sandbox):
+    result = run_heat(occ, sandbox, cloud, "--print")
+    assert printed(result) == {} and "SSLError" in result.stderr
+
+
+def test_ca_file_option_verifies_against_a_private_ca(tls_heat, cloud, occ, sandbox):
+    assert printed(run_heat(occ, sandbox, cloud, "--print", ca_file=tls_heat.cert)) == {"heat": {"tls": True}}
+
+
+def test_insecure_option_skips_verification(tls_heat, cloud, occ, sandbox):
+    assert printed(run_heat(occ, sandbox, cloud, "--print", insecure=True)) == {"heat": {"tls": True}}
+
+
+def test_options_on_the_command_line(cloud, occ, sandbox):
+    """The dashed per-collector flags of SPEC §2.1.3 reach the collector."""
+    cloud.heat.set_metadata("mystack", "server1", {"cli": 1})
+    args = ["--heat-auth-url", cloud.auth_url, "--heat-user-id", cloud.user_id, "--heat-password", cloud.password,
+            "--heat-project-id", cloud.project_id, "--heat-stack-id", "mystack", "--heat-resource-name", "server1",
+            "--heat-region-name", "RegionOne", "--heat-timeout", "5", "--heat-noinsecure", "--print", "heat"]
+    result = occ(*args)
+    assert printed(result) == {"heat": {"cli": 1}}
+    assert "--heat-password was given on the command line" in result.stderr
+
+
+def test_auth_url_v2_is_discovered_as_v3(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    out = printed(run_heat(occ, sandbox, cloud, "--print", auth_url=cloud.keystone.url + "/v2.0"))
+    assert out == {"heat": {"k": 1}}
+    assert cloud.keystone.received("GET", r"^/?$")  # version discovery on the unversioned URL
+
+
+def test_continuous_agent_polls_with_one_token(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    marker = sandbox.path("run", "ran")
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 0.2, "polling_interval": 0.2},
+                                  "heat": heat_section(cloud)})
+    proc = occ.popen("--config-file", str(conf), "--command", "echo run >> %s" % marker, "heat")
+    try:
+        deadline = time.time() + 20
+        while len(cloud.heat.received("GET", "metadata")) < 4 and time.time() < deadline:
+            time.sleep(0.1)
+        cloud.heat.set_metadata("mystack", "server1", {"k": 2})
+        while (not marker.exists() or marker.read_text().count("run") < 2) and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert marker.read_text() == "run\nrun\n"
+    assert cloud.keystone.auth_count == 1
+    assert_no_planted_secret(err, "agent stderr")
