@@ -250,6 +250,7 @@ class Agent:
     def run(self) -> int:
         settings = self.settings
         self._install_signals()
+        LOG.debug("Starting (pid %d) with collectors %s.", os.getpid(), " ".join(settings.collectors))
         if settings.splay > 0 and not settings.one_time:
             time.sleep(random.uniform(0, settings.splay))
         if not self.store_mode:
