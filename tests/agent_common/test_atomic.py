@@ -74,3 +74,24 @@ def test_unsynced_write_is_still_atomic_and_skips_fsync(tmp_path, monkeypatch):
     assert calls == []
     atomic_write(str(target), "synced", 0o700)
     assert len(calls) == 2
+
+
+def test_batch_replaces_all_files_or_none(tmp_path):
+    from agent_common.atomic import AtomicBatch
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("old-a")
+    with AtomicBatch() as batch:
+        batch.stage(str(a), "new-a", 0o600)
+        batch.stage(str(b), b"new-b", 0o640)
+        assert a.read_text() == "old-a" and not b.exists()  # nothing visible before commit
+    assert (a.read_text(), b.read_text()) == ("new-a", "new-b")
+    assert (a.stat().st_mode & 0o777, b.stat().st_mode & 0o777) == (0o600, 0o640)
+    try:
+        with AtomicBatch() as batch:
+            batch.stage(str(a), "newer-a", 0o600)
+            batch.stage(str(tmp_path / "missing-dir" / "c"), "x", 0o600)
+    except FileNotFoundError:
+        pass
+    assert a.read_text() == "new-a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp file left behind
