@@ -561,8 +561,7 @@ class Heat:
     def stack(self, name: str, stack_id: str) -> Dict[str, Any]:
         return self.call("GET", "/stacks/%s/%s" % (name, stack_id))["stack"]
 
-    def wait(self, name: str, stack_id: str, timeout: float, ok: Tuple[str, ...],
-             poll: float = 1.0) -> Dict[str, Any]:
+    def wait(self, name: str, stack_id: str, timeout: float, poll: float = 1.0) -> Dict[str, Any]:
         """Poll until the stack leaves IN_PROGRESS (or is gone, for deletes); return its last state."""
         deadline = time.monotonic() + timeout
         while True:
@@ -604,12 +603,12 @@ def check(info: Dict[str, Any]) -> float:
     name = "oca-check-%d" % int(time.time())
     started = time.monotonic()
     sid = heat.create_stack(name, CHECK_TEMPLATE)
-    st = heat.wait(name, sid, 120, ("CREATE_COMPLETE",))
+    st = heat.wait(name, sid, 120)
     took = time.monotonic() - started
     if st["stack_status"] != "CREATE_COMPLETE":
         raise RuntimeError("check stack ended %s: %s" % (st["stack_status"], st["stack_status_reason"]))
     heat.delete_stack(name, sid)
-    heat.wait(name, sid, 120, ("DELETE_COMPLETE",))
+    heat.wait(name, sid, 120)
     return took
 
 
