@@ -27,9 +27,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         description="Run the hook of GROUP on the deployment JSON read from stdin; print its result JSON.",
     )
     parser.add_argument("group", help="hook group, e.g. script")
+    parser.add_argument("--refresh", action="store_true",
+                        help="run the group's os-refresh-config companion (configure.d/50-heat-config-GROUP) "
+                             "instead of a hook; it reads $HEAT_SHELL_CONFIG, not stdin")
     args = parser.parse_args(argv)
 
     builtin = hooks.module(args.group)
+    if args.refresh:
+        setup_hook_logging()
+        if builtin is None or not hasattr(builtin, "refresh"):
+            LOG.error("Group %s has no os-refresh-config companion", args.group)
+            return 1
+        return builtin.refresh(os.environ)
     if builtin is not None:
         return serve(builtin.run)
 

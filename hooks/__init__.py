@@ -1,7 +1,8 @@
 """Built-in hooks: the registry group → module.
 
 Each module named here provides ``run(deployment, ctx) -> HookResult`` and may
-provide ``cleanup(keep_ids, ctx)`` (see hooks/protocol.py).  Modules are imported
+provide ``cleanup(keep_ids, ctx)`` (see hooks/protocol.py) and ``refresh(environ) -> int``,
+its os-refresh-config companion (``heat-config-hook --refresh GROUP``).  Modules are imported
 only when their group is used, so the dispatcher starts fast whatever hooks exist.
 Adding a hook is one module plus one line below.
 """
@@ -15,6 +16,7 @@ from typing import Dict, Optional
 BUILTIN: Dict[str, str] = {
     "script": "hooks.script",
     "ansible": "hooks.ansible",
+    "docker-compose": "hooks.docker_compose",
 }
 
 

@@ -1,0 +1,260 @@
+"""The docker-compose hook and its os-refresh-config companion (SPEC §8.3), on the real engine with real compose.
+
+Debian 12 has Compose v1 (docker-compose 1.29) and no v2, so these runs use v1;
+the v2 choice and the v1→v2 layout wrapping are checked with a recording
+``docker`` stand-in (Compose v2 cannot be installed here).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import PLANTED_SECRETS
+
+pytestmark = pytest.mark.docker
+
+COMPOSE_V1 = shutil.which("docker-compose")
+needs_compose = pytest.mark.skipif(not COMPOSE_V1, reason="docker-compose (Debian package) is not installed")
+
+
+@pytest.fixture
+def compose_env(sandbox, docker_engine):
+    return {
+        "HEAT_DOCKER_COMPOSE_WORKING": str(sandbox.path("lib", "heat-config-docker-compose")),
+        "DOCKER_HOST": docker_engine.host,
+    }
+
+
+def working(sandbox):
+    return sandbox.path("lib", "heat-config-docker-compose")
+
+
+def service(engine, command, **extra):
+    """One service of the base image; the network mode the engine allows, a stop that does not wait 10 s."""
+    svc = {"image": engine.base_image, "command": command}
+    if engine.compose_network_mode:
+        svc["network_mode"] = engine.compose_network_mode
+    svc.update(extra)
+    return svc
+
+
+def deployment(name, config, inputs=(), action="CREATE"):
+    return {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "group": "docker-compose",
+        "config": config,
+        "inputs": list(inputs) + [{"name": "deploy_action", "type": "String", "value": action}],
+        "outputs": [],
+        "options": {},
+    }
+
+
+def run_hook(run_tool, compose_env, dep, env=None, timeout=180):
+    merged = dict(compose_env)
+    merged.update(env or {})
+    result = run_tool("heat-config-hook", ["docker-compose"], input=json.dumps(dep), env=merged, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result
+
+
+def refresh(run_tool, compose_env, sandbox, deployments, env=None):
+    sandbox.write("run/heat-config", json.dumps(deployments), mode=0o600)
+    merged = dict(compose_env)
+    merged.update(env or {})
+    return run_tool("heat-config-hook", ["--refresh", "docker-compose"], env=merged, timeout=180)
+
+
+def containers(engine, project):
+    out = engine.docker("ps", "-a", "--filter", "label=com.docker.compose.project=" + project,
+                        "--format", "{{.Names}} {{.State}}").stdout.decode()
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+@pytest.fixture
+def down_after(docker_engine):
+    """Remove every container of the projects a test names, whatever happened."""
+    projects = []
+    yield projects.append
+    for project in projects:
+        ids = docker_engine.docker("ps", "-aq", "--filter", "label=com.docker.compose.project=" + project).stdout.split()
+        if ids:
+            docker_engine.docker("rm", "-f", *[i.decode() for i in ids], check=False)
+
+
+@needs_compose
+def test_v1_layout_comes_up_with_env_files_from_python_literal_input(run_tool, compose_env, sandbox, docker_engine,
+                                                                    down_after):
+    """The originals' form: a v1-layout YAML string, env_files as the Python repr of a String input."""
+    down_after("webapp")
+    net = "    net: none\n" if docker_engine.compose_network_mode else ""
+    config = ("web:\n    image: %s\n    command: sleep 300\n    env_file: ./conf/web.env\n%s"
+              % (docker_engine.base_image, net))
+    env_files = str([{"file_name": "./conf/web.env", "content": "GREETING=hello\nDB_PASSWORD=%s\n" % PLANTED_SECRETS[0]},
+                     {"file_name": "./unused.env", "content": "X=1\n"}])
+    out, proc = run_hook(run_tool, compose_env, deployment("webapp", config, inputs=[
+        {"name": "env_files", "type": "String", "value": env_files}]))
+    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    assert containers(docker_engine, "webapp") == {"webapp_web_1": "running"}
+    env = docker_engine.docker("exec", "webapp_web_1", "env").stdout.decode()
+    assert "GREETING=hello" in env
+    project = working(sandbox) / "webapp"
+    assert stat.S_IMODE(project.stat().st_mode) == 0o700
+    assert stat.S_IMODE((project / "conf" / "web.env").stat().st_mode) == 0o600
+    assert not (project / "unused.env").exists()  # only referenced files are written
+    assert (project / "docker-compose.yml").read_text() == config
+    assert PLANTED_SECRETS[0] not in proc.stderr
+
+
+@needs_compose
+def test_services_layout_with_booleans_and_json_env_files(run_tool, compose_env, sandbox, docker_engine, down_after):
+    """SPEC §11.23 (booleans/nulls, the services: layout) and §12.13.14 (env_files as JSON text)."""
+    down_after("jsonapp")
+    net = "    network_mode: none\n" if docker_engine.compose_network_mode else ""
+    text = ("version: '2.2'\nservices:\n  api:\n    image: %s\n    command: [sleep, '300']\n    init: true\n"
+            "    tty: false\n    stdin_open: no\n    environment: {UNSET_HERE: null}\n    env_file: [a.env]\n%s"
+            % (docker_engine.base_image, net))
+    env_files = json.dumps([{"file_name": "a.env", "content": "MODE=json"}])
+    out, _ = run_hook(run_tool, compose_env, deployment("jsonapp", text, inputs=[
+        {"name": "env_files", "type": "String", "value": env_files}]))
+    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    assert containers(docker_engine, "jsonapp") == {"jsonapp_api_1": "running"}
+    assert "MODE=json" in docker_engine.docker("exec", "jsonapp_api_1", "env").stdout.decode()
+
+
+@needs_compose
+def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run_tool, compose_env, docker_engine,
+                                                                            down_after):
+    down_after("brokenapp")
+    config = {"version": "2.2", "services": {
+        "ok": service(docker_engine, ["sleep", "300"], init=True),
+        "db": service(docker_engine, ["sh", "-c", "echo starting db; echo 'fatal: bad config line 7' >&2; exit 3"]),
+    }}
+    out, _ = run_hook(run_tool, compose_env, deployment("brokenapp", config))
+    assert out["deploy_status_code"] != 0
+    assert "service db (container brokenapp_db_1)" in out["deploy_stderr"]
+    assert "fatal: bad config line 7" in out["deploy_stderr"]
+    assert "starting db" in out["deploy_stderr"]
+    assert "service ok" not in out["deploy_stderr"]
+
+
+@needs_compose
+def test_delete_and_empty_config_succeed_without_running_compose(run_tool, compose_env, docker_engine, down_after):
+    """SPEC §11.22: the original crashed here, failing the Heat resource delete."""
+    down_after("gone")
+    config = {"version": "2.2", "services": {"x": service(docker_engine, ["sleep", "300"], init=True)}}
+    for dep in (deployment("gone", config, action="DELETE"), deployment("gone", "")):
+        out, _ = run_hook(run_tool, compose_env, dep)
+        assert out == {"deploy_stdout": "", "deploy_stderr": "", "deploy_status_code": 0}
+    assert containers(docker_engine, "gone") == {}
+
+
+@needs_compose
+def test_companion_writes_projects_and_takes_down_removed_ones(run_tool, compose_env, sandbox, docker_engine,
+                                                             down_after):
+    down_after("keepme")
+    down_after("dropme")
+    keep = deployment("keepme", {"version": "2.2", "services": {
+        "k": service(docker_engine, ["sleep", "300"], init=True)}})
+    drop = deployment("dropme", {"version": "2.2", "services": {
+        "d": service(docker_engine, ["sleep", "300"], init=True)}})
+    done = refresh(run_tool, compose_env, sandbox, [keep, drop, {"group": "docker-compose", "config": {}}])
+    assert done.returncode == 0, done.stderr  # the entry without a name is logged, not fatal (SPEC §11.25)
+    for dep in (keep, drop):
+        path = working(sandbox) / dep["name"] / "docker-compose.yml"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        out, _ = run_hook(run_tool, compose_env, dep)
+        assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    (working(sandbox) / "dropme" / "secret.env").write_text("TOKEN=%s\n" % PLANTED_SECRETS[3])
+
+    # "dropme" leaves the metadata; a script deployment of the same name must not keep it alive (SPEC §11.24).
+    other = {"id": "x1", "name": "dropme", "group": "script", "config": "#!/bin/sh\n", "inputs": []}
+    done = refresh(run_tool, compose_env, sandbox, [keep, other])
+    assert done.returncode == 0, done.stderr
+    assert containers(docker_engine, "dropme") == {}  # removed, not merely killed
+    assert not (working(sandbox) / "dropme").exists()  # nor its env files
+    assert containers(docker_engine, "keepme") == {"keepme_k_1": "running"}
+    assert (working(sandbox) / "keepme" / "docker-compose.yml").exists()
+
+
+def test_companion_survives_a_missing_or_broken_deployments_file(run_tool, sandbox, tmp_path):
+    env = {"HEAT_DOCKER_COMPOSE_WORKING": str(working(sandbox)), "HEAT_DOCKER_COMPOSE_CMD": "/bin/false"}
+    done = run_tool("heat-config-hook", ["--refresh", "docker-compose"], env=env)
+    assert done.returncode == 0 and "No config file" in done.stderr
+    project = working(sandbox) / "still-here"
+    project.mkdir(parents=True)
+    (project / "docker-compose.yml").write_text("x: {image: busybox}\n")
+    sandbox.write("run/heat-config", "{not json", mode=0o600)
+    done = run_tool("heat-config-hook", ["--refresh", "docker-compose"], env=env)
+    assert done.returncode == 0
+    assert "not valid JSON" in done.stderr
+    assert (project / "docker-compose.yml").exists()  # an unreadable file is no reason to take projects down
+
+
+@needs_compose
+def test_timeout_kills_compose_and_reports_124(run_tool, compose_env, sandbox, docker_engine, down_after):
+    """compose waits for a dependency that never becomes healthy; the deployment's timeout ends the whole group."""
+    down_after("slowapp")
+    config = {"version": "2.2", "services": {
+        "dep": service(docker_engine, ["sleep", "300"], init=True,
+                       healthcheck={"test": ["CMD", "false"], "interval": "1h", "start_period": "1h"}),
+        "app": service(docker_engine, ["sleep", "300"], init=True, depends_on={"dep": {"condition": "service_healthy"}}),
+    }}
+    dep = deployment("slowapp", config)
+    dep["options"] = {"timeout": 6}
+    started = time.monotonic()
+    out, _ = run_hook(run_tool, compose_env, dep)
+    assert time.monotonic() - started < 60
+    assert out["deploy_status_code"] == 124
+    assert out["deploy_stderr"].splitlines()[-1] == "timed out after 6 seconds"
+    project = str(working(sandbox) / "slowapp")
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink("/proc/%s/cwd" % pid) == project:
+                survivors.append(pid)
+        except OSError:
+            pass
+    assert survivors == [], "compose processes survived the timeout"
+
+
+def test_compose_v2_is_preferred_and_v1_layout_wrapped(run_tool, sandbox):
+    """Compose v2 is not packaged for Debian 12: a recording ``docker`` that knows ``compose`` stands in for it."""
+    bindir = sandbox.path("home", "bin")
+    bindir.mkdir()
+    record = sandbox.path("home", "calls")
+    fake = bindir / "docker"
+    fake.write_text("#!/bin/sh\necho \"$*\" >> %s\n[ \"$1 $2\" = 'compose version' ] && echo 'Docker Compose v2.99'\n"
+                    "exit 0\n" % record)
+    fake.chmod(0o755)
+    env = {"HEAT_DOCKER_COMPOSE_WORKING": str(working(sandbox)), "PATH": "%s:%s" % (bindir, sandbox.env["PATH"]),
+           "DOCKER_HOST": "unix://%s" % sandbox.path("no-engine.sock")}
+    out, _ = run_hook(run_tool, env, deployment("v2app", "web:\n  image: busybox\n  tty: true\n"))
+    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    assert record.read_text().splitlines() == ["compose version", "compose up -d --no-build"]
+    written = (working(sandbox) / "v2app" / "docker-compose.yml").read_text()
+    assert written.startswith("services:\n  web:\n") and "tty: true" in written
+    # HEAT_DOCKER_COMPOSE_CMD still wins, split like shell words.
+    record.unlink()
+    env["HEAT_DOCKER_COMPOSE_CMD"] = "%s compose --ansi never" % fake
+    out, _ = run_hook(run_tool, env, deployment("v2app", "services:\n  web:\n    image: busybox\n"))
+    assert record.read_text().splitlines() == ["compose --ansi never up -d --no-build"]
+
+
+def test_bad_names_and_env_files_are_refused(run_tool, sandbox):
+    env = {"HEAT_DOCKER_COMPOSE_WORKING": str(working(sandbox)), "HEAT_DOCKER_COMPOSE_CMD": "/bin/false"}
+    out, _ = run_hook(run_tool, env, deployment("../escape", "web: {image: busybox}\n"))
+    assert out["deploy_status_code"] != 0 and "deployment name" in out["deploy_stderr"]
+    assert not sandbox.path("lib", "escape").exists()
+    dep = deployment("envesc", "web: {image: busybox, env_file: ../../outside.env}\n", inputs=[
+        {"name": "env_files", "type": "String",
+         "value": json.dumps([{"file_name": "../../outside.env", "content": "A=1"}])}])
+    out, _ = run_hook(run_tool, env, dep)
+    assert out["deploy_status_code"] != 0 and "outside the project directory" in out["deploy_stderr"]
+    assert not working(sandbox).parent.joinpath("outside.env").exists()
