@@ -1,0 +1,208 @@
+"""The template tree, the plan of what changes under the output root, and carrying it out.
+
+SPEC §4.5 and §4.9 kept: the tree mirrors the target, `.oac` files are controls, a new
+file gets 0644 (or `--default-mode`) unless its control says otherwise, an existing
+file keeps its mode and owner, a symlink at the target is replaced by a file.
+Fixed (SPEC §5.9.24): everything is rendered and checked before anything is written;
+a file whose content, mode and owner are already right is not touched; all writes are
+atomic and happen together, so a failure leaves every target as it was.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from agent_common.atomic import AtomicBatch
+from os_apply_config import render
+from os_apply_config.oac import Control, ControlError, load_control
+
+LOG = logging.getLogger("os-apply-config")
+CONTROL_SUFFIX = ".oac"
+JINJA_SUFFIX = ".j2"
+
+
+@dataclass(frozen=True)
+class Template:
+    path: str  # the template file
+    relpath: str  # its path under the template root
+    target: str  # the output path, relative to the output root
+    kind: str  # "mustache", "jinja" or "executable"
+
+    @property
+    def control_path(self) -> str:
+        return self.path + CONTROL_SUFFIX
+
+
+def discover(root: str) -> List[Template]:
+    """Every template under ``root`` (symlinked dirs not followed), in a stable order."""
+    found: List[Template] = []
+    targets: Dict[str, str] = {}
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(CONTROL_SUFFIX):
+                continue
+            path = os.path.join(current, name)
+            relpath = os.path.relpath(path, root)
+            if name.endswith(JINJA_SUFFIX) and len(name) > len(JINJA_SUFFIX):
+                kind, target = "jinja", relpath[: -len(JINJA_SUFFIX)]
+            else:
+                kind = "executable" if os.path.isfile(path) and os.access(path, os.X_OK) else "mustache"
+                target = relpath
+            if target in targets:
+                raise render.TemplateError(path, "renders to the same file as %s" % targets[target])
+            targets[target] = path
+            found.append(Template(path, relpath, target, kind))
+    return found
+
+
+@dataclass
+class Rendered:
+    template: Template
+    body: bytes
+    control: Control
+
+
+def render_all(root: str, templates: List[Template], context: Any) -> List[Rendered]:
+    """Render every template or raise the first TemplateError; nothing is written here."""
+    jinja: Optional[render.JinjaRenderer] = None
+    out = []
+    for t in templates:
+        try:
+            control, _ = load_control(t.control_path)
+        except ControlError as exc:
+            raise render.TemplateError(t.path, "%s (in %s)" % (exc, t.control_path)) from None
+        if t.kind == "executable":
+            text = render.render_executable(t.path, context)
+        elif t.kind == "jinja":
+            if jinja is None:
+                jinja = render.JinjaRenderer(root)
+            text = jinja.render(t.path, t.relpath, context if isinstance(context, dict) else {})
+        else:
+            text = render.render_mustache(t.path, _read_template(t.path), context)
+        out.append(Rendered(t, text.encode("utf-8"), control))
+    return out
+
+
+def _read_template(path: str) -> str:
+    try:
+        with open(path) as f:  # the locale's encoding and universal newlines, as the original reads it
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise render.TemplateError(path, "not valid text in the locale's encoding: %s" % exc) from None
+    except OSError as exc:
+        raise render.TemplateError(path, "cannot read template: %s" % exc.strerror) from None
+
+
+@dataclass
+class Change:
+    """What happens to one output path. ``action``: create, update, delete, unchanged, skip."""
+
+    path: str
+    action: str
+    body: bytes = b""
+    mode: int = 0o644
+    uid: Optional[int] = None
+    gid: Optional[int] = None
+    reasons: Tuple[str, ...] = ()
+    old_body: Optional[bytes] = None
+
+
+def _read_bytes(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def plan_one(item: Rendered, output_root: str, default_mode: int) -> Change:
+    """Decide what writing ``item`` means for its target; raises TemplateError for a target that is in the way."""
+    path = os.path.join(output_root, item.template.target)
+    control = item.control
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        lst = None
+    except OSError as exc:
+        raise render.TemplateError(item.template.path, "cannot inspect %s: %s" % (path, exc.strerror)) from None
+    try:
+        st = os.stat(path) if lst is not None else None
+    except OSError:
+        st = None  # a dangling symlink: replaced like any symlink
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise render.TemplateError(item.template.path, "target %s is a directory" % path)
+    if not control.allow_empty and not item.body:
+        return Change(path, "delete" if lst is not None else "skip")
+    mode = control.mode if control.mode is not None else (stat.S_IMODE(st.st_mode) if st else default_mode)
+    uid = control.owner if control.owner is not None else (st.st_uid if st else None)
+    gid = control.group if control.group is not None else (st.st_gid if st else None)
+    if st is None:
+        return Change(path, "create", item.body, mode, uid, gid, ("new file",))
+    reasons = []
+    if stat.S_ISLNK(lst.st_mode):
+        reasons.append("replaces a symlink")
+    old = _read_bytes(path) if st.st_size == len(item.body) else None
+    if old != item.body:
+        reasons.append("content")
+    if stat.S_IMODE(st.st_mode) != mode:
+        reasons.append("mode %04o -> %04o" % (stat.S_IMODE(st.st_mode), mode))
+    if (uid is not None and uid != st.st_uid) or (gid is not None and gid != st.st_gid):
+        reasons.append("owner")
+    if not reasons:
+        return Change(path, "unchanged")
+    old_body = old if old is not None else _read_bytes(path)
+    return Change(path, "update", item.body, mode, uid, gid, tuple(reasons), old_body)
+
+
+def plan(rendered: List[Rendered], output_root: str, default_mode: int) -> List[Change]:
+    return [plan_one(item, output_root, default_mode) for item in rendered]
+
+
+def write(changes: List[Change]) -> None:
+    """Carry out the plan: all writes in one atomic batch, then deletions."""
+    with AtomicBatch() as batch:
+        for c in changes:
+            if c.action in ("create", "update"):
+                os.makedirs(os.path.dirname(c.path), exist_ok=True)
+                batch.stage(c.path, c.body, c.mode, uid=c.uid, gid=c.gid)
+    for c in changes:
+        if c.action in ("create", "update"):
+            LOG.info("writing %s", c.path)
+        elif c.action == "delete":
+            LOG.info("deleting %s", c.path)
+            os.unlink(c.path)
+        elif c.action == "skip":
+            LOG.info("not creating empty %s", c.path)
+
+
+def describe(changes: List[Change], show_diff: bool) -> str:
+    """The dry-run report: one line per path that would change, with a unified diff when asked.
+
+    The diff of a file that is not readable by others is not shown: it may hold secrets.
+    """
+    lines: List[str] = []
+    for c in changes:
+        if c.action == "unchanged":
+            continue
+        if c.action == "skip":
+            lines.append("would not create empty %s" % c.path)
+            continue
+        if c.action == "delete":
+            lines.append("would delete %s" % c.path)
+            continue
+        lines.append("would %s %s (%s)" % (c.action, c.path, ", ".join(c.reasons)))
+        if not show_diff or "content" not in c.reasons and c.action != "create":
+            continue
+        if not c.mode & stat.S_IROTH:
+            lines.append("  (diff not shown: %s is not readable by others)" % c.path)
+            continue
+        old = (c.old_body or b"").decode("utf-8", "replace").splitlines(True)
+        new = c.body.decode("utf-8", "replace").splitlines(True)
+        diff = difflib.unified_diff(old, new, c.path if c.action == "update" else "/dev/null", c.path)
+        lines.extend(line.rstrip("\n") for line in diff)
+    return "\n".join(lines) + ("\n" if lines else "")

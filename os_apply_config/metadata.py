@@ -1,0 +1,161 @@
+"""Which metadata files os-apply-config reads, and how it merges them (SPEC §4.3, §4.4).
+
+Kept: `-m` beats `OS_CONFIG_FILES` (which counts even when empty) beats the list file;
+empty and missing paths are skipped; documents that are not non-empty objects are
+ignored; the deep merge in read order, later files winning, lists replaced.
+
+Fixed (SPEC §5.9.27): every `-m` counts (`-m a -m b` reads both); the fallback files
+are read only when the main list gives no existing file, as the help always said;
+ending up with no metadata at all is a warning, not silence; a broken list file is
+one clear error, not a traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from agent_common.paths import PATHS
+
+LOG = logging.getLogger("os-apply-config")
+
+DEFAULT_LIST_FILE = PATHS["oac_os_config_files"].default
+#: Read (with a deprecation warning) when the built-in default list file gives nothing.
+OLD_LIST_FILE = "/var/run/os-collect-config/os_config_files.json"
+DEFAULT_FALLBACK = [
+    "/var/cache/heat-cfntools/last_metadata",
+    "/var/lib/heat-cfntools/cfn-init-data",
+    "/var/lib/cloud/data/cfn-init-data",
+]
+
+
+class MetadataError(Exception):
+    """A metadata file or list file that cannot be used; the message names it."""
+
+
+def _load_list_file(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise MetadataError("Could not open %s for reading. %s" % (path, exc.strerror)) from None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise MetadataError("Could not parse list file %s: %s" % (path, exc)) from None
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise MetadataError("No list of paths in json file: %s" % path)
+    return value
+
+
+def main_list(cli_files: Sequence[str], environ: Mapping[str, str], list_file: str) -> List[str]:
+    """SPEC §4.3.1: the main list of metadata paths."""
+    if cli_files:
+        return list(cli_files)
+    if "OS_CONFIG_FILES" in environ:
+        return environ["OS_CONFIG_FILES"].split(":")
+    files = _load_list_file(list_file)
+    if not files and list_file == DEFAULT_LIST_FILE:
+        if os.path.exists(OLD_LIST_FILE):
+            LOG.warning("DEPRECATED: falling back to %s", OLD_LIST_FILE)
+        files = _load_list_file(OLD_LIST_FILE)
+    return files
+
+
+@dataclass
+class Metadata:
+    """The merged document and the files it came from."""
+
+    config: Dict[str, Any] = field(default_factory=dict)
+    read: List[str] = field(default_factory=list)
+    looked_at: List[str] = field(default_factory=list)
+
+
+def _read_document(path: str) -> Optional[Any]:
+    """The parsed file, or None when it does not exist (skipped silently, as the original)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MetadataError("Could not open %s for reading. %s" % (path, exc.strerror)) from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise MetadataError("Could not parse metadata file: %s: %s" % (path, exc)) from None
+
+
+def deep_merge(base: Dict[str, Any], other: Dict[str, Any]) -> Dict[str, Any]:
+    """``other`` merged into a copy of ``base``: objects merge recursively, anything else replaces."""
+    merged = dict(base)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_files(paths: Sequence[str], result: Metadata) -> None:
+    for path in paths:
+        if not path:
+            continue
+        result.looked_at.append(path)
+        doc = _read_document(path)
+        if doc is None:
+            continue
+        result.read.append(path)
+        if isinstance(doc, dict) and doc:
+            result.config = deep_merge(result.config, doc)
+        elif doc not in ({}, None):
+            LOG.warning("ignoring %s: its top level is not a JSON object", path)
+
+
+def collect(main: Sequence[str], fallback: Sequence[str]) -> Metadata:
+    """Read and merge the main list; only when none of its files exists, the fallback files."""
+    result = Metadata()
+    _merge_files(main, result)
+    if not result.read and fallback:
+        _merge_files(fallback, result)
+    if not result.read:
+        LOG.warning("no metadata: none of %s exists", ", ".join(result.looked_at) or "the metadata files (none given)")
+    return result
+
+
+MISSING = object()
+
+
+def lookup(config: Any, dotted: str) -> Any:
+    """SPEC §4.10.1: walk a dotted key through objects and (Python-indexed) lists; MISSING when it is not there."""
+    value = config
+    for step in dotted.split("."):
+        if isinstance(value, dict):
+            value = value.get(step, MISSING)
+        elif isinstance(value, list):
+            try:
+                value = value[int(step)]
+            except (ValueError, IndexError):
+                return MISSING
+        else:
+            return MISSING
+        if value is MISSING or value is None:
+            return MISSING
+    return value
+
+
+def subhash(config: Dict[str, Any], dotted: Optional[str]) -> Dict[str, Any]:
+    """SPEC §4.4.2: the object at ``dotted``, each step an object."""
+    if not dotted:
+        return config
+    value: Any = config
+    for step in dotted.split("."):
+        if isinstance(value, dict) and isinstance(value.get(step), dict):
+            value = value[step]
+        else:
+            raise MetadataError("key '%s' does not correspond to a hash in the metadata file" % dotted)
+    return value

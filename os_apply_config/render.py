@@ -1,0 +1,164 @@
+"""Turning one template into the bytes of one file: mustache, Jinja2 (`NAME.j2`) or an executable.
+
+Mustache goes through pystache with the original's settings (SPEC §4.6): no HTML
+escaping, non-string values as JSON, missing names render empty. Differences, each
+a fix (SPEC §12.13.2, §5.9.26, §5.9.30): a missing name is reported once per template
+and name; an unclosed section is an error naming the line; Jinja2 templates are
+sandboxed and strict about undefined names; an executable template's stderr is
+logged, and its failure shows its output as text. Every error names the template
+file and, where there is one, the line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+LOG = logging.getLogger("os-apply-config")
+
+
+class TemplateError(Exception):
+    """A template that cannot be rendered: ``str()`` is `<path>[:<line>]: <problem>`."""
+
+    def __init__(self, path: str, message: str, line: Optional[int] = None) -> None:
+        super().__init__("%s%s: %s" % (path, ":%d" % line if line else "", message))
+        self.path, self.line, self.message = path, line, message
+
+
+def _line_of(text: str, position: int) -> int:
+    return text.count("\n", 0, max(position, 0)) + 1
+
+
+_mustache_renderer: Optional[Callable[[str, Any, List[str]], str]] = None
+
+
+def _build_mustache() -> Callable[[str, Any, List[str]], str]:
+    """A render(text, context, missing) function: pystache as the original configures it, plus reporting."""
+    import pystache
+    from pystache.common import is_string
+    from pystache.context import KeyNotFoundError
+    from pystache.parser import parse
+    from pystache.renderengine import RenderEngine
+
+    class Engine(RenderEngine):
+        missing: List[str] = []
+
+        def fetch_string(self, context, name):  # noqa: D102 - pystache's contract
+            try:
+                value = context.get(name)
+            except KeyNotFoundError:
+                self.missing.append(name)
+                return ""
+            if callable(value):
+                return self._render_value(value(), context)
+            return value if is_string(value) else self.to_str(value)
+
+        def render(self, template, context_stack, delimiters=None):
+            return parse(template, delimiters, raise_on_mismatch=True).render(self, context_stack)
+
+    class Renderer(pystache.Renderer):
+        def str_coerce(self, val):
+            return "" if val is None else json.dumps(val)
+
+        def _make_render_engine(self):
+            base = super()._make_render_engine()
+            return Engine(literal=base.literal, escape=base.escape, resolve_context=base.resolve_context,
+                          resolve_partial=base.resolve_partial, to_str=base.to_str)
+
+    renderer = Renderer(escape=lambda text: text, missing_tags="ignore")
+
+    def render(text: str, context: Any, missing: List[str]) -> str:
+        Engine.missing = missing
+        return renderer.render(text, context)
+
+    return render
+
+
+def render_mustache(path: str, text: str, context: Any) -> str:
+    """Render mustache ``text`` (read from ``path``); warn once per missing name."""
+    global _mustache_renderer
+    if "{{" not in text:
+        return text  # no tag can open without the default delimiter: nothing to render
+    if _mustache_renderer is None:
+        _mustache_renderer = _build_mustache()
+    from pystache.parser import ParsingError
+
+    missing: List[str] = []
+    try:
+        body = _mustache_renderer(text, context, missing)
+    except ParsingError as exc:
+        info = exc.info
+        line = _line_of(text, info.position) if info is not None else None
+        message = str(exc).split(" at position")[0].split(". Its section")[0]
+        if info is not None and "Did not find" in message:
+            message = "unclosed section {{%s%s}}" % (info.tag_type, info.tag_key)
+        raise TemplateError(path, message, line) from None
+    except Exception as exc:  # pystache raises bare Exceptions for bad tags
+        raise TemplateError(path, "could not render moustache template: %s" % exc) from None
+    for name in dict.fromkeys(missing):
+        LOG.warning("%s: key '%s' not found in the metadata; rendered as empty", path, name)
+    return body
+
+
+class JinjaRenderer:
+    """Jinja2 templates of one template root: sandboxed, StrictUndefined, includes relative to the root."""
+
+    def __init__(self, root: str) -> None:
+        from jinja2 import FileSystemLoader, StrictUndefined
+        from jinja2.sandbox import SandboxedEnvironment
+
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(root), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
+        )
+
+    def render(self, path: str, relpath: str, context: Dict[str, Any]) -> str:
+        import jinja2
+
+        try:
+            return self.env.get_template(relpath).render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(exc.filename or path, exc.message or str(exc), exc.lineno) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(path, _jinja_message(exc), _traceback_line(exc, path)) from None
+
+
+def _jinja_message(exc: Exception) -> str:
+    message = str(exc)
+    if type(exc).__name__ == "UndefinedError":
+        return "undefined: %s" % message
+    return message
+
+
+def _traceback_line(exc: BaseException, path: str) -> Optional[int]:
+    """The template line Jinja2 maps the failing frame to (its tracebacks carry template file names)."""
+    line = None
+    tb = exc.__traceback__
+    real = os.path.realpath(path)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename == path or os.path.realpath(filename) == real:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def render_executable(path: str, context: Any) -> str:
+    """Run ``path`` with the JSON context on stdin; its stdout is the body (SPEC §4.7)."""
+    from agent_common import proc
+
+    try:
+        result = proc.run([path], stdin_data=json.dumps(context).encode("utf-8"))
+    except OSError as exc:
+        raise TemplateError(path, "config script could not run: %s" % exc.strerror) from None
+    stderr = result.stderr.decode("utf-8", "replace").rstrip("\n")
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).decode("utf-8", "replace").rstrip("\n")
+        raise TemplateError(path, "config script failed with exit status %d; output:\n%s"
+                            % (result.returncode, output or "(none)"))
+    for line in stderr.splitlines():
+        LOG.info("%s: %s", path, line)
+    try:
+        return result.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(path, "config script output is not UTF-8: %s" % exc) from None
