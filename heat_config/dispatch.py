@@ -80,7 +80,7 @@ class Dispatcher:
         if settings.notify_program:
             sender: Any = ProgramSender(settings.notify_program, self.journal, settings.environ)
         else:
-            sender = InProcessSender()
+            sender = InProcessSender(settings.environ)
         self.via_program = bool(settings.notify_program)
         self.outbox = Outbox(self.journal, sender, budget_s=retry_budget(settings.environ))
         self.current: Set[str] = set()

@@ -18,7 +18,7 @@ from typing import Any, List, Optional
 from agent_common.backoff import Backoff
 from agent_common.logs import setup_logging
 from heat_config.journal import SIGNAL_REFUSED, SIGNALLED, Journal
-from heat_config.signals import BACKOFF_CAP_S, BACKOFF_INITIAL_S, SignalFailed, retry_budget, routes
+from heat_config.signals import BACKOFF_CAP_S, BACKOFF_INITIAL_S, SignalFailed, client_for, retry_budget, routes
 from hooks.protocol import input_values, register_input_secrets
 
 LOG = logging.getLogger("heat-config-notify")
@@ -89,7 +89,7 @@ def main(argv: Optional[List[str]] = None, stdin: Any = None) -> int:
         LOG.error("%s: not a deployment JSON object", conf_file)
         return 1
     register_input_secrets(deployment)
-    transports = routes(input_values(deployment))
+    transports = routes(input_values(deployment), client_for(os.environ))
     if not transports:
         LOG.debug("No signal transport in %s (NO_SIGNAL); nothing to send", conf_file)
         return 0

@@ -38,8 +38,9 @@ LOG = logging.getLogger("heat-config")
 
 #: Heat's request body limit is 1 MiB; the original trims to this many serialised characters (§7.4).
 MAX_SIGNAL_CHARS = 950000
-#: Seconds one request may take.
+#: Seconds one request may take; overridable like the retry bound.
 REQUEST_TIMEOUT_S = 20.0
+REQUEST_TIMEOUT_ENV = "HEAT_CONFIG_SIGNAL_TIMEOUT_S"
 #: Seconds one run spends retrying one signal (SPEC §12.13.6); overridable for tests and slow sites.
 RETRY_BUDGET_S = 60.0
 RETRY_BUDGET_ENV = "HEAT_CONFIG_SIGNAL_RETRY_S"
@@ -126,6 +127,10 @@ class UrlSignal(Transport):
             raise _from_http_error(exc) from None
 
 
+#: Keystone sessions of this process, by credentials: retries reuse the token instead of re-authenticating.
+_SESSIONS: Dict[Any, Any] = {}
+
+
 class KeystoneSignal(Transport):
     """Base of the transports that authenticate with the deployment's stack-user credentials (§7.5, §7.6)."""
 
@@ -150,9 +155,11 @@ class KeystoneSignal(Transport):
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise SignalFailed("keystoneauth1 is not installed: %s" % exc, False) from None
         try:
-            session = keystone.make_session(creds, timeout=REQUEST_TIMEOUT_S)
-            token = keystone.token(session)
-            url = keystone.endpoint(session, self.service_type, creds.region_name)
+            session = _SESSIONS.get(creds)
+            if session is None:
+                session = _SESSIONS[creds] = keystone.KeystoneSession(creds, timeout=self.client.timeout)
+            token = session.token()
+            url = session.endpoint(self.service_type, creds.region_name)
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout,
                 ks_exc.DiscoveryFailure) as exc:
             raise SignalFailed("keystone at %s unreachable: %s" % (strip_query(creds.auth_url),
@@ -211,10 +218,9 @@ class ZaqarSignal(KeystoneSignal):
             raise _from_http_error(exc) from None
 
 
-def routes(inputs: Mapping[str, Any], client: Optional[HttpClient] = None) -> List[Transport]:
+def routes(inputs: Mapping[str, Any], client: HttpClient) -> List[Transport]:
     """The transports the original notifier would use for these inputs (§7.1); [] means NO_SIGNAL."""
     found: List[Transport] = []
-    client = client or HttpClient(timeout=REQUEST_TIMEOUT_S)
     if "deploy_signal_id" in inputs:
         found.append(UrlSignal(str(inputs["deploy_signal_id"]), str(inputs.get("deploy_signal_verb") or "POST"),
                                client))
@@ -240,12 +246,26 @@ class _NoClient(HttpClient):
 _NO_CLIENT = _NoClient()
 
 
-def retry_budget(environ: Mapping[str, str]) -> float:
+def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     try:
-        value = float(environ.get(RETRY_BUDGET_ENV, RETRY_BUDGET_S))
+        value = float(environ.get(name) or default)
     except ValueError:
-        value = RETRY_BUDGET_S
+        value = default
     return max(value, 0.0)
+
+
+def retry_budget(environ: Mapping[str, str]) -> float:
+    """Seconds one run (or one heat-config-notify) spends retrying one signal (SPEC §12.13.6)."""
+    return _env_seconds(environ, RETRY_BUDGET_ENV, RETRY_BUDGET_S)
+
+
+def request_timeout(environ: Mapping[str, str]) -> float:
+    return _env_seconds(environ, REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S) or REQUEST_TIMEOUT_S
+
+
+def client_for(environ: Mapping[str, str]) -> HttpClient:
+    """The HTTP client signals use: one attempt per call (the outbox does the retrying), with a timeout."""
+    return HttpClient(timeout=request_timeout(environ))
 
 
 # -- senders ------------------------------------------------------------------------------------
@@ -260,7 +280,8 @@ class Attempt:
 class InProcessSender:
     """Delivers with the transports above, in this process (HEAT_CONFIG_NOTIFY unset, §12.2)."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
         self._client: Optional[HttpClient] = None
 
     def deliver(self, deployment_file: str, inputs: Mapping[str, Any], data: Any) -> Attempt:
@@ -268,7 +289,7 @@ class InProcessSender:
         if not transports:
             return Attempt(SIGNAL_SENT)
         if self._client is None:
-            self._client = HttpClient(timeout=REQUEST_TIMEOUT_S)
+            self._client = client_for(self.environ)
         for transport in routes(inputs, client=self._client):
             try:
                 transport.send(data)
@@ -296,7 +317,7 @@ class ProgramSender:
         try:
             result = proc.run([self.program, deployment_file], env=self.environ,
                               stdin_data=json.dumps(data).encode("utf-8", "replace"),
-                              timeout=retry_budget(self.environ) + 2 * REQUEST_TIMEOUT_S)
+                              timeout=retry_budget(self.environ) + 2 * request_timeout(self.environ))
         except OSError as exc:
             return Attempt(SIGNAL_PENDING, "cannot run %s: %s" % (self.program, exc.strerror))
         out = result.stdout.decode("utf-8", "replace").strip()

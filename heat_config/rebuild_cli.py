@@ -1,0 +1,73 @@
+"""``heat-config-rebuild-deployed``: mark every known deployment as deployed after state loss (SPEC §6.8).
+
+As the original: reads ``deployments`` through ``os-apply-config --key
+deployments --type raw``, picks the deployed dir (the current one if it exists,
+else the legacy one), and creates an empty ``<id>.json`` for every deployment
+except groups ``os-apply-config`` and ``Heat::Ungrouped``.  Without jq, and ids
+are checked before they become file names (SPEC §12.7).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import List, Optional
+
+from agent_common.paths import get_path
+from heat_config.deployment import OAC_GROUPS, group_of, name_problem
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv:
+        print("Usage: heat-config-rebuild-deployed", file=sys.stderr)
+        return 1
+    print("Reading deployments via os-apply-config")
+    try:
+        proc = subprocess.run(["os-apply-config", "--key", "deployments", "--type", "raw"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    except OSError as exc:
+        print("heat-config-rebuild-deployed: cannot run os-apply-config: %s" % exc.strerror, file=sys.stderr)
+        return 1
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
+        print("heat-config-rebuild-deployed: os-apply-config exited %d" % proc.returncode, file=sys.stderr)
+        return 1
+    try:
+        deployments = json.loads(proc.stdout.decode("utf-8", "replace") or "null")
+    except ValueError as exc:
+        print("heat-config-rebuild-deployed: deployments are not JSON: %s" % exc, file=sys.stderr)
+        return 1
+    if not isinstance(deployments, list):
+        print("heat-config-rebuild-deployed: deployments are not a JSON list", file=sys.stderr)
+        return 1
+    print("Found %d deployments." % len(deployments))
+
+    deployed_dir = get_path("heat_config_deployed")
+    if not os.path.exists(deployed_dir):
+        deployed_dir = get_path("heat_config_deployed_old")
+    os.makedirs(deployed_dir, 0o700, exist_ok=True)
+
+    for item in deployments:
+        if not isinstance(item, dict):
+            continue
+        dep_id, group = item.get("id"), group_of(item)
+        if group in OAC_GROUPS:
+            print("Skipping creating deployed file for deployment %s as it is group:%s" % (dep_id, group))
+            continue
+        problem = name_problem(dep_id)
+        if problem:
+            print("Skipping deployment %r: id %s" % (dep_id, problem), file=sys.stderr)
+            continue
+        path = os.path.join(deployed_dir, "%s.json" % dep_id)
+        print("Creating %s so that deployment will not be re-run" % path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.utime(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
