@@ -1,0 +1,180 @@
+"""Continuous mode: adaptive polling, per-source backoff, SIGHUP and config-change re-exec (SPEC §2.14, §2.17).
+
+Each test runs the real agent as a process with a log file and watches that log,
+the command's records and what the loopback server received.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+
+
+def wait_for(check: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+class Running:
+    def __init__(self, occ, *args: str, argv0_module: bool = False) -> None:
+        self.log = occ.sandbox.path("log", "occ.log")
+        full = occ.base_args() + ["--log-file", str(self.log), "--debug"] + list(args)
+        env = dict(occ.sandbox.env)
+        if argv0_module:
+            cmd = [sys.executable, "-m", "os_collect_config"] + full
+        else:
+            cmd = [str(Path(sys.executable).parent / "os-collect-config")] + full
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     cwd=str(occ.sandbox.root))
+
+    def lines(self) -> List[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for line in self.lines())
+
+    def sleeps(self) -> List[float]:
+        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in self.lines()) if m]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def running():
+    started: List[Running] = []
+
+    def start(occ, *args, **kw) -> Running:
+        r = Running(occ, *args, **kw)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
+
+
+def test_adaptive_polling_min_after_change_then_back_to_max(occ, sandbox, running):
+    occ.write_local("x", {"v": 1})
+    seen = sandbox.path("seen")
+    r = running(occ, "--min-polling-interval", "0.1", "--polling-interval", "0.4",
+                "-c", "echo run >> %s" % seen, "local")
+    wait_for(lambda: len(r.sleeps()) >= 5, what="five sleeps")
+    assert r.sleeps()[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]
+    occ.write_local("x", {"v": 2})
+    wait_for(lambda: len(seen.read_text().splitlines()) == 2, what="second run")
+
+    def sleeps_after_second_run():
+        lines = r.lines()
+        second = [i for i, l in enumerate(lines) if "Executing" in l][1]
+        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in lines[second:]) if m]
+
+    wait_for(lambda: len(sleeps_after_second_run()) >= 3, what="sleeps after the change")
+    assert sleeps_after_second_run()[:3] == [0.1, 0.2, 0.4]
+
+
+def test_min_larger_than_max_is_warned_and_capped(occ, running):
+    occ.write_local("x", {"v": 1})
+    r = running(occ, "--min-polling-interval", "5", "--polling-interval", "0.2", "-c", "true", "local")
+    wait_for(lambda: len(r.sleeps()) >= 2, what="sleeps")
+    assert r.sleeps()[:2] == [0.2, 0.2]
+    assert r.count("min_polling_interval 5.00 is larger than polling_interval 0.20") == 1
+
+
+def test_failing_source_backs_off_keeps_last_good_and_recovers(occ, sandbox, swift, running):
+    swift.put_object("heat", "server1", {"a": 1})
+    url = swift.temp_url("heat", "server1")
+    seen = sandbox.path("seen")
+    occ.write_local("l", {"n": 1})
+    r = running(occ, "--min-polling-interval", "0.1", "--polling-interval", "1.6",
+                "-c", "printenv OS_CONFIG_FILES >> %s" % seen, "--request-metadata-url", url, "request", "local")
+    wait_for(lambda: seen.exists(), what="first run")
+    swift.fail_with = 503
+    swift.clear()
+    wait_for(lambda: r.count("Source [request] Unavailable.") >= 3, timeout=30, what="three failures")
+    polls = r.count("No changes detected")
+    gets = len(swift.received("GET"))
+    assert gets <= r.count("Source [request] Unavailable.") + 1
+    assert polls > gets  # the failing source is skipped between backoff steps; the loop is not
+    delays = [float(m.group(1)) for m in (re.search(r"next try in ([0-9.]+) s", l) for l in r.lines()) if m]
+    assert all(d <= 1.6 for d in delays)
+    # Another source changes meanwhile: the command runs with the last good request files.
+    occ.write_local("l", {"n": 2})
+    c = occ.cachedir
+    wait_for(lambda: len(seen.read_text().splitlines()) == 2, what="run during the outage")
+    assert seen.read_text().splitlines()[-1] == "%s/request.json:%s/l.json" % (c, c)
+    # Recovery within one polling interval (+ one poll).
+    swift.fail_with = None
+    swift.put_object("heat", "server1", {"a": 2})
+    t0 = time.monotonic()
+    wait_for(lambda: r.count("Source [request] available again.") == 1, timeout=10, what="recovery")
+    assert time.monotonic() - t0 < 1.6 + 1.0
+    wait_for(lambda: len(seen.read_text().splitlines()) == 3, what="run after recovery")
+    assert occ.cache_json("request.json") == {"a": 2}
+
+
+def _sighup_disposition_of_command(seen: Path) -> str:
+    return seen.read_text().split()[0] if seen.exists() else ""
+
+
+def test_sighup_reexecs_between_polls_and_command_keeps_default_sighup(occ, sandbox, running):
+    occ.write_local("x", {"v": 1})
+    seen = sandbox.path("seen")
+    # SigIgn is a hex mask; bit 0 is SIGHUP.  The command sleeps so the HUP lands while it runs.
+    cmd = "grep SigIgn /proc/self/status | cut -f2 >> %s; sleep 1" % seen
+    r = running(occ, "--min-polling-interval", "0.2", "--polling-interval", "0.2", "-c", cmd, "local")
+    wait_for(lambda: seen.exists(), what="command start")
+    r.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: r.count("Signal received. Re-executing") == 1, what="re-exec")
+    wait_for(lambda: r.count("Starting (pid %d)" % r.proc.pid) == 2, what="second start")
+    mask = int(seen.read_text().split()[0], 16)
+    assert not mask & 1, "the command inherited an ignored SIGHUP"
+    # The command was not interrupted: its run completed and was committed before the re-exec.
+    assert occ.cachedir.joinpath("x.json.last").exists()
+    r.proc.send_signal(signal.SIGHUP)  # HUP works again after the first command, unlike the original
+    wait_for(lambda: r.count("Signal received. Re-executing") == 2, what="second re-exec")
+
+
+def test_sighup_reexec_when_argv0_is_not_an_executable_path(occ, running):
+    occ.write_local("x", {"v": 1})
+    r = running(occ, "--polling-interval", "0.2", "--min-polling-interval", "0.2", "-c", "true", "local",
+                argv0_module=True)
+    wait_for(lambda: r.count("Starting (pid") == 1, what="start")
+    r.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: r.count("Starting (pid %d)" % r.proc.pid) == 2, what="restart")
+    assert r.proc.poll() is None
+
+
+def test_config_file_appearing_later_triggers_reexec(occ, sandbox, running):
+    occ.write_local("x", {"v": 1})
+    sandbox.write("etc/occ.d/00-base.conf", "[DEFAULT]\npolling_interval = 0.2\nmin_polling_interval = 0.2\n"
+                  "collectors = local\n")
+    r = running(occ, "--config-dir", str(sandbox.path("etc", "occ.d")), "-c", "true")
+    wait_for(lambda: r.count("Sleeping") >= 2, what="polls")
+    assert r.count("with collectors local.") == 1
+    # Rendered later by os-apply-config: the default file in $HOME did not exist at start-up.
+    sandbox.write("home/os-collect-config.conf", "[DEFAULT]\ncollectors = heat_local\n")
+    wait_for(lambda: r.count("Configuration changed. Re-executing") == 1, what="re-exec")
+    wait_for(lambda: r.count("with collectors heat_local local.") == 1, what="new file in force")
+    sandbox.write("etc/occ.d/10-more.conf", "[DEFAULT]\ncollectors = local\n")
+    wait_for(lambda: r.count("Configuration changed. Re-executing") == 2, what="re-exec on conf.d change")
+    wait_for(lambda: r.count("with collectors heat_local local local.") == 1, what="conf.d value in force")
