@@ -117,6 +117,9 @@ class HttpClient:
         import requests
 
         kwargs.setdefault("timeout", self.timeout)
+        # Passed explicitly: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ``session.verify``
+        # (a CA file or False) whenever the request itself says nothing.
+        kwargs.setdefault("verify", self.session.verify)
         self.backoff.reset()
         attempt = 0
         while True:

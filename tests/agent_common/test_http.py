@@ -88,3 +88,21 @@ def test_backoff_grows_to_cap_with_jitter_and_resets():
     assert b.next_delay() <= 1
     with pytest.raises(ValueError):
         Backoff(5, 1)
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+def test_tls_setting_wins_over_requests_ca_bundle_env(tmp_path, monkeypatch, insecure):
+    """requests lets REQUESTS_CA_BUNDLE override a session's CA file or verify=False; ours must not."""
+    from tests.servers.tls import make_self_signed
+
+    tls = make_self_signed(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    srv = LoopbackServer()
+    srv.add_route("GET", "/x", lambda r, m: Response(200, b"ok"))
+    srv.start(ssl_context=tls.server_context())
+    try:
+        client = HttpClient(timeout=5, verify=False if insecure else tls.cert)
+        assert client.request("GET", srv.url + "/x").text == "ok"
+    finally:
+        srv.stop()

@@ -74,6 +74,8 @@ class CfnServer(LoopbackServer):
         self.signal_statuses: List[int] = []
         #: Signatures that verified (to prove one fresh signature per path).
         self.verified = 0
+        #: A signed ``Timestamp`` older than this is refused, as Keystone's ``[credential] auth_ttl`` (15 min).
+        self.credential_ttl_s = 900.0
         self._lock = threading.Lock()
         self.add_route("GET", r"/v1/?", self._describe)
         self.add_route("POST", r"/v1/signal/(?P<arn>.+)", self._signal)
@@ -104,10 +106,22 @@ class CfnServer(LoopbackServer):
         for candidate in candidates:
             expected = v2_signature(secret, verb, candidate, path, params)
             if hmac.compare_digest(expected, signature):
-                with self._lock:
-                    self.verified += 1
-                return None
+                return self._check_timestamp(params.get("Timestamp"))
         return _error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match")
+
+    def _check_timestamp(self, timestamp: Optional[str]) -> Optional[Response]:
+        """Keystone accepts an unsigned-time request, but a signed Timestamp must be recent."""
+        if timestamp is not None:
+            try:
+                when = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+            except ValueError:
+                return _error(403, "AuthFailure", "Credential timestamp is invalid")
+            age = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+            if age > self.credential_ttl_s:
+                return _error(403, "AuthFailure", "Credential is expired")
+        with self._lock:
+            self.verified += 1
+        return None
 
     def signed_signal_url(self, access_key: str, stack_name: str, stack_id: str, resource: str,
                           timestamp: bool = True) -> str:
