@@ -17,6 +17,7 @@ BUILTIN: Dict[str, str] = {
     "script": "hooks.script",
     "ansible": "hooks.ansible",
     "docker-compose": "hooks.docker_compose",
+    "kubelet": "hooks.kubelet",
 }
 
 
