@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
-from agent_common.http import HttpError, Validators
+from agent_common.http import HttpError, Validators, strip_query
 from os_collect_config.cache import MISSING, Cache
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
 from os_collect_config.merge import explode
@@ -37,7 +37,8 @@ class RequestCollector(Collector):
         if not url:
             raise NotConfigured("No metadata_url configured.")
         state = None if self.ctx.print_mode else self.ctx.state(self.name)
-        url_id = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        # Validators belong to the object, not to one signature of its temp URL (the query may be re-signed).
+        url_id = hashlib.sha256(strip_query(url).encode("utf-8")).hexdigest()
         cached = Cache(self.ctx.cachedir).load(self.name)
         validators = self._validators(state, url_id, cached)
         try:
