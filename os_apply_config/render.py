@@ -89,7 +89,8 @@ def render_mustache(path: str, text: str, context: Any) -> str:
         body = _mustache_renderer(text, context, missing)
     except ParsingError as exc:
         info = exc.info
-        line = _line_of(text, info.position) if info is not None else None
+        # pystache reports the offset just past the tag (and past its newline when standalone)
+        line = _line_of(text, info.position - 1) if info is not None else None
         message = str(exc).split(" at position")[0].split(". Its section")[0]
         if info is not None and "Did not find" in message:
             message = "unclosed section {{%s%s}}" % (info.tag_type, info.tag_key)
