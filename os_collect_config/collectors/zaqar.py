@@ -8,7 +8,7 @@ value until a newer message arrives: in memory, and under ``<cachedir>/.agent-st
 * SPEC §5.9.4 — a message taken from the queue is never lost: in HTTP mode it is
   *claimed*, its body saved, and only then deleted, and every poll returns the saved
   body, so a poll after a failed command still sees the change and runs it again.
-  An empty queue is the normal idle state, not a warning.
+  A queue that never had a message is the normal idle state: no keys, no warning.
 * SPEC §5.9.12 — TLS is verified by default (decision: the original verified
   Keystone but not Zaqar, a plain bug); ``ssl_certificate_validation = false``
   given explicitly still turns it off, and ``ca_file`` is optional.
@@ -75,6 +75,7 @@ class ZaqarCollector(KeystoneCollector):
         self._latest: Optional[Dict[str, Any]] = None
         self._listener: Optional["_WebsocketListener"] = None
         self._warned_insecure = False
+        self._said_empty = False
 
     # -- settings ------------------------------------------------------------------------------
     def verify(self) -> Verify:
@@ -94,7 +95,11 @@ class ZaqarCollector(KeystoneCollector):
             self._poll_http()
         body = self._latest_body()
         if body is None:
-            raise Unavailable("no metadata message has arrived on queue %s yet" % self.conf["queue_id"])
+            # An idle queue is not an outage: no warning every poll, no backoff delaying the first message.
+            if not self._said_empty:
+                LOG.info("No metadata message has arrived on zaqar queue %s yet.", self.conf["queue_id"])
+                self._said_empty = True
+            return []
         return explode(body["body"], self.ctx.deployment_keys, self.name)
 
     # -- the latest body -----------------------------------------------------------------------
@@ -106,15 +111,18 @@ class ZaqarCollector(KeystoneCollector):
                     self._latest = stored
             return self._latest
 
-    def deliver(self, body: Any) -> None:
-        """Keep ``body`` as the current metadata (saved before the message may be deleted) and wake the loop."""
+    def deliver(self, body: Any, wake: bool = False) -> None:
+        """Keep ``body`` as the current metadata (saved before the message may be deleted).
+
+        ``wake`` (from the websocket thread, between polls) makes the loop poll now when the body changed.
+        """
         record = {"queue": self.conf["queue_id"], "body": body, "received": time.time()}
         with self._lock:
             changed = self._latest is None or self._latest.get("body") != body
             self._latest = record
             if not self.ctx.print_mode:
                 self.ctx.state(self.name).save("latest", record)
-        if changed:
+        if wake and changed:
             self.ctx.wakeup.set()
 
     # -- HTTP mode -----------------------------------------------------------------------------
@@ -247,7 +255,7 @@ class _WebsocketListener(threading.Thread):
     def _notification(self, doc: Any) -> None:
         if isinstance(doc, dict) and "body" in doc:
             LOG.debug("Zaqar websocket notification received")
-            self.collector.deliver(doc["body"])
+            self.collector.deliver(doc["body"], wake=True)
 
     def _session(self) -> None:
         import websocket
@@ -268,7 +276,7 @@ class _WebsocketListener(threading.Thread):
             found = self._request("message_delete_many", {"queue_name": queue, "pop": BATCH})
         messages = (found or {}).get("messages") or []
         if messages:
-            collector.deliver(newest(messages)["body"])
+            collector.deliver(newest(messages)["body"], wake=True)
         self.error = None
         self._backoff.reset()
         self.first_attempt.set()

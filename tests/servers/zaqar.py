@@ -104,10 +104,11 @@ class ZaqarServer(LoopbackServer):
         self.add_route("DELETE", q + r"/claims/(?P<cid>[^/]+)", self._http_release)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self, port: int = 0) -> "ZaqarServer":
+    def start(self, port: int = 0, ssl_context: Any = None) -> "ZaqarServer":
+        """HTTP (HTTPS with ``ssl_context``) on ``port`` and the websocket API on its own ephemeral port."""
         from websockets.sync.server import serve
 
-        super().start(port)
+        super().start(port, ssl_context)
         self._ws_server = serve(self._ws_handler, "127.0.0.1", 0, compression=None)
         threading.Thread(target=self._ws_server.serve_forever, daemon=True).start()
         return self

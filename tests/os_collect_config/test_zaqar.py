@@ -1,0 +1,232 @@
+"""The zaqar collector (SPEC §2.10, §5.9.4, §5.9.12) run through the real os-collect-config against loopback Keystone + Zaqar."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import assert_no_planted_secret
+from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
+from tests.servers.cloud import cloud  # noqa: F401  (fixture)
+from tests.servers.tls import make_self_signed
+from tests.servers.zaqar import ZaqarServer
+
+QUEUE = "server1-queue"
+
+
+def zaqar_section(c, **extra):
+    section = {"auth_url": c.auth_url, "user_id": c.user_id, "password": c.password,
+               "project_id": c.project_id, "queue_id": QUEUE}
+    section.update(extra)
+    return {k: v for k, v in section.items() if v is not None}
+
+
+def run_zaqar(occ, sandbox, c, *args, default=None, **extra):
+    sections = {"DEFAULT": default} if default else {}
+    sections["zaqar"] = zaqar_section(c, **extra)
+    conf = write_config(sandbox, sections)
+    return occ("--config-file", str(conf), *args, "zaqar")
+
+
+def heat_posts(c, body, queue=QUEUE):
+    return c.zaqar.post_message(c.project_id, queue, body)
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# -- HTTP mode -----------------------------------------------------------------------------------
+def test_print_reads_the_newest_message_and_consumes_nothing(cloud, occ, sandbox):
+    heat_posts(cloud, {"old": 1})
+    heat_posts(cloud, METADATA)
+    out = printed(run_zaqar(occ, sandbox, cloud, "--print"))
+    assert out == {"zaqar": METADATA, "dep-a": {"keystone": {"debug": True}}}
+    assert len(cloud.zaqar.messages(cloud.project_id, QUEUE)) == 2  # the claim was released
+    assert not any(occ.cachedir.iterdir())
+
+
+def test_store_mode_claims_saves_then_deletes(cloud, occ, sandbox):
+    heat_posts(cloud, {"old": 1})
+    heat_posts(cloud, METADATA)
+    assert run_zaqar(occ, sandbox, cloud, "--one-time", "--command", "true").returncode == 0
+    assert cloud.zaqar.messages(cloud.project_id, QUEUE) == []
+    assert json.loads(occ.cachedir.joinpath("zaqar.json").read_text()) == METADATA
+    claim, delete = cloud.zaqar.requests
+    assert (claim.method, claim.path) == ("POST", "/v2/queues/%s/claims" % QUEUE)
+    assert (delete.method, delete.q("claim_ids")) == ("DELETE", claim_id_of(cloud))
+    for r in (claim, delete):
+        uuid.UUID(r.header("Client-ID"))  # Zaqar wants a UUID
+        assert r.header("X-Project-Id") == cloud.project_id
+        assert cloud.keystone.token_info(r.header("X-Auth-Token"))
+
+
+def claim_id_of(c):
+    return c.zaqar.requests[1].q("claim_ids")
+
+
+def test_failed_command_is_retried_after_the_message_was_taken(cloud, occ, sandbox):
+    """SPEC §5.9.4: the original popped the message, so a failed command was never retried."""
+    heat_posts(cloud, METADATA)
+    flag, runs = sandbox.path("run", "fail"), sandbox.path("run", "runs")
+    flag.write_text("")
+    cmd = "echo run >> %s; test ! -e %s" % (runs, flag)
+    first = run_zaqar(occ, sandbox, cloud, "--one-time", "--command", cmd)
+    assert first.returncode == 1 and cloud.zaqar.messages(cloud.project_id, QUEUE) == []
+    flag.unlink()
+    assert run_zaqar(occ, sandbox, cloud, "--one-time", "--command", cmd).returncode == 0
+    assert runs.read_text() == "run\nrun\n"
+    assert json.loads(occ.cachedir.joinpath("dep-a.json.last").read_text()) == {"keystone": {"debug": True}}
+    # Nothing new on the queue: no change, no run, and no warning about an empty queue.
+    third = run_zaqar(occ, sandbox, cloud, "--one-time", "--command", cmd)
+    assert third.returncode == 0 and runs.read_text() == "run\nrun\n"
+    assert "Unavailable" not in third.stderr
+    heat_posts(cloud, {"new": True})
+    assert run_zaqar(occ, sandbox, cloud, "--one-time", "--command", cmd).returncode == 0
+    assert runs.read_text().count("run") == 3
+
+
+def test_empty_queue_is_quiet_and_yields_nothing(cloud, occ, sandbox):
+    result = run_zaqar(occ, sandbox, cloud, "--print")
+    assert printed(result) == {} and "WARNING" not in result.stderr
+
+
+def test_token_is_shared_and_reused(cloud, occ, sandbox):
+    heat_posts(cloud, {"a": 1})
+    for _ in range(3):
+        assert run_zaqar(occ, sandbox, cloud, "--one-time", "--command", "true").returncode == 0
+    assert cloud.keystone.auth_count == 1
+
+
+def test_region_name_picks_the_regional_queue_service(cloud, occ, sandbox):
+    other = ZaqarServer(cloud.keystone).start().register("RegionTwo")
+    try:
+        heat_posts(cloud, {"region": 1})
+        other.post_message(cloud.project_id, QUEUE, {"region": 2})
+        out = printed(run_zaqar(occ, sandbox, cloud, "--print", region_name="RegionTwo"))
+        assert out == {"zaqar": {"region": 2}}
+    finally:
+        other.stop()
+
+
+@pytest.mark.parametrize("missing", ["auth_url", "password", "project_id", "user_id", "queue_id"])
+def test_missing_setting_is_not_configured(cloud, occ, sandbox, missing):
+    result = run_zaqar(occ, sandbox, cloud, "--print", "--debug", **{missing: None})
+    assert printed(result) == {} and "Source [zaqar] Not configured" in result.stderr
+    assert "No %s configured" % missing in result.stderr
+    assert not cloud.zaqar.requests and cloud.keystone.auth_count == 0
+
+
+def test_wrong_password_is_unavailable_without_leaking(cloud, occ, sandbox):
+    cloud.keystone.users[cloud.user_id] = "changed"
+    result = run_zaqar(occ, sandbox, cloud, "--print", "--debug")
+    assert printed(result) == {} and "Source [zaqar] Unavailable" in result.stderr
+
+
+@pytest.fixture
+def tls_zaqar(cloud, tmp_path):
+    tls = make_self_signed(tmp_path)
+    server = ZaqarServer(cloud.keystone).start(ssl_context=tls.server_context())
+    cloud.keystone.endpoints = [e for e in cloud.keystone.endpoints if e.service_type != "messaging"]
+    cloud.keystone.add_endpoint("messaging", server.url, "zaqar")
+    server.post_message(cloud.project_id, QUEUE, {"tls": True})
+    yield tls
+    server.stop()
+
+
+def test_tls_is_verified_by_default(tls_zaqar, cloud, occ, sandbox):
+    """SPEC §5.9.12: the original skipped verification unless told otherwise."""
+    result = run_zaqar(occ, sandbox, cloud, "--print")
+    assert printed(result) == {} and "SSLError" in result.stderr
+
+
+def test_ca_file_verifies_a_private_ca(tls_zaqar, cloud, occ, sandbox):
+    assert printed(run_zaqar(occ, sandbox, cloud, "--print", ca_file=tls_zaqar.cert)) == {"zaqar": {"tls": True}}
+    validated = run_zaqar(occ, sandbox, cloud, "--print", ssl_certificate_validation=True, ca_file=tls_zaqar.cert)
+    assert printed(validated) == {"zaqar": {"tls": True}}
+
+
+def test_validation_off_when_asked_explicitly(tls_zaqar, cloud, occ, sandbox):
+    result = run_zaqar(occ, sandbox, cloud, "--print", ssl_certificate_validation=False)
+    assert printed(result) == {"zaqar": {"tls": True}}
+    assert "not verified ([zaqar] ssl_certificate_validation = false)" in result.stderr
+
+
+# -- websocket mode ------------------------------------------------------------------------------
+def test_websocket_print_lists_without_consuming(cloud, occ, sandbox):
+    heat_posts(cloud, METADATA)
+    out = printed(run_zaqar(occ, sandbox, cloud, "--print", use_websockets=True))
+    assert out == {"zaqar": METADATA, "dep-a": {"keystone": {"debug": True}}}
+    actions = [f["action"] for f in cloud.zaqar.ws_requests]
+    assert actions == ["authenticate", "queue_create", "subscription_create", "message_list"]
+    assert cloud.zaqar.ws_requests[2]["body"] == {"queue_name": QUEUE, "ttl": 10000}
+    assert len(cloud.zaqar.messages(cloud.project_id, QUEUE)) == 1
+    assert not cloud.zaqar.requests  # nothing over HTTP
+
+
+def test_websocket_one_time_pops_queued_message(cloud, occ, sandbox):
+    heat_posts(cloud, METADATA)
+    assert run_zaqar(occ, sandbox, cloud, "--one-time", "--command", "true", use_websockets=True).returncode == 0
+    assert json.loads(occ.cachedir.joinpath("zaqar.json").read_text()) == METADATA
+    pop = cloud.zaqar.ws_requests[-1]
+    assert pop["action"] == "message_delete_many" and pop["body"] == {"queue_name": QUEUE, "pop": 20}
+    assert pop["headers"]["X-Project-ID"] == cloud.project_id and uuid.UUID(pop["headers"]["Client-ID"])
+    assert cloud.zaqar.messages(cloud.project_id, QUEUE) == []
+
+
+def test_websocket_notification_wakes_the_agent_at_once_and_survives_a_reconnect(cloud, occ, sandbox):
+    runs = sandbox.path("run", "runs")
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 30, "polling_interval": 30},
+                                  "zaqar": zaqar_section(cloud, use_websockets=True)})
+    proc = occ.popen("--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
+    try:
+        assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and len(cloud.zaqar.ws_requests) >= 4)
+        posted = time.monotonic()
+        heat_posts(cloud, {"v": 1})
+        assert wait_for(lambda: runs.exists() and runs.read_text() == "run\n", timeout=10)
+        assert time.monotonic() - posted < 3  # not the 30 s polling interval
+        cloud.zaqar.drop_websockets()
+        assert wait_for(lambda: len([f for f in cloud.zaqar.ws_requests if f["action"] == "authenticate"]) == 2)
+        assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and
+                        cloud.zaqar.ws_requests[-1]["action"] == "message_delete_many")
+        heat_posts(cloud, {"v": 2})
+        assert wait_for(lambda: runs.read_text() == "run\nrun\n", timeout=10)
+        assert json.loads(occ.cachedir.joinpath("zaqar.json").read_text()) == {"v": 2}
+        assert cloud.keystone.auth_count == 1  # the reconnect reused the token
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert_no_planted_secret(err, "agent stderr")
+
+
+def test_websocket_does_not_hold_up_other_collectors(cloud, occ, sandbox):
+    """The original blocked in recv() with no timeout; an idle queue must not delay the poll."""
+    occ.write_local("local.json", {"from": "local"})
+    conf = write_config(sandbox, {"zaqar": zaqar_section(cloud, use_websockets=True)})
+    started = time.monotonic()
+    result = occ("--config-file", str(conf), "--print", "zaqar", "local")
+    assert printed(result) == {"local.json": {"from": "local"}}
+    assert time.monotonic() - started < 8
+
+
+def test_websocket_unreachable_is_unavailable_quickly(cloud, occ, sandbox):
+    cloud.keystone.endpoints = [e for e in cloud.keystone.endpoints if e.service_type != "messaging-websocket"]
+    cloud.keystone.add_endpoint("messaging-websocket", "ws://127.0.0.1:9", "zaqar-websocket")
+    started = time.monotonic()
+    result = run_zaqar(occ, sandbox, cloud, "--print", use_websockets=True)
+    assert printed(result) == {} and "Source [zaqar] Unavailable" in result.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_use_websockets_on_the_command_line(cloud, occ, sandbox):
+    heat_posts(cloud, {"cli": 1})
+    conf = write_config(sandbox, {"zaqar": zaqar_section(cloud)})
+    out = printed(occ("--config-file", str(conf), "--zaqar-use-websockets", "--print", "zaqar"))
+    assert out == {"zaqar": {"cli": 1}} and cloud.zaqar.ws_requests and not cloud.zaqar.requests
