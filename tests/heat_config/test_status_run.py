@@ -1,0 +1,156 @@
+"""``heat-config status``, ``heat-config run`` and ``heat-config-rebuild-deployed`` (SPEC §12.8, §12.9, §6.8)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from tests.conftest import BIN_DIR
+from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, write_deployments
+
+FIELDS = {"id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error"}
+
+
+def rows_of(run_tool):
+    result = run_tool("heat-config", ["status", "--json"])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["deployments"]
+
+
+# -- status -------------------------------------------------------------------------------------
+def test_status_lists_every_deployment_with_its_fields(run_tool, hc, cloud):
+    write_deployments(hc, [
+        deployment(0, config="#!/bin/sh\necho ok\n", signal=cfn_inputs(cloud), action="UPDATE"),
+        deployment(1, config="#!/bin/sh\necho bad >&2\nexit 3\n"),
+    ])
+    run_tool("heat-config")
+    write_deployments(hc, [deployment(0), deployment(1), deployment(2)])  # a new one not yet run
+    rows = rows_of(run_tool)
+    assert [set(r) for r in rows] == [FIELDS] * 3
+    ok, bad, new = rows
+    assert (ok["id"], ok["name"], ok["group"], ok["action"]) == (dep_id(0), "00_deployment", "script", "UPDATE")
+    assert (ok["state"], ok["status_code"], ok["signal"]) == ("succeeded", 0, "sent")
+    assert isinstance(ok["duration_s"], float)
+    assert (bad["state"], bad["status_code"], bad["signal"], bad["error"]) == ("failed", 3, "none", "bad")
+    assert (new["state"], new["signal"]) == ("pending", "none")
+
+    table = run_tool("heat-config", ["status"])
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert len(lines) == 4 and lines[0].split()[:5] == ["ID", "NAME", "GROUP", "ACTION", "STATE"]
+    assert dep_id(1) in lines[2] and "failed" in lines[2] and "bad" in lines[2]
+
+
+def test_status_runs_nothing_and_changes_nothing(run_tool, hc):
+    write_deployments(hc, [deployment(0)])
+    before = sorted(os.listdir(hc.path("deployed")))
+    assert run_tool("heat-config", ["status"]).returncode == 0
+    assert sorted(os.listdir(hc.path("deployed"))) == before
+    assert not hc.path("lib", "heat-config-script").exists()
+
+
+def test_status_wait_blocks_until_finished_and_signalled(run_tool, hc):
+    write_deployments(hc, [deployment(0, config="#!/bin/sh\nsleep 2\n")])
+    merged = dict(hc.env)
+    waiter = subprocess.Popen([str(BIN_DIR / "heat-config"), "status", "--wait", "--timeout", "60"],
+                              env=merged, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    assert waiter.poll() is None  # pending: still waiting
+    start = time.monotonic()
+    run_tool("heat-config")
+    out, _ = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0
+    assert time.monotonic() - start < 10
+    assert "succeeded" in out
+
+
+def test_status_wait_exit_1_when_any_failed_and_2_on_timeout(run_tool, hc):
+    write_deployments(hc, [deployment(0, config="#!/bin/sh\nexit 1\n"), deployment(1)])
+    run_tool("heat-config")
+    assert run_tool("heat-config", ["status", "--wait"]).returncode == 1
+    write_deployments(hc, [deployment(2)])
+    start = time.monotonic()
+    result = run_tool("heat-config", ["status", "--wait", "--timeout", "1"])
+    assert result.returncode == 2 and "timed out" in result.stderr
+    assert time.monotonic() - start < 10
+
+
+def test_status_on_an_unreadable_deployments_file_still_shows_pending_signals(run_tool, hc):
+    write_deployments(hc, "{broken")
+    result = run_tool("heat-config", ["status"])
+    assert result.returncode == 0
+    assert "not valid JSON" in result.stderr
+
+
+# -- run ----------------------------------------------------------------------------------------
+SOFTWARE_CONFIG_YAML = """\
+type: OS::Heat::SoftwareConfig
+properties:
+  group: script
+  inputs:
+    - name: greeting
+      default: hello
+    - name: who
+  outputs:
+    - name: message
+  config: |
+    #!/bin/sh
+    echo "$greeting $who ($deploy_action)" | tee $heat_outputs_path.message
+    exit $code
+"""
+
+
+def test_run_a_software_config_from_yaml_with_inputs(run_tool, hc):
+    path = hc.write("config.yaml", SOFTWARE_CONFIG_YAML)
+    result = run_tool("heat-config", ["run", str(path), "--input", "who=world", "--input", "code=0"])
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["message"] == "hello world (CREATE)\n"
+    assert out["deploy_status_code"] == 0 and out["deploy_stdout"] == "hello world (CREATE)\n"
+    assert not os.listdir(hc.path("deployed"))  # no state, no signal
+
+
+def test_run_exit_status_is_the_hooks_and_action_is_passed(run_tool, hc):
+    path = hc.write("config.yaml", SOFTWARE_CONFIG_YAML)
+    result = run_tool("heat-config", ["run", str(path), "--input", "code=7", "--action", "DELETE"])
+    assert result.returncode == 7
+    assert json.loads(result.stdout)["message"] == "hello  (DELETE)\n"
+
+
+def test_run_a_deployment_json(run_tool, hc):
+    dep = deployment(0, config="#!/bin/sh\necho from-deployment\nkill -9 $$\n")
+    path = hc.write("dep.json", json.dumps(dep))
+    result = run_tool("heat-config", ["run", str(path)])
+    out = json.loads(result.stdout)
+    assert out["deploy_stdout"] == "from-deployment\n" and out["deploy_status_code"] == -9
+    assert result.returncode == 1  # a status outside 1-255 exits 1 (SPEC §12.13.11)
+
+
+def test_run_user_mistakes_are_one_line(run_tool, hc):
+    path = hc.write("config.yaml", SOFTWARE_CONFIG_YAML)
+    for args, words in ((["run", str(path), "--input", "novalue"], "expected NAME=VALUE"),
+                        (["run", str(hc.path("missing.yaml"))], "missing.yaml"),
+                        (["run", str(hc.write("bad.yaml", "a: [unclosed\n"))], "bad.yaml:"),
+                        (["run", str(hc.write("nohook.json", '{"group": "nothing-here", "config": ""}'))],
+                         "no hook for group nothing-here")):
+        result = run_tool("heat-config", args)
+        assert result.returncode == 1, args
+        assert words in result.stderr and "Traceback" not in result.stderr
+
+
+# -- rebuild-deployed ---------------------------------------------------------------------------
+def test_rebuild_deployed_marks_every_hook_deployment(run_tool, hc):
+    metadata = {"deployments": [deployment(0), deployment(1, group="os-apply-config"),
+                                deployment(2, group="Heat::Ungrouped"), dict(deployment(3), id="../evil")]}
+    meta = hc.write("cache/heat.json", json.dumps(metadata))
+    env = {"OS_CONFIG_FILES": str(meta)}
+    result = run_tool("heat-config-rebuild-deployed", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Found 4 deployments." in result.stdout
+    assert deployed(hc, dep_id(0) + ".json").read_text() == ""
+    assert not deployed(hc, dep_id(1) + ".json").exists() and not deployed(hc, dep_id(2) + ".json").exists()
+    assert not hc.path("evil.json").exists()
+    write_deployments(hc, metadata["deployments"])
+    assert "already deployed" in run_tool("heat-config").stderr
+    assert not hc.path("lib", "heat-config-script").exists()  # nothing re-run
