@@ -1,0 +1,88 @@
+"""agent_common.keystone against the loopback Keystone: discovery, token reuse in memory and on disk, re-auth."""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+
+import pytest
+
+from agent_common.keystone import Credentials, KeystoneSession, token_cache_path
+from agent_common.logs import redact
+from tests.servers.cloud import cloud  # noqa: F401  (fixture)
+
+
+def creds(c, auth_url=None, password=None):
+    return Credentials(auth_url or c.auth_url, c.user_id, password or c.password, c.project_id)
+
+
+def test_token_reused_in_memory_and_catalog_lookup(cloud):
+    ks = KeystoneSession(creds(cloud))
+    assert ks.token() == ks.token()
+    assert ks.endpoint("orchestration") == cloud.heat.endpoint
+    assert ks.endpoint("messaging", "RegionOne") == cloud.zaqar.url
+    assert cloud.keystone.auth_count == 1
+    with pytest.raises(LookupError, match="no public messaging endpoint in region Mars"):
+        ks.endpoint("messaging", "Mars")
+
+
+def test_token_cache_survives_a_new_process_and_is_private(cloud, tmp_path):
+    cache = str(tmp_path / "state")
+    first = KeystoneSession(creds(cloud), token_cache_dir=cache)
+    token = first.token()
+    first.save()
+    path = token_cache_path(cache, creds(cloud))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    second = KeystoneSession(creds(cloud), token_cache_dir=cache)
+    assert second.token() == token and second.endpoint("orchestration") == cloud.heat.endpoint
+    assert cloud.keystone.auth_count == 1
+
+
+def test_token_near_expiry_is_not_reused(cloud, tmp_path):
+    cloud.keystone.token_ttl = 60  # inside the 120 s safety margin
+    cache = str(tmp_path)
+    first = KeystoneSession(creds(cloud), token_cache_dir=cache)
+    first.token()
+    first.save()
+    KeystoneSession(creds(cloud), token_cache_dir=cache).token()
+    assert cloud.keystone.auth_count == 2
+
+
+def test_corrupt_cache_is_ignored_with_a_warning(cloud, tmp_path, caplog):
+    path = token_cache_path(str(tmp_path), creds(cloud))
+    with open(path, "w") as f:
+        f.write("{torn")
+    with caplog.at_level(logging.WARNING):
+        ks = KeystoneSession(creds(cloud), token_cache_dir=str(tmp_path))
+    assert ks.token() and cloud.keystone.auth_count == 1
+    assert "Ignoring unreadable keystone token cache" in caplog.text
+
+
+def test_revoked_token_is_replaced_on_401(cloud, tmp_path):
+    cloud.heat.set_metadata("s", "r", {"a": 1})
+    ks = KeystoneSession(creds(cloud))
+    old = ks.token()
+    cloud.keystone.expire_all_tokens()
+    url = "%s/stacks/s/%s/resources/r/metadata" % (cloud.heat.endpoint, cloud.heat.stacks["s"])
+    assert ks.session.get(url).json() == {"metadata": {"a": 1}}
+    assert ks.token() != old and cloud.keystone.auth_count == 2
+
+
+def test_v2_url_goes_through_discovery(cloud):
+    ks = KeystoneSession(creds(cloud, auth_url=cloud.keystone.url + "/v2.0"))
+    assert ks.endpoint("orchestration") == cloud.heat.endpoint
+    assert cloud.keystone.received("GET", r"^/?$")
+
+
+def test_password_and_token_are_redacted_from_logs(cloud):
+    ks = KeystoneSession(creds(cloud))
+    token = ks.token()
+    line = redact("auth with %s gave %s" % (cloud.password, token))
+    assert cloud.password not in line and token not in line
+
+
+def test_wrong_password_raises_unauthorized(cloud):
+    from keystoneauth1 import exceptions
+
+    with pytest.raises(exceptions.Unauthorized):
+        KeystoneSession(creds(cloud, password="not-it")).token()
