@@ -50,8 +50,9 @@ LOG = logging.getLogger("heat-config")
 WORKING_ENV, WORKING_DEFAULT = "HEAT_DOCKER_COMPOSE_WORKING", "/var/lib/heat-config/heat-config-docker-compose"
 CMD_ENV = "HEAT_DOCKER_COMPOSE_CMD"
 COMPOSE_FILE = "docker-compose.yml"
-#: How many log lines of a failing service are added to deploy_stderr.
+#: How many log lines of a failing service are added to deploy_stderr, and at most how many characters.
 LOG_TAIL_LINES = 20
+LOG_TAIL_CHARS = 4096
 #: Bound on one cleanup ``down`` in the companion (seconds): a hung engine must not hang os-refresh-config.
 DOWN_TIMEOUT_S = 300.0
 #: After a successful ``up -d``, how long containers get to crash before the project counts as up (seconds).
@@ -195,6 +196,8 @@ def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
             service = (c.get("Labels") or {}).get("com.docker.compose.service", "?")
             name = (c.get("Names") or ["?"])[0].lstrip("/")
             tail = engine.logs_tail(c["Id"], LOG_TAIL_LINES)
+            if len(tail) > LOG_TAIL_CHARS:
+                tail = "[... cut ...]" + tail[-LOG_TAIL_CHARS:]
             reports.append("service %s (container %s) is %s; its last log lines:\n%s" % (
                 service, name, c.get("Status") or c.get("State"), tail if tail.endswith("\n") or not tail
                 else tail + "\n"))

@@ -198,3 +198,13 @@ def test_cleanup_removes_files_of_gone_deployments_only(sandbox):
     ansible.cleanup(["kept"], ctx)
     assert sorted(os.listdir(working)) == ["hosts.ini", "kept_playbook.yaml", "kept_variables.json"]
     assert os.listdir(outputs) == ["kept.result"]
+
+
+def test_output_is_bounded_and_the_cut_stated(run_tool, ansible_env):
+    """SPEC §12.11: ~800 KB of playbook output (a failing task echoing its 400 KB stdout twice) stays bounded."""
+    config = playbook("name: chatty\nshell: head -c 400000 /dev/zero | tr '\\\\0' x; exit 1")
+    out, _ = run_hook(run_tool, ansible_env, deployment(config))
+    assert out["deploy_status_code"] == 2
+    assert len(out["deploy_stdout"].encode()) <= 512 * 1024 + 200
+    assert out["deploy_stdout"].startswith("[... ") and "bytes of earlier output cut" in out["deploy_stdout"]
+    assert "PLAY RECAP" in out["deploy_stdout"]  # the tail is what is kept

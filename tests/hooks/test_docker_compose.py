@@ -134,13 +134,15 @@ def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run
     down_after("brokenapp")
     config = {"version": "2.2", "services": {
         "ok": service(docker_engine, ["sleep", "300"], init=True),
-        "db": service(docker_engine, ["sh", "-c", "echo starting db; echo 'fatal: bad config line 7' >&2; exit 3"]),
+        "db": service(docker_engine, ["sh", "-c", "echo starting db; seq 1 100 | sed s/^/noise-/; "
+                                                  "echo 'fatal: bad config line 7' >&2; exit 3"]),
     }}
     out, _ = run_hook(run_tool, compose_env, deployment("brokenapp", config))
     assert out["deploy_status_code"] != 0
     assert "service db (container brokenapp_db_1)" in out["deploy_stderr"]
     assert "fatal: bad config line 7" in out["deploy_stderr"]
-    assert "starting db" in out["deploy_stderr"]
+    assert "noise-99" in out["deploy_stderr"]
+    assert "starting db" not in out["deploy_stderr"] and "noise-50" not in out["deploy_stderr"]  # a bounded tail
     assert "service ok" not in out["deploy_stderr"]
 
 
