@@ -48,11 +48,14 @@ PINS = (
     "keystone==30.0.0",
     "openstack-heat==27.0.1",
     "gunicorn==27.0.1",
+    "swift==2.38.3",
+    "zaqar[redis]==23.0.1",
 )
 CACHE_ROOT = Path(os.environ.get("OCA_E2E_CACHE", str(Path.home() / ".cache" / "os-config-agents")))
 DEFAULT_STATE_DIR = Path(os.environ.get("OCA_E2E_STATE", "/tmp/oca-e2e"))
 REGION = "RegionOne"
-SERVICES = ("epmd", "rabbitmq", "keystone", "heat-engine", "heat-api", "heat-api-cfn")
+SERVICES = ("epmd", "rabbitmq", "keystone", "redis", "swift-account", "swift-container", "swift-object",
+            "swift-proxy", "zaqar", "heat-engine", "heat-api", "heat-api-cfn")
 
 #: Imported by gunicorn in place of the real app: hides gunicorn's argv from oslo.config.
 WSGI_ENTRY = '''\
@@ -220,14 +223,18 @@ class ControlPlane:
             return self.info()
         for d in (self.dir, self.run_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
-        ports = {name: free_port() for name in ("epmd", "amqp", "dist", "keystone", "heat", "cfn")}
-        pw = {name: secrets.token_hex(12) for name in ("admin", "heat", "domain_admin", "rabbit")}
+        ports = {name: free_port() for name in ("epmd", "amqp", "dist", "keystone", "heat", "cfn", "redis",
+                                                "swift", "swift-account", "swift-container", "swift-object",
+                                                "zaqar")}
+        pw = {name: secrets.token_hex(12) for name in ("admin", "heat", "domain_admin", "rabbit", "redis")}
         info: Dict[str, Any] = {
             "state_dir": str(self.dir), "venv": str(self.venv), "region": REGION, "ports": ports,
             "auth_url": "http://127.0.0.1:%d/v3" % ports["keystone"],
             "admin": {"username": "admin", "password": pw["admin"], "project": "admin"},
             "heat_url": "http://127.0.0.1:%d/v1" % ports["heat"],
             "cfn_url": "http://127.0.0.1:%d/v1" % ports["cfn"],
+            "swift_url": "http://127.0.0.1:%d" % ports["swift"],
+            "zaqar_url": "http://127.0.0.1:%d" % ports["zaqar"],
         }
         (self.dir / "wsgi").mkdir(exist_ok=True)
         (self.dir / "wsgi" / "oca_wsgi_entry.py").write_text(WSGI_ENTRY)
@@ -236,6 +243,8 @@ class ControlPlane:
         self._start_rabbitmq(ports, pw)
         self._start_keystone(info, ports, pw)
         self._provision_keystone(info, ports, pw)
+        self._start_swift(ports, pw)
+        self._start_zaqar(ports, pw)
         self._start_heat(info, ports, pw)
         return info
 
@@ -280,13 +289,14 @@ class ControlPlane:
         (self.run_dir / (name + ".pid")).write_text("%d\n" % proc.pid)
         return proc
 
-    def _run(self, name: str, argv: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    def _run(self, name: str, argv: List[str], env: Optional[Dict[str, str]] = None,
+             ok: Tuple[int, ...] = (0,)) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
         full_env.update(env or {})
         with open(self.log_dir / (name + ".log"), "ab") as log:
             rc = subprocess.run(argv, env=full_env, cwd=str(self.dir), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
-        if rc:
+        if rc not in ok:
             raise RuntimeError("%s failed (exit %d); see %s" % (" ".join(argv[:3]), rc,
                                                                self.log_dir / (name + ".log")))
 
@@ -375,6 +385,8 @@ class ControlPlane:
             "fernet_receipts": {"key_repository": kdir / "fernet-keys"},
             "credential": {"key_repository": kdir / "credential-keys"},
             "cache": {"enabled": "false"},
+            # bcrypt's minimum cost: every token request hashes a password, on shared CPUs
+            "identity": {"password_hash_rounds": "4"},
         })
         manage = [str(self.venv / "bin" / "keystone-manage"), "--config-file", str(conf)]
         user = pwd.getpwuid(os.getuid()).pw_name
@@ -407,7 +419,8 @@ class ControlPlane:
             return made[kind]["id"]
 
         role = {name: get_or_create("role", "roles", {"name": name}, name=name)
-                for name in ("admin", "member", "reader", "service", "heat_stack_owner", "heat_stack_user")}
+                for name in ("admin", "member", "reader", "service", "heat_stack_owner", "heat_stack_user",
+                             "ResellerAdmin")}
         default = "default"
         service_project = get_or_create("project", "projects", {"name": "service", "domain_id": default},
                                         name="service")
@@ -427,8 +440,11 @@ class ControlPlane:
                                      name="heat_domain_admin", domain_id=heat_domain)
         rest("PUT", "%s/domains/%s/users/%s/roles/%s" % (url, heat_domain, domain_admin, role["admin"]),
              token=token)
-        for stype, sname, base in (("orchestration", "heat", "http://127.0.0.1:%d/v1/%%(tenant_id)s" % ports["heat"]),
-                                   ("cloudformation", "heat-cfn", "http://127.0.0.1:%d/v1" % ports["cfn"])):
+        for stype, sname, base in (
+                ("orchestration", "heat", "http://127.0.0.1:%d/v1/%%(tenant_id)s" % ports["heat"]),
+                ("cloudformation", "heat-cfn", "http://127.0.0.1:%d/v1" % ports["cfn"]),
+                ("object-store", "swift", "http://127.0.0.1:%d/v1/AUTH_%%(tenant_id)s" % ports["swift"]),
+                ("messaging", "zaqar", "http://127.0.0.1:%d" % ports["zaqar"])):
             sid = get_or_create("service", "services", {"type": stype, "name": sname}, type=stype)
             for iface in ("public", "internal", "admin"):
                 rest("POST", "%s/endpoints" % url, {"endpoint": {
@@ -437,6 +453,91 @@ class ControlPlane:
         info["heat_domain_id"] = heat_domain
         self.info_file.write_text(json.dumps(info, indent=1))
 
+    def _service_auth(self, ports: Dict[str, int], pw: Dict[str, str]) -> Dict[str, Any]:
+        """keystoneauth options of the `heat` service user, which every service here validates tokens with."""
+        ks = "http://127.0.0.1:%d" % ports["keystone"]
+        return {"auth_type": "password", "auth_url": ks, "username": "heat", "password": pw["heat"],
+                "user_domain_name": "Default", "project_name": "service", "project_domain_name": "Default"}
+
+    # -- swift ------------------------------------------------------------------------------
+    def _start_swift(self, ports: Dict[str, int], pw: Dict[str, str]) -> None:
+        """A one-replica SAIO: account, container and object servers plus a proxy with tempurl + keystone."""
+        sdir = self.dir / "swift"
+        (sdir / "node" / "d1").mkdir(parents=True, exist_ok=True)
+        write_ini(sdir / "swift.conf", {
+            "swift-hash": {"swift_hash_path_suffix": secrets.token_hex(8), "swift_hash_path_prefix": "oca"},
+            "storage-policy:0": {"name": "gold", "default": "yes"},
+        })
+        me = pwd.getpwuid(os.getuid()).pw_name
+        common = {"bind_ip": "127.0.0.1", "workers": "0", "swift_dir": sdir, "user": me,
+                  "devices": sdir / "node", "mount_check": "false", "log_level": "INFO"}
+        builder = str(self.venv / "bin" / "swift-ring-builder")
+        for kind in ("account", "container", "object"):
+            ring = str(sdir / (kind + ".builder"))
+            self._run("swift-rings", [builder, ring, "create", "6", "1", "1"])
+            self._run("swift-rings", [builder, ring, "add", "r1z1-127.0.0.1:%d/d1" % ports["swift-" + kind], "1"])
+            self._run("swift-rings", [builder, ring, "rebalance"], ok=(0, 1))
+            conf = dict(common, bind_port=str(ports["swift-" + kind]))
+            write_ini(sdir / ("%s-server.conf" % kind), {
+                "DEFAULT": conf, "pipeline:main": {"pipeline": "%s-server" % kind},
+                "app:%s-server" % kind: {"use": "egg:swift#%s" % kind},
+                "%s-replicator" % kind: {}, "%s-auditor" % kind: {}, "%s-updater" % kind: {},
+            })
+        auth = self._service_auth(ports, pw)
+        authtoken = {"paste.filter_factory": "keystonemiddleware.auth_token:filter_factory",
+                     "www_authenticate_uri": auth["auth_url"] + "/v3", "delay_auth_decision": "true"}
+        authtoken.update(auth)
+        proxy = {
+            "DEFAULT": dict(common, bind_port=str(ports["swift"])),
+            "pipeline:main": {"pipeline": "catch_errors gatekeeper healthcheck proxy-logging listing_formats "
+                                          "tempurl authtoken keystoneauth copy dlo slo proxy-logging proxy-server"},
+            "app:proxy-server": {"use": "egg:swift#proxy", "account_autocreate": "true"},
+            "filter:authtoken": authtoken,
+            "filter:keystoneauth": {"use": "egg:swift#keystoneauth", "operator_roles": "admin, member",
+                                    "reseller_admin_role": "ResellerAdmin"},
+        }
+        for name in ("catch_errors", "gatekeeper", "healthcheck", "proxy-logging", "listing_formats", "tempurl",
+                     "copy", "dlo", "slo"):
+            proxy["filter:" + name] = {"use": "egg:swift#" + name.replace("-", "_")}
+        write_ini(sdir / "proxy-server.conf", proxy)
+        procs = {}
+        for kind in ("account", "container", "object"):
+            procs[kind] = self._spawn("swift-" + kind, [str(self.venv / "bin" / ("swift-%s-server" % kind)),
+                                                        str(sdir / ("%s-server.conf" % kind)), "-v"])
+        procs["proxy"] = self._spawn("swift-proxy", [str(self.venv / "bin" / "swift-proxy-server"),
+                                                     str(sdir / "proxy-server.conf"), "-v"])
+        for kind in ("account", "container", "object"):
+            wait_tcp(ports["swift-" + kind], 60, procs[kind], "swift-%s-server" % kind)
+        wait_http("http://127.0.0.1:%d/healthcheck" % ports["swift"], 60, procs["proxy"], "swift-proxy-server")
+
+    # -- zaqar ------------------------------------------------------------------------------
+    def _start_zaqar(self, ports: Dict[str, int], pw: Dict[str, str]) -> None:
+        """Zaqar's WSGI transport over a redis-server we run by hand (data and management stores)."""
+        zdir = self.dir / "zaqar"
+        zdir.mkdir(exist_ok=True)
+        redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(redis_server):
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server; scripts/setup does it)")
+        redis = self._spawn("redis", [redis_server, "--bind", "127.0.0.1", "--port", str(ports["redis"]),
+                                      "--dir", str(zdir), "--save", "", "--appendonly", "no",
+                                      "--daemonize", "no", "--requirepass", pw["redis"]])
+        wait_tcp(ports["redis"], 30, redis, "redis-server")
+        auth = self._service_auth(ports, pw)
+        uri = "redis://:%s@127.0.0.1:%d" % (pw["redis"], ports["redis"])
+        conf = zdir / "zaqar.conf"
+        write_ini(conf, {
+            "DEFAULT": {"auth_strategy": "keystone", "pooling": "false", "unreliable": "true",
+                        "use_stderr": "true", "debug": "false"},
+            "drivers": {"transport": "wsgi", "message_store": "redis", "management_store": "redis"},
+            "drivers:transport:wsgi": {"bind": "127.0.0.1", "port": str(ports["zaqar"])},
+            "drivers:message_store:redis": {"uri": uri},
+            "drivers:management_store:redis": {"uri": uri},
+            "keystone_authtoken": dict(auth, www_authenticate_uri=auth["auth_url"] + "/v3"),
+            "signed_url": {"secret_key": secrets.token_hex(16)},
+        })
+        proc = self._spawn("zaqar", [str(self.venv / "bin" / "zaqar-server"), "--config-file", str(conf)])
+        wait_http("http://127.0.0.1:%d/" % ports["zaqar"], 60, proc, "zaqar-server")
+
     # -- heat -------------------------------------------------------------------------------
     def _start_heat(self, info: Dict[str, Any], ports: Dict[str, int], pw: Dict[str, str]) -> None:
         hdir = self.dir / "heat"
@@ -444,9 +545,7 @@ class ControlPlane:
         (hdir / "policy.yaml").write_text(HEAT_POLICY)
         ks = "http://127.0.0.1:%d" % ports["keystone"]
         cfn = "http://127.0.0.1:%d" % ports["cfn"]
-        service_auth = {"auth_type": "password", "auth_url": ks, "username": "heat", "password": pw["heat"],
-                        "user_domain_name": "Default", "project_name": "service",
-                        "project_domain_name": "Default"}
+        service_auth = self._service_auth(ports, pw)
         conf = hdir / "heat.conf"
         ec2 = dict(service_auth)
         ec2.update({"auth_uri": ks + "/v3", "endpoint_override": ks + "/v3", "region_name": REGION})

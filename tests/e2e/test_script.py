@@ -12,6 +12,11 @@ TRANSPORTS = [
     pytest.param("POLL_SERVER_HEAT", "HEAT_SIGNAL", "heat", id="heat"),
     pytest.param("POLL_SERVER_CFN", "CFN_SIGNAL", "cfn", id="cfn"),
 ]
+#: The same, plus metadata and signals through a real Swift (temp URLs) and a real Zaqar (queues).
+ALL_TRANSPORTS = TRANSPORTS + [
+    pytest.param("POLL_TEMP_URL", "TEMP_URL_SIGNAL", "request", id="swift-temp-url"),
+    pytest.param("ZAQAR_MESSAGE", "ZAQAR_SIGNAL", "zaqar", id="zaqar"),
+]
 
 GREETER = """#!/bin/sh
 set -e
@@ -29,7 +34,7 @@ def greeter(transport: str, signal: str, greeting: str, log_file: str, actions=N
         input_values={"greeting": greeting, "LOG_FILE": log_file}, actions=actions)
 
 
-@pytest.mark.parametrize("transport, signal, collector", TRANSPORTS)
+@pytest.mark.parametrize("transport, signal, collector", ALL_TRANSPORTS)
 def test_script_deployment_completes_with_outputs(deployer, vm, transport, signal, collector):
     settings = deployer.create(greeter(transport, signal, "hello", str(vm.base / "runs.log")))
 
