@@ -58,6 +58,7 @@ CORPUS = {
 
 SHIM = (
     "import os, sys\n"
+    "sys.path = [p for p in sys.path if p not in ('', os.getcwd())]  # never our package of the same name\n"
     "os.geteuid = lambda: 65534  # keep the original away from /var/log/os-apply-config.log\n"
     "from os_apply_config.apply_config import main\n"
     "sys.exit(main(['os-apply-config'] + sys.argv[1:]))\n"
