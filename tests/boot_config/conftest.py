@@ -29,8 +29,7 @@ from tests.servers.cfn import CfnServer
 REPO = Path(__file__).resolve().parents[2]
 BOOT_CONFIG = REPO / "boot_config"
 SUITE = "bookworm"
-#: What the boot-config scripts and the heat-container-agent image need from the distribution.
-ROOTFS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "docker-compose")
+MAKE_BASE_IMAGE = BOOT_CONFIG / "heat-container-agent" / "make-base-image"
 #: PATH cloud-init's scripts and systemd services get.
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -68,12 +67,18 @@ def _need(tool: str) -> str:
 
 @pytest.fixture(scope="session")
 def debian_rootfs(tmp_path_factory) -> Path:
-    """A pristine bookworm minbase root with ROOTFS_PACKAGES; tests copy it, never change it."""
+    """A pristine bookworm minbase root, as make-base-image makes it; tests copy it, never change it."""
     if os.geteuid() != 0:
         pytest.skip("debootstrap and chroot need root")
+    reuse = os.environ.get("BOOT_CONFIG_ROOTFS")  # a root made earlier the same way, to iterate faster
+    if reuse:
+        return Path(reuse)
     root = tmp_path_factory.mktemp("debootstrap") / "root"
+    # The packages the heat-container-agent base needs: python3 with venv is what boot-config needs too.
+    packages = subprocess.run([str(MAKE_BASE_IMAGE), "--list-packages"], capture_output=True, text=True,
+                              check=True).stdout.strip()
     proc = subprocess.run(
-        [_need("debootstrap"), "--variant=minbase", "--include=" + ",".join(ROOTFS_PACKAGES),
+        [_need("debootstrap"), "--variant=minbase", "--include=" + packages,
          SUITE, str(root), apt_mirror()],
         capture_output=True, text=True, timeout=900,
     )
