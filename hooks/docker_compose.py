@@ -31,7 +31,7 @@ import re
 import shlex
 import shutil
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
@@ -40,6 +40,7 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
+    group_deployments,
     input_values,
     name_problem,
     result_from_proc,
@@ -271,30 +272,18 @@ def refresh(environ: Mapping[str, str]) -> int:
     Returns 0 whatever single project went wrong (each is logged): one bad
     deployment must not abort os-refresh-config and block every other (§11.25).
     """
-    from agent_common.paths import get_path
-    from heat_config.deployment import BadDeploymentsFile, parse
-
     working = environ.get(WORKING_ENV) or WORKING_DEFAULT
     ensure_dir(working, 0o700)
-    conf = get_path("heat_shell_config", environ)
-    try:
-        with open(conf, encoding="utf-8") as f:
-            deployments = parse(f.read(), conf)
-    except FileNotFoundError:
-        LOG.warning("No config file %s; nothing to do", conf)
+    deployments = group_deployments(environ, "docker-compose")
+    if deployments is None:
         return 0
-    except (OSError, BadDeploymentsFile) as exc:
-        LOG.error("%s; docker-compose projects left as they are", exc)
-        return 0
-
     wanted: Dict[str, Deployment] = {}
     for dep in deployments:
-        if isinstance(dep, dict) and dep.get("group") == "docker-compose":
-            problem = name_problem(dep.get("name"))
-            if problem:
-                LOG.error("docker-compose deployment %s: name %s; skipped", dep.get("id"), problem)
-                continue
-            wanted[dep["name"]] = dep
+        problem = name_problem(dep.get("name"))
+        if problem:
+            LOG.error("docker-compose deployment %s: name %s; skipped", dep.get("id"), problem)
+            continue
+        wanted[dep["name"]] = dep
 
     cmd = compose_command(environ)
     for name in sorted(os.listdir(working)):

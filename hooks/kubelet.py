@@ -42,6 +42,7 @@ from hooks.protocol import (
     HookContext,
     HookResult,
     deployment_id,
+    group_deployments,
     name_problem,
     timeout_message,
 )
@@ -274,26 +275,13 @@ def refresh(environ: Mapping[str, str]) -> int:
     stops their pods.  A deployments file that is missing or unreadable changes
     nothing (the dispatcher reports it); a bad deployment is logged and skipped.
     """
-    from agent_common.paths import get_path
-    from heat_config.deployment import BadDeploymentsFile, parse
-
     manifests = environ.get(MANIFESTS_ENV) or MANIFESTS_DEFAULT
     ensure_dir(manifests, 0o700)
-    conf = get_path("heat_shell_config", environ)
-    try:
-        with open(conf, encoding="utf-8") as f:
-            deployments = parse(f.read(), conf)
-    except FileNotFoundError:
-        LOG.warning("No config file %s; kubelet manifests left as they are", conf)
+    deployments = group_deployments(environ, "kubelet")
+    if deployments is None:
         return 0
-    except (OSError, BadDeploymentsFile) as exc:
-        LOG.error("%s; kubelet manifests left as they are", exc)
-        return 0
-
     wanted: Dict[str, str] = {}
     for dep in deployments:
-        if not isinstance(dep, dict) or dep.get("group") != "kubelet":
-            continue
         problem = name_problem(dep.get("id"))
         if problem:
             LOG.error("kubelet deployment %s: id %s; skipped", dep.get("name"), problem)

@@ -291,6 +291,28 @@ def prune_dir(directory: str, keep_ids: Iterable[str]) -> List[str]:
     return removed
 
 
+def group_deployments(environ: Mapping[str, str], group: str) -> Optional[List[Deployment]]:
+    """The deployments of ``group`` in the deployments file, for the os-refresh-config companions (SPEC §8.3, §8.4).
+
+    None (logged) when the file is missing or unreadable: a companion then changes
+    nothing and exits 0, leaving the dispatcher to report the file (SPEC §11.25).
+    """
+    from agent_common.paths import get_path
+    from heat_config.deployment import BadDeploymentsFile, parse
+
+    conf = get_path("heat_shell_config", environ)
+    try:
+        with open(conf, encoding="utf-8") as f:
+            deployments = parse(f.read(), conf)
+    except FileNotFoundError:
+        LOG.warning("No config file %s; %s left as it is", conf, group)
+        return None
+    except (OSError, BadDeploymentsFile) as exc:
+        LOG.error("%s; %s left as it is", exc, group)
+        return None
+    return [d for d in deployments if isinstance(d, dict) and d.get("group") == group]
+
+
 def ensure_private_dir(path: str) -> None:
     """Create a hook directory 0700 when missing (SPEC §8.0)."""
     os.makedirs(path, mode=0o700, exist_ok=True)
