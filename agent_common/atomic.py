@@ -7,7 +7,6 @@ directory, fsync, rename, then fsync of the directory.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Optional, Union
 
 Data = Union[bytes, str]
@@ -48,6 +47,8 @@ def atomic_write(
     if isinstance(data, str):
         data = data.encode("utf-8")
     directory = os.path.dirname(os.path.abspath(path))
+    import tempfile  # lazily: read-only runs (os-collect-config --print) never pay for it
+
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:
         os.fchmod(fd, mode)
@@ -118,6 +119,8 @@ class AtomicBatch:
         if isinstance(data, str):
             data = data.encode("utf-8")
         directory = os.path.dirname(os.path.abspath(path))
+        import tempfile  # lazily, as in atomic_write
+
         fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
         self._staged.append((tmp, path))
         with os.fdopen(fd, "wb") as f:
