@@ -225,7 +225,8 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     manifest = pod_spec(deployment)
     containers = containers_of(manifest)
     metadata = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
-    pod_name = metadata.get("name") if isinstance(metadata.get("name"), str) else None
+    # A v1 Pod names itself in metadata.name; the originals' container manifests in "id".
+    pod_name = next((n for n in (metadata.get("name"), manifest.get("id")) if isinstance(n, str) and n), None)
 
     # deploy_stdout is every record of this run, deploy_stderr the warnings and errors (as the original).
     out_handler, out = _capture(logging.DEBUG)

@@ -208,3 +208,19 @@ def test_output_is_bounded_and_the_cut_stated(run_tool, ansible_env):
     assert len(out["deploy_stdout"].encode()) <= 512 * 1024 + 200
     assert out["deploy_stdout"].startswith("[... ") and "bytes of earlier output cut" in out["deploy_stdout"]
     assert "PLAY RECAP" in out["deploy_stdout"]  # the tail is what is kept
+
+
+def test_vault_and_registry_passwords_never_reach_the_log(run_tool, ansible_env, sandbox):
+    """Input values are not logged, not even when the playbook fails on them (run_tool checks stderr)."""
+    vault_file = sandbox.write("home/vault-pass", PLANTED_SECRETS[1] + "\n", mode=0o600)
+    config = playbook('name: use the credentials\nfail:\n  msg: "login with {{ registry_password }} failed"')
+    dep = deployment(config, inputs=[
+        {"name": "registry_password", "type": "String", "value": PLANTED_SECRETS[0]},
+        {"name": "vault_token", "type": "String", "value": PLANTED_SECRETS[3]},
+    ])
+    out, proc = run_hook(run_tool, ansible_env, dep, env={"ANSIBLE_VAULT_PASSWORD_FILE": str(vault_file)})
+    assert out["deploy_status_code"] == 2
+    assert 'task "use the credentials" failed' in out["deploy_stderr"]
+    assert "registry_password" in proc.stderr  # the name is logged...
+    for secret in PLANTED_SECRETS:
+        assert secret not in proc.stderr  # ...never a value
