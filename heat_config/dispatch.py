@@ -84,6 +84,8 @@ class Dispatcher:
         self.via_program = bool(settings.notify_program)
         self.outbox = Outbox(self.journal, sender, budget_s=retry_budget(settings.environ))
         self.current: Set[str] = set()
+        #: Every journal record, read once per run and kept up to date by this run.
+        self.known: Dict[str, Record] = {}
 
     # -- paths --------------------------------------------------------------------------------
     def marker(self, dep_id: str) -> str:
@@ -95,6 +97,8 @@ class Dispatcher:
     # -- the run ------------------------------------------------------------------------------
     def run(self, deployments: List[Any], *, signals_only: bool = False) -> None:
         self.journal.lock()
+        self.known = {r.id: r for r in self.journal.records()}
+        self.outbox.load(self.known.values())
         self.recover()
         self.outbox.retry_all()
         if not signals_only:
@@ -112,7 +116,7 @@ class Dispatcher:
 
     def recover(self) -> None:
         """A hook that was running when the dispatcher died is reported failed, once, never re-run (§12.3)."""
-        for record in self.journal.records():
+        for record in list(self.known.values()):
             if record.step != RUNNING or not os.path.exists(self.marker(record.id)):
                 continue
             LOG.error("Deployment %s was interrupted while its hook ran; signalling it failed", record.id)
@@ -144,7 +148,7 @@ class Dispatcher:
                         dep.action_of(item))
             return
         group = dep.group_of(item)
-        record = self.journal.load(dep_id)
+        record = self.known.get(dep_id)
         marker = self.marker(dep_id)
         if os.path.exists(marker) and (record is None or record.step != RECEIVED):
             LOG.warning("Skipping config %s, already deployed", dep_id)
@@ -159,6 +163,7 @@ class Dispatcher:
 
         record = Record(id=dep_id, name=str(item.get("name") or ""), group=group, action=dep.action_of(item),
                         received_at=now())
+        self.known[dep_id] = record
         self.journal.save(record, durable=False)
         atomic_write(marker, pretty(item), 0o600, sync=False)
 
@@ -192,7 +197,7 @@ class Dispatcher:
         mark_finished(self.journal, record, data, inputs, self.via_program)
         atomic_write(self.notify_file(record.id), pretty(data), 0o600, sync=False)
         if record.signal == SIGNAL_PENDING:
-            self.outbox.attempt(record)
+            self.outbox.attempt(record, inputs)
 
     def _outputs_of(self, dep_id: str) -> List[Any]:
         try:
@@ -205,11 +210,11 @@ class Dispatcher:
     def cleanup(self) -> None:
         """Deployments gone from the metadata with nothing left to send: drop their hook files and
         journal, and keep only a credential-free marker so they never run again (§11.11, §12.13.15)."""
-        gone = [r for r in self.journal.records() if r.id not in self.current and (
+        gone = [r for r in self.known.values() if r.id not in self.current and (
             r.settled or r.step == RECEIVED or (r.step == RUNNING and not os.path.exists(self.marker(r.id))))]
         if not gone:
             return
-        keep = self.current | {r.id for r in self.journal.pending()}
+        keep = self.current | set(self.outbox.pending)
         ctx = HookContext(environ=dict(self.settings.environ))
         for group in sorted({r.group for r in gone}):
             module = hooks.module(group) if group in hooks.BUILTIN else None

@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 from urllib.parse import quote
 
 from agent_common.backoff import Backoff
@@ -338,7 +338,12 @@ class ProgramSender:
 
 # -- the outbox ---------------------------------------------------------------------------------
 class Outbox:
-    """Pending signals, kept in the journal, retried with backoff and jitter until accepted or refused."""
+    """Pending signals, kept in the journal, retried with backoff and jitter until accepted or refused.
+
+    The journal is the durable copy; the outbox keeps the pending records of this
+    run in memory too, so checking for due retries between deployments costs
+    nothing however many deployments the journal holds.
+    """
 
     def __init__(self, journal: Journal, sender: Any, *, budget_s: float = RETRY_BUDGET_S,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
@@ -347,8 +352,20 @@ class Outbox:
         self.budget_s = budget_s
         self.sleep = sleep
         self.clock = clock
+        self._pending: Optional[Dict[str, Record]] = None
         #: id → (monotonic deadline of this run's retries, backoff state).
         self._tries: Dict[str, "tuple[float, Backoff]"] = {}
+
+    def load(self, records: Iterable[Record]) -> None:
+        """Start from these records (the caller already read the journal) instead of reading it again."""
+        self._pending = {r.id: r for r in records if r.signal == SIGNAL_PENDING}
+
+    @property
+    def pending(self) -> Dict[str, Record]:
+        """id → record of every signal still to deliver (read from the journal once per run)."""
+        if self._pending is None:
+            self._pending = {r.id: r for r in self.journal.pending()}
+        return self._pending
 
     def deployment_file(self, dep_id: str) -> str:
         return os.path.join(self.journal.deployed_dir, dep_id + ".json")
@@ -360,11 +377,12 @@ class Outbox:
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def attempt(self, record: Record) -> Record:
+    def attempt(self, record: Record, inputs: Optional[Mapping[str, Any]] = None) -> Record:
         """One delivery attempt now; the outcome is recorded before returning."""
         deadline, backoff = self._tries.setdefault(
             record.id, (self.clock() + self.budget_s, Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)))
-        inputs = self._inputs(record.id)
+        if inputs is None:
+            inputs = self._inputs(record.id)
         outcome = self.sender.deliver(self.deployment_file(record.id), inputs, record.signal_data or {})
         record.attempts += 1
         record.signal = outcome.state
@@ -372,9 +390,11 @@ class Outbox:
         if outcome.state == SIGNAL_PENDING:
             delay = backoff.next_delay()
             record.next_try_at = now() + delay
+            self.pending[record.id] = record
             LOG.warning("Signal for %s not delivered (attempt %d): %s; retrying in %.1f s",
                         record.id, record.attempts, outcome.error, delay)
         else:
+            self.pending.pop(record.id, None)
             record.next_try_at = None
             record.step = SIGNALLED
             if outcome.state == SIGNAL_REFUSED:
@@ -393,23 +413,22 @@ class Outbox:
 
     def retry_due(self) -> None:
         """Attempt every pending signal whose backoff has passed (between deployments; never waits)."""
-        for record in self.journal.pending():
+        for record in list(self.pending.values()):
             if self._due(record) and self._in_budget(record):
                 self.attempt(record)
 
     def retry_all(self) -> None:
         """One attempt for every pending signal, due or not: a new run is a new chance (§12.4)."""
-        for record in self.journal.pending():
+        for record in list(self.pending.values()):
             self.attempt(record)
 
     def drain(self) -> int:
         """Retry pending signals until each is delivered or spent this run's budget; returns how many remain."""
         while True:
-            waiting = [r for r in self.journal.pending() if self._in_budget(r)]
+            waiting = [r for r in self.pending.values() if self._in_budget(r)]
             if not waiting:
-                return len(self.journal.pending())
-            wake = min(r.next_try_at or 0.0 for r in waiting)
-            pause = wake - now()
+                return len(self.pending)
+            pause = min(r.next_try_at or 0.0 for r in waiting) - now()
             deadlines = [self._tries[r.id][0] for r in waiting if r.id in self._tries]
             if deadlines:
                 pause = min(pause, min(deadlines) - self.clock())
