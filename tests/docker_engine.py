@@ -50,9 +50,14 @@ class EngineUnavailable(Exception):
 @dataclass
 class DockerEngine:
     root: str
-    pid: int
+    process: Optional[subprocess.Popen]
     netns: Optional[str]
     base_image: str = BASE_IMAGE
+
+    @property
+    def pid(self) -> int:
+        """dockerd's PID (nsenter execs it in place: no fork for a network namespace); 0 once stopped."""
+        return self.process.pid if self.process else 0
 
     @property
     def socket(self) -> str:
@@ -103,10 +108,10 @@ class DockerEngine:
 
     def stop(self) -> None:
         """Stop our dockerd (by its PID only) and remove every trace of it."""
-        if self.pid:
+        if self.process:
             self._remove_containers()
-            _terminate(self.pid)
-            self.pid = 0
+            _terminate(self.process)
+            self.process = None
         _umount_below(self.root)
         if self.netns:
             _kill_netns_pids(self.netns)
@@ -122,35 +127,16 @@ def _docker_cli() -> str:
     return cli
 
 
-def _terminate(pid: int) -> None:
+def _terminate(process: subprocess.Popen) -> None:
     """SIGTERM our dockerd, wait for it to stop its containers and containerd, SIGKILL if it hangs."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if process.poll() is not None:
         return
-    deadline = time.monotonic() + _STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if _reaped(pid):
-            return
-        time.sleep(0.05)
+    process.terminate()
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    while not _reaped(pid):
-        time.sleep(0.05)
-
-
-def _reaped(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child (or already reaped): fall back to existence
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return done == pid
+        process.wait(timeout=_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _mount_points() -> List[str]:
@@ -259,8 +245,7 @@ def start_engine() -> DockerEngine:
                                  start_new_session=True)
     finally:
         log.close()
-    # nsenter execs dockerd in place (no fork for a network namespace), so this PID is dockerd's.
-    engine = DockerEngine(root=root, pid=child.pid, netns=netns)
+    engine = DockerEngine(root=root, process=child, netns=netns)
     atexit.register(engine.stop)
     deadline = time.monotonic() + _READY_TIMEOUT_S
     while not _ping(engine.socket):
