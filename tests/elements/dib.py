@@ -120,8 +120,9 @@ class OverlayRoot:
         self.hooks = hooks
 
     def path(self, abs_path: str) -> Path:
-        """Where a file the scripts wrote at ``abs_path`` is, seen from the host."""
-        return self.upper / abs_path.lstrip("/")
+        """Where the root's ``abs_path`` is, seen from the host: what the scripts wrote, else the host's own."""
+        written = self.upper / abs_path.lstrip("/")
+        return written if os.path.lexists(written) else Path(abs_path)
 
     def run(
         self,
