@@ -10,7 +10,6 @@ import requests
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.cfn import CfnServer
 from tests.servers.cloud import ACCESS_KEY, PROJECT_ID, SECRET_KEY
-from tests.servers.tls import make_self_signed
 
 
 @pytest.fixture
@@ -128,18 +127,6 @@ def test_timeout_option_bounds_a_stalled_server(cfn, occ, sandbox):
     started = time.monotonic()
     unavailable(run_cfn(occ, sandbox, cfn, "--print", timeout=1))
     assert time.monotonic() - started < 4.5
-
-
-def test_ca_certificate_option(occ, sandbox, tmp_path):
-    tls = make_self_signed(tmp_path)
-    server = CfnServer({ACCESS_KEY: SECRET_KEY}, PROJECT_ID)
-    server.start(ssl_context=tls.server_context())
-    try:
-        server.set_metadata("mystack", "server1", {"tls": True})
-        assert "SSLError" in unavailable(run_cfn(occ, sandbox, server, "--print"))
-        assert printed(run_cfn(occ, sandbox, server, "--print", ca_certificate=tls.cert)) == {"cfn": {"tls": True}}
-    finally:
-        server.stop()
 
 
 def test_namespaced_xml_is_read(cfn, occ, sandbox):

@@ -11,7 +11,6 @@ from tests.conftest import assert_no_planted_secret
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.servers.heat import HeatServer
-from tests.servers.tls import make_self_signed
 
 
 def heat_section(c, **extra):
@@ -136,32 +135,6 @@ def test_timeout_option_bounds_a_stalled_heat(cloud, occ, sandbox):
     result = run_heat(occ, sandbox, cloud, "--print", timeout=1)
     assert printed(result) == {} and "Source [heat] Unavailable" in result.stderr
     assert time.monotonic() - started < 4.5
-
-
-@pytest.fixture
-def tls_heat(cloud, tmp_path):
-    """Heat served over HTTPS with a certificate no system CA vouches for."""
-    tls = make_self_signed(tmp_path)
-    server = HeatServer(cloud.keystone, cloud.project_id)
-    server.start(ssl_context=tls.server_context())
-    cloud.keystone.endpoints = [e for e in cloud.keystone.endpoints if e.service_type != "orchestration"]
-    server.register()
-    server.set_metadata("mystack", "server1", {"tls": True})
-    yield tls
-    server.stop()
-
-
-def test_tls_is_verified_by_default(tls_heat, cloud, occ, sandbox):
-    result = run_heat(occ, sandbox, cloud, "--print")
-    assert printed(result) == {} and "SSLError" in result.stderr
-
-
-def test_ca_file_option_verifies_against_a_private_ca(tls_heat, cloud, occ, sandbox):
-    assert printed(run_heat(occ, sandbox, cloud, "--print", ca_file=tls_heat.cert)) == {"heat": {"tls": True}}
-
-
-def test_insecure_option_skips_verification(tls_heat, cloud, occ, sandbox):
-    assert printed(run_heat(occ, sandbox, cloud, "--print", insecure=True)) == {"heat": {"tls": True}}
 
 
 def test_options_on_the_command_line(cloud, occ, sandbox):

@@ -10,7 +10,6 @@ import pytest
 from tests.conftest import assert_no_planted_secret
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.cloud import cloud  # noqa: F401  (fixture)
-from tests.servers.tls import make_self_signed
 from tests.servers.zaqar import ZaqarServer
 
 QUEUE = "server1-queue"
@@ -130,35 +129,6 @@ def test_wrong_password_is_unavailable_without_leaking(cloud, occ, sandbox):
     assert printed(result) == {} and "Source [zaqar] Unavailable" in result.stderr
 
 
-@pytest.fixture
-def tls_zaqar(cloud, tmp_path):
-    tls = make_self_signed(tmp_path)
-    server = ZaqarServer(cloud.keystone).start(ssl_context=tls.server_context())
-    cloud.keystone.endpoints = [e for e in cloud.keystone.endpoints if e.service_type != "messaging"]
-    cloud.keystone.add_endpoint("messaging", server.url, "zaqar")
-    server.post_message(cloud.project_id, QUEUE, {"tls": True})
-    yield tls
-    server.stop()
-
-
-def test_tls_is_verified_by_default(tls_zaqar, cloud, occ, sandbox):
-    """SPEC §5.9.12: the original skipped verification unless told otherwise."""
-    result = run_zaqar(occ, sandbox, cloud, "--print")
-    assert printed(result) == {} and "SSLError" in result.stderr
-
-
-def test_ca_file_verifies_a_private_ca(tls_zaqar, cloud, occ, sandbox):
-    assert printed(run_zaqar(occ, sandbox, cloud, "--print", ca_file=tls_zaqar.cert)) == {"zaqar": {"tls": True}}
-    validated = run_zaqar(occ, sandbox, cloud, "--print", ssl_certificate_validation=True, ca_file=tls_zaqar.cert)
-    assert printed(validated) == {"zaqar": {"tls": True}}
-
-
-def test_validation_off_when_asked_explicitly(tls_zaqar, cloud, occ, sandbox):
-    result = run_zaqar(occ, sandbox, cloud, "--print", ssl_certificate_validation=False)
-    assert printed(result) == {"zaqar": {"tls": True}}
-    assert "not verified ([zaqar] ssl_certificate_validation = false)" in result.stderr
-
-
 # -- websocket mode ------------------------------------------------------------------------------
 def test_websocket_print_lists_without_consuming(cloud, occ, sandbox):
     heat_posts(cloud, METADATA)
@@ -217,8 +187,7 @@ def test_websocket_does_not_hold_up_other_collectors(cloud, occ, sandbox):
 
 
 def test_websocket_unreachable_is_unavailable_quickly(cloud, occ, sandbox):
-    cloud.keystone.endpoints = [e for e in cloud.keystone.endpoints if e.service_type != "messaging-websocket"]
-    cloud.keystone.add_endpoint("messaging-websocket", "ws://127.0.0.1:9", "zaqar-websocket")
+    cloud.keystone.replace_endpoint("messaging-websocket", "ws://127.0.0.1:9")
     started = time.monotonic()
     result = run_zaqar(occ, sandbox, cloud, "--print", use_websockets=True)
     assert printed(result) == {} and "Source [zaqar] Unavailable" in result.stderr

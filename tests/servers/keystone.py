@@ -97,6 +97,12 @@ class KeystoneServer(LoopbackServer):
         """Publish ``url`` in the catalog of every token issued from now on."""
         self.endpoints.append(Endpoint(service_type, name or service_type, url, region, interface))
 
+    def replace_endpoint(self, service_type: str, url: str, name: Optional[str] = None,
+                         region: str = DEFAULT_REGION) -> None:
+        """Publish ``url`` as the only ``service_type`` endpoint (to move a service, e.g. behind TLS)."""
+        self.endpoints = [e for e in self.endpoints if e.service_type != service_type]
+        self.add_endpoint(service_type, url, name, region)
+
     @property
     def v3_url(self) -> str:
         return self.url + "/v3"

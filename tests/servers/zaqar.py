@@ -192,9 +192,13 @@ class ZaqarServer(LoopbackServer):
             return None, Response(401, {"title": "Unauthorized", "description": "Invalid token"})
         return issued.project_id, None
 
-    @staticmethod
-    def _client_id(request: Request) -> Optional[str]:
-        return request.header("Client-ID")
+    def _client(self, request: Request) -> Tuple[Optional[str], Optional[str], Optional[Response]]:
+        """(project, Client-ID, None), or the refusal: a bad token, or no Client-ID where Zaqar wants one."""
+        project, refused = self._project(request)
+        client_id = request.header("Client-ID")
+        if refused is None and not client_id:
+            refused = Response(400, {"title": "Bad request", "description": "The Client-ID header is required."})
+        return project, client_id, refused
 
     def _http_queue_create(self, request: Request, match: Any) -> Response:
         project, refused = self._project(request)
@@ -206,12 +210,9 @@ class ZaqarServer(LoopbackServer):
         return Response(204 if existed else 201, b"")
 
     def _http_post(self, request: Request, match: Any) -> Response:
-        project, refused = self._project(request)
+        project, client_id, refused = self._client(request)
         if refused:
             return refused
-        client_id = self._client_id(request)
-        if not client_id:
-            return Response(400, {"title": "Bad request", "description": "The Client-ID header is required."})
         try:
             messages = request.json()["messages"] if match.group("api") == "v2" else request.json()
             if isinstance(messages, dict):  # v1.1 also takes {"messages": [...]}
@@ -232,12 +233,9 @@ class ZaqarServer(LoopbackServer):
         return Response(201, {"resources": [path + "/" + i for i in ids]}, {"Location": path + "?ids=" + ",".join(ids)})
 
     def _http_list(self, request: Request, match: Any) -> Response:
-        project, refused = self._project(request)
+        project, client_id, refused = self._client(request)
         if refused:
             return refused
-        client_id = self._client_id(request)
-        if not client_id:
-            return Response(400, {"title": "Bad request", "description": "The Client-ID header is required."})
         echo = (request.q("echo") or "false").lower() == "true"
         limit = int(request.q("limit") or 10)
         now = time.time()
