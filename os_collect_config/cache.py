@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Any, Iterable, Optional, Sequence, Tuple
 
 from agent_common.atomic import atomic_copy, atomic_write, read_text
@@ -132,6 +130,8 @@ class Cache:
         """Replace the backup dir by a full copy of the cache dir, swapped in whole (weakness 2)."""
         if not self.backup_dir:
             return
+        import shutil
+        import tempfile
         target = os.path.abspath(self.backup_dir)
         parent, name = os.path.split(target)
         os.makedirs(parent, exist_ok=True)

@@ -8,6 +8,7 @@ so that ``--config-file`` applies where it appears (config.resolve does the rest
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ from os_collect_config import collectors as registry
 from os_collect_config.collectors.base import Option
 from os_collect_config.config import (
     ALIASES, DEFAULT_GROUP, FILE_ONLY, GLOBAL_OPTIONS, KEYSTONE_OPTIONS, LOG_OPTIONS, PROG,
-    CliEvent, ConfigError, Settings, check, convert, resolve,
+    CliEvent, ConfigError, GroupLoader, OptionTable, Settings, check, convert, resolve,
 )
 
 LOG = logging.getLogger("os-collect-config")
@@ -51,6 +52,19 @@ class _Version(argparse.Action):
             text = "unknown"
         sys.stdout.write("%s\n" % text)
         parser.exit()
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter without its import of shutil for the terminal width (start-up time)."""
+
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        if kwargs.get("width") is None:
+            try:
+                columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
+            except (OSError, ValueError):
+                columns = 80
+            kwargs["width"] = columns - 2
+        super().__init__(prog, **kwargs)
 
 
 def _typed(opt: Option):
@@ -88,16 +102,25 @@ def _add(parser: argparse._ActionsContainer, opt: Option, group: str, prefix: st
                         metavar=opt.key.upper(), help=help_text)
 
 
-def collector_groups() -> Dict[str, Sequence[Option]]:
-    """Option groups of every registered collector, plus the keystone pseudo-group (SPEC §2.6.2)."""
-    groups: Dict[str, Sequence[Option]] = {name: registry.options(name) for name in registry.REGISTRY}
-    groups["keystone"] = KEYSTONE_OPTIONS
-    return groups
+def option_table() -> OptionTable:
+    """Option groups of every registered collector (loaded on use), plus the keystone pseudo-group (SPEC §2.6.2)."""
+    loaders: Dict[str, GroupLoader] = {name: functools.partial(registry.options, name) for name in registry.REGISTRY}
+    loaders["keystone"] = lambda: KEYSTONE_OPTIONS
+    return OptionTable(loaders)
 
 
-def build_parser(groups: Dict[str, Sequence[Option]]) -> argparse.ArgumentParser:
+def groups_mentioned(argv: Sequence[str], table: OptionTable) -> List[str]:
+    """The groups whose flags the arguments may use (abbreviations included); all of them for --help."""
+    names = [a[2:].split("=", 1)[0] for a in argv if a.startswith("--")]
+    if "-h" in argv or any(n and "help".startswith(n) for n in names):
+        return [g for g in table if g != DEFAULT_GROUP]
+    return [g for g in table if g != DEFAULT_GROUP and any(n and (n.startswith(g) or g.startswith(n)) for n in names)]
+
+
+def build_parser(table: OptionTable, groups: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
+        formatter_class=_Formatter,
         description="Collect metadata from the configured sources, cache it, and run a command when it "
                     "changes (or print it as JSON when no command is given).",
     )
@@ -118,19 +141,19 @@ def build_parser(groups: Dict[str, Sequence[Option]]) -> argparse.ArgumentParser
     for opt in LOG_OPTIONS:
         if opt.key not in FILE_ONLY:
             _add(logging_group, opt, DEFAULT_GROUP, "")
-    for group, opts in groups.items():
+    for group in groups:
         section = parser.add_argument_group("[%s]" % group)
-        for opt in opts:
+        for opt in table[group].values():
             _add(section, opt, group, group + "-")
     return parser
 
 
 def parse(argv: Sequence[str], home: Optional[str] = None) -> Settings:
     """Settings from the arguments (without the program name) and the config files they lead to."""
-    groups = collector_groups()
-    parser = build_parser(groups)
+    table = option_table()
+    parser = build_parser(table, groups_mentioned(argv, table))
     namespace = parser.parse_args(list(argv), argparse.Namespace(events=[]))
-    return resolve(namespace.events, namespace.collectors, groups, home)
+    return resolve(namespace.events, namespace.collectors, table, home)
 
 
 def setup_logging(settings: Settings) -> None:

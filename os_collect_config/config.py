@@ -10,13 +10,10 @@ message names the file, line and option, so ``main`` never shows a traceback.
 """
 from __future__ import annotations
 
-import glob
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from os_collect_config.collectors.base import Option
 
@@ -148,6 +145,8 @@ class ConfigWatch:
     dirs: List[str]
 
     def fingerprint(self) -> str:
+        import hashlib
+
         digest = hashlib.sha256()
         for path in self.files + [p for d in self.dirs for p in _dir_conf_files(d)]:
             digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
@@ -231,7 +230,11 @@ def parse_ini(path: str) -> List[IniValue]:
 
 
 def _dir_conf_files(directory: str) -> List[str]:
-    return sorted(glob.glob(os.path.join(glob.escape(directory), "*.conf")))
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(os.path.join(directory, n) for n in names if n.endswith(".conf") and not n.startswith("."))
 
 
 def default_config_files(home: Optional[str] = None) -> List[str]:
@@ -267,6 +270,8 @@ def convert(opt: Option, text: str) -> Any:
         except ValueError:
             raise ValueError("expected %s number, got %r" % ("a" if kind == "float" else "an integer", text))
     if kind == "url":
+        from urllib.parse import urlsplit
+
         parts = urlsplit(text)
         if not (parts.scheme and parts.netloc):
             raise ValueError("expected a URL with a scheme and a host, got %r" % _mask_query(text))
@@ -295,25 +300,46 @@ class CliEvent:
     flag: str = ""
 
 
-OptionTable = Dict[str, Dict[str, Option]]
+GroupLoader = Callable[[], Sequence[Option]]
 
 
-def option_table(groups: Dict[str, Sequence[Option]]) -> OptionTable:
-    """{group: {file key (and alias keys): Option}} for DEFAULT and every collector group."""
-    table: OptionTable = {DEFAULT_GROUP: {}}
-    for opt in GLOBAL_OPTIONS + LOG_OPTIONS:
-        table[DEFAULT_GROUP][opt.key] = opt
-        for alias in ALIASES.get(opt.name, ()):
-            table[DEFAULT_GROUP][alias.replace("-", "_")] = opt
-    for group, opts in groups.items():
-        table[group] = {opt.key: opt for opt in opts}
-    return table
+class OptionTable(Mapping[str, Dict[str, Option]]):
+    """{group: {file key (and alias keys): Option}}; a collector group's options are loaded on first use.
+
+    Loading a group imports its collector module, so a run that never mentions a
+    collector does not pay for importing it (start-up time is benchmarked).
+    """
+
+    def __init__(self, loaders: Dict[str, GroupLoader]) -> None:
+        self._loaders = loaders
+        default: Dict[str, Option] = {}
+        for opt in GLOBAL_OPTIONS + LOG_OPTIONS:
+            default[opt.key] = opt
+            for alias in ALIASES.get(opt.name, ()):
+                default[alias.replace("-", "_")] = opt
+        self._loaded: Dict[str, Dict[str, Option]] = {DEFAULT_GROUP: default}
+
+    def __getitem__(self, group: str) -> Dict[str, Option]:
+        if group not in self._loaded:
+            if group not in self._loaders:
+                raise KeyError(group)
+            self._loaded[group] = {opt.key: opt for opt in self._loaders[group]()}
+        return self._loaded[group]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([DEFAULT_GROUP] + list(self._loaders))
+
+    def __len__(self) -> int:
+        return 1 + len(self._loaders)
+
+    def loaded(self) -> List[str]:
+        return [g for g in self._loaded if g != DEFAULT_GROUP]
 
 
 class Resolver:
     """Applies sources in order; single values: last wins; multi values: files first, then the command line."""
 
-    def __init__(self, table: OptionTable) -> None:
+    def __init__(self, table: "OptionTable") -> None:
         self.table = table
         self.single: Dict[Tuple[str, str], Any] = {}
         self.file_multi: Dict[Tuple[str, str], List[Any]] = {}
@@ -402,11 +428,10 @@ class Resolver:
 def resolve(
     events: Sequence[CliEvent],
     positional_collectors: Sequence[str],
-    groups: Dict[str, Sequence[Option]],
+    table: OptionTable,
     home: Optional[str] = None,
 ) -> Settings:
     """Apply default or named config files and directories and the command line, in SPEC §2.1.5 order."""
-    table = option_table(groups)
     resolver = Resolver(table)
     explicit_files = [e.value for e in events if e.kind == "file"]
     explicit_dirs = [e.value for e in events if e.kind == "dir"]
@@ -438,7 +463,10 @@ def resolve(
     glob_values = resolver.group_values(DEFAULT_GROUP)
     file_collectors = resolver.file_multi.get((DEFAULT_GROUP, "collectors"), [])
     collectors = list(positional_collectors) or list(file_collectors) or list(DEFAULT_COLLECTORS)
-    group_values = {g: resolver.group_values(g) for g in table if g != DEFAULT_GROUP}
+    for name in collectors + ["keystone"]:
+        if name in table._loaders:
+            table[name]  # the groups of every collector that runs are filled in, defaults included
+    group_values = {g: resolver.group_values(g) for g in table.loaded()}
     return Settings(
         command=glob_values["command"] or None,
         cachedir=glob_values["cachedir"],

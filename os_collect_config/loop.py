@@ -18,16 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
-import shutil
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from agent_common import proc
-from agent_common.backoff import Backoff
 from os_collect_config import collectors as registry
 from os_collect_config.cache import MISSING, Cache, check_key
 from os_collect_config.collectors.base import (
@@ -35,6 +31,9 @@ from os_collect_config.collectors.base import (
 )
 from os_collect_config.config import ConfigError, Settings
 from os_collect_config.merge import as_mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent_common.backoff import Backoff
 
 LOG = logging.getLogger("os-collect-config")
 #: Prefix of the loop's own documents in ``<cachedir>/.agent-state/``.
@@ -47,7 +46,7 @@ TIMEOUT_STATUS = 124
 class SourceHealth:
     """Backoff of one failing collector: when to try it next (continuous mode only)."""
 
-    backoff: Backoff
+    backoff: "Backoff"
     next_try: float = 0.0
 
     def due(self, now: float) -> bool:
@@ -119,6 +118,8 @@ class Agent:
 
     def _health(self, name: str) -> SourceHealth:
         if name not in self.health:
+            from agent_common.backoff import Backoff
+
             cap = max(self.max_interval, 1.0)
             self.health[name] = SourceHealth(Backoff(initial=min(max(self.min_interval, 1.0), cap), cap=cap))
         return self.health[name]
@@ -213,6 +214,8 @@ class Agent:
         return result
 
     def run_command(self, paths: Sequence[str]) -> int:
+        from agent_common import proc  # only store mode runs a command: --print does not pay for subprocess
+
         env = dict(os.environ)
         env["OS_CONFIG_FILES"] = ":".join(paths)
         LOG.info("Executing %s with OS_CONFIG_FILES=%s", self.settings.command, env["OS_CONFIG_FILES"])
@@ -252,7 +255,9 @@ class Agent:
         self._install_signals()
         LOG.debug("Starting (pid %d) with collectors %s.", os.getpid(), " ".join(settings.collectors))
         if settings.splay > 0 and not settings.one_time:
-            time.sleep(random.uniform(0, settings.splay))
+            import random
+
+            time.sleep(random.uniform(0, settings.splay))  # a float, fractions included (weakness 13)
         if not self.store_mode:
             return self.print_once()
         try:
@@ -310,6 +315,8 @@ class Agent:
 
 def reexec_target(argv: Sequence[str]) -> Tuple[str, List[str]]:
     """What to exec: argv[0] itself if it is runnable, or found on PATH, else this interpreter with ``-m``."""
+    import shutil
+
     first = argv[0] if argv else ""
     if first and os.sep in first and os.access(first, os.X_OK) and not first.endswith(".py"):
         return first, list(argv)

@@ -13,10 +13,12 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from agent_common.atomic import atomic_write, ensure_dir, read_text
-from agent_common.http import HttpClient
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent_common.http import HttpClient
 
 #: One collected key and its JSON value.
 Collected = Tuple[str, Any]
@@ -123,11 +125,13 @@ class Collector:
         if client is not None:
             client.session.close()
 
-    def http(self, timeout: float) -> HttpClient:
+    def http(self, timeout: float) -> "HttpClient":
         """This collector's HTTP client, made on first use and kept so connections are reused between polls.
 
         No retries here: the loop backs off a failing source as a whole.
         """
+        from agent_common.http import HttpClient  # file-only collectors never import the HTTP stack
+
         client = self.__dict__.get("_http_client")
         if client is None:
             client = self.__dict__["_http_client"] = HttpClient(timeout=timeout)

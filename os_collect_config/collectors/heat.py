@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, List, Optional
 from urllib.parse import quote, urlsplit
 
-from agent_common.http import Verify
 from agent_common.logs import describe_error
 from os_collect_config.collectors.base import Collected, Option, Unavailable
 from os_collect_config.collectors.keystone_auth import CREDENTIAL_OPTIONS, REQUIRED_CREDENTIALS, KeystoneCollector
@@ -40,10 +39,10 @@ class HeatCollector(KeystoneCollector):
         #: ``name/id`` once a bare stack name has been looked up (it never changes for a stack).
         self._stack_path: Optional[str] = None
 
-    def verify(self) -> Verify:
-        if self.conf.get("insecure"):
-            return False
-        return self.conf.get("ca_file") or True
+    tls_off_setting = "[heat] insecure = true"
+
+    def tls_off(self) -> bool:
+        return bool(self.conf.get("insecure"))
 
     def collect(self) -> List[Collected]:
         self.require(*REQUIRED_CREDENTIALS, "stack_id", "resource_name")

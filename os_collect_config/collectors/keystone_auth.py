@@ -4,11 +4,12 @@ Both authenticate with the user id, password and project id Heat writes into the
 section (SPEC §2.5, §2.10).  The session lives as long as the collector, so its token
 is reused poll after poll; it is also saved under ``<cachedir>/.agent-state`` (SPEC
 §12.1), or ``[keystone] cache_dir`` when set, so a restarted or re-executed agent,
-or a ``--one-time`` run, reuses it too.
+or a ``--one-time`` run, reuses it too, for at most ``[keystone] cache_ttl`` seconds.
 Print mode reads that cache but never writes it.
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Optional
 
 from agent_common.http import Verify
@@ -16,6 +17,8 @@ from os_collect_config.collectors.base import Collector, Option
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent_common.keystone import KeystoneSession
+
+LOG = logging.getLogger(__name__)
 
 #: The credential options both collectors declare first, spelled as the original.
 CREDENTIAL_OPTIONS = (
@@ -37,10 +40,24 @@ class KeystoneCollector(Collector):
     def __init__(self, conf, ctx) -> None:
         super().__init__(conf, ctx)
         self._keystone: Optional["KeystoneSession"] = None
+        self._warned_insecure = False
+
+    #: The setting that turned verification off, for the warning.
+    tls_off_setting = ""
+
+    def tls_off(self) -> bool:
+        """True when the user switched TLS verification off explicitly."""
+        raise NotImplementedError
 
     def verify(self) -> Verify:
-        """TLS verification for Keystone and the service: True, False or a CA bundle path."""
-        raise NotImplementedError
+        """TLS verification for Keystone and the service: False, the ``ca_file`` bundle, or the system CAs."""
+        if self.tls_off():
+            if not self._warned_insecure:
+                LOG.warning("TLS certificates of Keystone and %s are not verified (%s)",
+                            self.name, self.tls_off_setting)
+                self._warned_insecure = True
+            return False
+        return self.conf.get("ca_file") or True
 
     def keystone(self) -> "KeystoneSession":
         if self._keystone is None:
@@ -48,9 +65,12 @@ class KeystoneCollector(Collector):
 
             creds = Credentials(self.conf["auth_url"], self.conf["user_id"], self.conf["password"],
                                 self.conf["project_id"], self.conf.get("region_name") or None)
-            cache_dir = self.ctx.groups.get("keystone", {}).get("cache_dir") or self.ctx.state(self.name).directory
+            keystone_conf = self.ctx.groups.get("keystone", {})
+            cache_dir = keystone_conf.get("cache_dir") or self.ctx.state(self.name).directory
+            ttl = keystone_conf.get("cache_ttl")
             self._keystone = KeystoneSession(creds, verify=self.verify(), timeout=self.request_timeout,
-                                             token_cache_dir=cache_dir)
+                                             token_cache_dir=cache_dir,
+                                             token_cache_ttl=float(ttl) if ttl is not None else None)
         return self._keystone
 
     def endpoint(self, service_type: str) -> str:

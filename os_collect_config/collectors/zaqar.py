@@ -28,7 +28,6 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
 from agent_common.backoff import Backoff
-from agent_common.http import Verify
 from agent_common.logs import describe_error
 from os_collect_config.collectors.base import Collected, Option, Unavailable
 from os_collect_config.collectors.keystone_auth import CREDENTIAL_OPTIONS, REQUIRED_CREDENTIALS, KeystoneCollector
@@ -74,18 +73,14 @@ class ZaqarCollector(KeystoneCollector):
         self._lock = threading.Lock()
         self._latest: Optional[Dict[str, Any]] = None
         self._listener: Optional["_WebsocketListener"] = None
-        self._warned_insecure = False
         self._said_empty = False
 
     # -- settings ------------------------------------------------------------------------------
-    def verify(self) -> Verify:
-        if self.conf.get("ssl_certificate_validation") is False:
-            if not self._warned_insecure:
-                LOG.warning("TLS certificates of Keystone and Zaqar are not verified "
-                            "([zaqar] ssl_certificate_validation = false)")
-                self._warned_insecure = True
-            return False
-        return self.conf.get("ca_file") or True
+    tls_off_setting = "[zaqar] ssl_certificate_validation = false"
+
+    def tls_off(self) -> bool:
+        """Only an explicit ``false`` turns verification off; unset means verify (see the module docstring)."""
+        return self.conf.get("ssl_certificate_validation") is False
 
     def collect(self) -> List[Collected]:
         self.require(*REQUIRED_CREDENTIALS, "queue_id")

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from os_collect_config import cache as cache_mod
 from os_collect_config.cache import MISSING, Cache, check_key
 from os_collect_config.collectors.base import Unavailable
 from os_collect_config.merge import as_mapping, explode
@@ -79,7 +78,9 @@ def test_backup_is_swapped_whole(tmp_path, monkeypatch):
 
     def crash(src, dst, *a, **kw):
         raise OSError("disk full")
-    monkeypatch.setattr(cache_mod.shutil, "copytree", crash)
+    import shutil
+
+    monkeypatch.setattr(shutil, "copytree", crash)
     with pytest.raises(OSError):
         c.backup()
     assert sorted(os.listdir(c.backup_dir)) == ["k.json", "k.json.orig"]  # the old backup survived
