@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from agent_common.atomic import AtomicBatch
 from os_apply_config import render
-from os_apply_config.oac import Control, ControlError, load_control
+from os_apply_config.cache import RecordingDict, RenderCache, cacheable, digest
+from os_apply_config.oac import Control, ControlError, parse_control
 
 LOG = logging.getLogger("os-apply-config")
 CONTROL_SUFFIX = ".oac"
@@ -65,26 +66,65 @@ class Rendered:
     template: Template
     body: bytes
     control: Control
+    #: For the render cache: the digest of the template's inputs, the top-level keys it read, its warnings.
+    cache_key: Optional[str] = None
+    deps: Tuple[str, ...] = ()
+    warnings: Tuple[str, ...] = ()
 
 
-def render_all(root: str, templates: List[Template], context: Any) -> List[Rendered]:
-    """Render every template or raise the first TemplateError; nothing is written here."""
+def _read_bytes(path: str, strict: bool = False) -> Optional[bytes]:
+    """The file's bytes, or None when it is missing (or, unless ``strict``, unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if strict:
+            raise render.TemplateError(path, "cannot read: %s" % exc.strerror) from None
+        return None
+
+
+def render_all(root: str, templates: List[Template], context: Any, output_root: str = "",
+               cache: Optional[RenderCache] = None) -> List[Rendered]:
+    """Render every template or raise the first TemplateError; nothing is written here.
+
+    With a ``cache``, a mustache template whose inputs and output are as last recorded
+    is skipped: it is left out of the result.
+    """
     jinja: Optional[render.JinjaRenderer] = None
+    recorder = RecordingDict(context) if isinstance(context, dict) else context
     out = []
     for t in templates:
+        control_text = _read_bytes(t.control_path, strict=True)
+        key = None
+        if t.kind == "mustache":
+            text = _read_template(t.path)
+            key = digest(b"\0".join([text.encode("utf-8"), control_text if control_text is not None else b"\0none"]))
+            if cache is not None and cacheable(text):
+                entry = cache.hit(t.target, key, os.path.join(output_root, t.target))
+                if entry is not None:
+                    render.warn_missing(t.path, entry.get("warnings", []))
+                    continue
+            elif not cacheable(text):
+                key = None
         try:
-            control, _ = load_control(t.control_path)
-        except ControlError as exc:
+            control = parse_control(control_text.decode("utf-8")) if control_text is not None else Control()
+        except (ControlError, UnicodeDecodeError) as exc:
             raise render.TemplateError(t.path, "%s (in %s)" % (exc, t.control_path)) from None
         if t.kind == "executable":
-            text = render.render_executable(t.path, context)
+            out.append(Rendered(t, render.render_executable(t.path, context).encode("utf-8"), control))
         elif t.kind == "jinja":
             if jinja is None:
                 jinja = render.JinjaRenderer(root)
-            text = jinja.render(t.path, t.relpath, context if isinstance(context, dict) else {})
+            body = jinja.render(t.path, t.relpath, context if isinstance(context, dict) else {})
+            out.append(Rendered(t, body.encode("utf-8"), control))
         else:
-            text = render.render_mustache(t.path, _read_template(t.path), context)
-        out.append(Rendered(t, text.encode("utf-8"), control))
+            if isinstance(recorder, RecordingDict):
+                recorder.take()
+            body, missing = render.render_mustache(t.path, text, recorder)
+            deps = tuple(recorder.take()) if isinstance(recorder, RecordingDict) else ()
+            out.append(Rendered(t, body.encode("utf-8"), control, key, deps, tuple(missing)))
     return out
 
 
@@ -110,14 +150,6 @@ class Change:
     gid: Optional[int] = None
     reasons: Tuple[str, ...] = ()
     old_body: Optional[bytes] = None
-
-
-def _read_bytes(path: str) -> Optional[bytes]:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def plan_one(item: Rendered, output_root: str, default_mode: int) -> Change:
@@ -161,6 +193,16 @@ def plan_one(item: Rendered, output_root: str, default_mode: int) -> Change:
 
 def plan(rendered: List[Rendered], output_root: str, default_mode: int) -> List[Change]:
     return [plan_one(item, output_root, default_mode) for item in rendered]
+
+
+def remember(cache: RenderCache, rendered: List[Rendered], changes: List[Change], templates: List[Template]) -> None:
+    """Record in ``cache`` what the cacheable templates produced, now that it is on disk."""
+    for item, change in zip(rendered, changes):
+        if item.cache_key and change.action in ("create", "update", "unchanged"):
+            cache.record(item.template.target, item.cache_key, list(item.deps), list(item.warnings), item.body,
+                         change.path)
+    cache.forget_except({t.target for t in templates})
+    cache.save()
 
 
 def write(changes: List[Change]) -> None:

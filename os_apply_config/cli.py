@@ -162,7 +162,13 @@ def _render(opts: argparse.Namespace, templates: str, explicit_root: bool) -> in
         LOG.warning("template root %s does not exist; nothing to render", templates)
         LOG.info("success")
         return 0
-    rendered = apply.render_all(templates, apply.discover(templates), context)
+    found = apply.discover(templates)
+    cache = None
+    if not (opts.validate or opts.dry_run or opts.diff) and isinstance(context, dict):
+        from os_apply_config.cache import RenderCache
+
+        cache = RenderCache(opts.output, templates, context)
+    rendered = apply.render_all(templates, found, context, opts.output, cache)
     if opts.validate:
         LOG.info("success")
         return 0
@@ -172,6 +178,8 @@ def _render(opts: argparse.Namespace, templates: str, explicit_root: bool) -> in
         return 0
     try:
         apply.write(changes)
+        if cache is not None:
+            apply.remember(cache, rendered, changes, found)
     except OSError as exc:
         raise Failure("writing %s failed: %s; no file was changed"
                       % (exc.filename or "a file", exc.strerror)) from None

@@ -17,7 +17,7 @@ import logging
 import pwd
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 LOG = logging.getLogger("os-apply-config")
 
@@ -158,15 +158,3 @@ def parse_control(text: str) -> Control:
         else:
             fields[key] = _account(key, scalar.value)
     return Control(**fields)
-
-
-def load_control(path: str) -> Tuple[Control, bool]:
-    """The control of ``path`` (a `.oac` file) and whether it exists."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return Control(), False
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ControlError("cannot read control file: %s" % exc) from None
-    return parse_control(text), True

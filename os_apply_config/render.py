@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 LOG = logging.getLogger("os-apply-config")
 
@@ -75,11 +75,16 @@ def _build_mustache() -> Callable[[str, Any, List[str]], str]:
     return render
 
 
-def render_mustache(path: str, text: str, context: Any) -> str:
-    """Render mustache ``text`` (read from ``path``); warn once per missing name."""
+def warn_missing(path: str, names: List[str]) -> None:
+    for name in names:
+        LOG.warning("%s: key '%s' not found in the metadata; rendered as empty", path, name)
+
+
+def render_mustache(path: str, text: str, context: Any) -> Tuple[str, List[str]]:
+    """Render mustache ``text`` (read from ``path``); warn once per missing name, and return the names."""
     global _mustache_renderer
     if "{{" not in text:
-        return text  # no tag can open without the default delimiter: nothing to render
+        return text, []  # no tag can open without the default delimiter: nothing to render
     if _mustache_renderer is None:
         _mustache_renderer = _build_mustache()
     from pystache.parser import ParsingError
@@ -97,9 +102,9 @@ def render_mustache(path: str, text: str, context: Any) -> str:
         raise TemplateError(path, message, line) from None
     except Exception as exc:  # pystache raises bare Exceptions for bad tags
         raise TemplateError(path, "could not render moustache template: %s" % exc) from None
-    for name in dict.fromkeys(missing):
-        LOG.warning("%s: key '%s' not found in the metadata; rendered as empty", path, name)
-    return body
+    names = list(dict.fromkeys(missing))
+    warn_missing(path, names)
+    return body, names
 
 
 class JinjaRenderer:

@@ -1,0 +1,130 @@
+"""What each mustache template rendered last time, so that a run where nothing it depends on changed skips it.
+
+os-refresh-config runs os-apply-config whenever any metadata changed, and most
+templates read keys that did not. For each mustache template we remember the
+digest of its text and control file, the top-level metadata keys it looked up (and
+the digest of their values), and the digest, mode and owner of the file it wrote.
+When all of these still hold, including the file on disk, the template is neither
+rendered nor written. Anything else (Jinja2, executable templates, partials,
+delimiter changes, a failed run, `--validate`, `--dry-run`) renders as usual.
+
+The cache lives under the output root (`var/lib/os-apply-config/`), one file per
+template root, mode 0600; losing it only costs one full render.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from typing import Any, Dict, List, Optional, Set
+
+from agent_common.atomic import atomic_write, ensure_dir
+
+VERSION = 1
+CACHE_DIR = os.path.join("var", "lib", "os-apply-config")
+WHOLE = "\0whole"  # the template used the whole document ({{.}} at the top)
+_UNCACHEABLE = re.compile(r"\{\{\s*[>=]")  # partials read other files; new delimiters could hide them
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+class RecordingDict(dict):
+    """The metadata root handed to pystache: it notes every top-level name a template looks up."""
+
+    def __init__(self, data: Dict[str, Any]) -> None:
+        super().__init__(data)
+        self.looked_up: Set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        self.looked_up.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+    def items(self):  # json.dumps of the whole root
+        self.looked_up.add(WHOLE)
+        return super().items()
+
+    def take(self) -> List[str]:
+        keys, self.looked_up = sorted(self.looked_up), set()
+        return keys
+
+
+def cacheable(text: str) -> bool:
+    return not _UNCACHEABLE.search(text)
+
+
+class RenderCache:
+    def __init__(self, output_root: str, template_root: str, context: Dict[str, Any]) -> None:
+        name = "render-cache-%s.json" % digest(os.path.abspath(template_root).encode())[:16]
+        self.path = os.path.join(output_root, CACHE_DIR, name)
+        self.context = context
+        self._key_digests: Dict[str, str] = {}
+        self.entries: Dict[str, Dict[str, Any]] = {}
+        self._saved = ""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                self._saved = f.read()
+            doc = json.loads(self._saved)
+            if doc.get("version") == VERSION and isinstance(doc.get("entries"), dict):
+                self.entries = doc["entries"]
+        except (OSError, ValueError, AttributeError):
+            pass  # no cache, or a broken one: everything renders
+
+    def deps_digest(self, keys: List[str]) -> str:
+        parts = []
+        for key in keys:
+            if key not in self._key_digests:
+                value = self.context if key == WHOLE else self.context.get(key, {"\0missing": True})
+                self._key_digests[key] = digest(json.dumps(value, sort_keys=True).encode())
+            parts.append("%s=%s" % (key, self._key_digests[key]))
+        return digest("\n".join(parts).encode())
+
+    def hit(self, target: str, template_digest: str, target_path: str) -> Optional[Dict[str, Any]]:
+        """The entry for ``target`` if its template, its dependencies and the file on disk are all as recorded."""
+        entry = self.entries.get(target)
+        if not entry or entry.get("template") != template_digest:
+            return None
+        if entry.get("deps_digest") != self.deps_digest(entry.get("deps", [])):
+            return None
+        try:
+            st = os.lstat(target_path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or [st.st_size, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid] != entry.get(
+            "file"
+        ):
+            return None
+        try:
+            with open(target_path, "rb") as f:
+                if digest(f.read()) != entry.get("body"):
+                    return None
+        except OSError:
+            return None
+        return entry
+
+    def record(self, target: str, template_digest: str, deps: List[str], warnings: List[str], body: bytes,
+               target_path: str) -> None:
+        try:
+            st = os.lstat(target_path)
+        except OSError:
+            self.entries.pop(target, None)
+            return
+        self.entries[target] = {
+            "template": template_digest, "deps": deps, "deps_digest": self.deps_digest(deps), "warnings": warnings,
+            "body": digest(body), "file": [st.st_size, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid],
+        }
+
+    def forget_except(self, targets: Set[str]) -> None:
+        for target in set(self.entries) - targets:
+            del self.entries[target]
+
+    def save(self) -> None:
+        """Write the cache if it changed: a run that changed nothing writes nothing."""
+        data = json.dumps({"version": VERSION, "entries": self.entries}, sort_keys=True)
+        if data == self._saved:
+            return
+        ensure_dir(os.path.dirname(self.path), 0o755)
+        atomic_write(self.path, data, 0o600, sync=False)
