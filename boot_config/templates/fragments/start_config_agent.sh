@@ -18,20 +18,11 @@ if [ -d /run/systemd/system ]; then
     if [ ! -e /etc/systemd/system/os-collect-config.service ] \
        && [ ! -e /usr/lib/systemd/system/os-collect-config.service ] \
        && [ ! -e /lib/systemd/system/os-collect-config.service ]; then
-        cat > /etc/systemd/system/os-collect-config.service <<EOF
-[Unit]
-Description=Collect metadata and run hook commands (os-collect-config)
-Wants=network-online.target
-After=network-online.target cloud-config.service
-
-[Service]
-ExecStart=$occ
-Restart=on-failure
-RestartSec=5s
-
-[Install]
-WantedBy=multi-user.target
-EOF
+        # The unit the os-collect-config element installs in images (embedded verbatim by
+        # Heat), with ExecStart wherever the command is here.
+        sed "s|^ExecStart=.*|ExecStart=$occ|" > /etc/systemd/system/os-collect-config.service <<'OS_CONFIG_AGENTS_EOF'
+__OCC_UNIT__
+OS_CONFIG_AGENTS_EOF
     fi
     systemctl enable os-collect-config.service
     systemctl start --no-block os-collect-config.service
