@@ -124,13 +124,13 @@ class Agent:
             self.health[name] = SourceHealth(Backoff(initial=min(max(self.min_interval, 1.0), cap), cap=cap))
         return self.health[name]
 
-    def _collect_one(self, name: str, collector: Optional[Collector]) -> Tuple[Optional[List[Collected]], bool]:
-        """(pairs, fresh): fresh pairs from the source, or its last good pairs from the cache, or (None, False)."""
+    def _collect_one(self, name: str, collector: Optional[Collector]) -> Optional[List[Collected]]:
+        """Fresh pairs from the source, or its last good pairs from the cache, or None when not configured."""
         health = self._health(name)
         now = self.monotonic()
         continuous = not self.settings.one_time and self.store_mode
         if continuous and not health.due(now):
-            return self._last_good(name), False
+            return self._last_good(name)
         try:
             if collector is None:
                 raise NotConfigured("collector %s is not installed" % name)
@@ -138,7 +138,7 @@ class Agent:
         except NotConfigured as exc:
             self._report_unconfigured(name, exc)
             health.recovered()
-            return None, False
+            return None
         except Unavailable as exc:
             reason = str(exc)
         except Exception as exc:  # a collector bug must not stop the agent (SPEC §5.9: no crash)
@@ -148,7 +148,7 @@ class Agent:
             if health.recovered():
                 LOG.info("Source [%s] available again.", name)
             self.reported_unconfigured.discard(name)
-            return pairs, True
+            return pairs
         last = self._last_good(name)
         tail = "keeping its last good data" if last else "no earlier data"
         if continuous:
@@ -156,7 +156,7 @@ class Agent:
                         name, reason or "", tail, health.failed(now))
         else:
             LOG.warning("Source [%s] Unavailable. %s; %s.", name, reason or "", tail)
-        return last, False
+        return last
 
     def _report_unconfigured(self, name: str, exc: Exception) -> None:
         LOG.debug("Source [%s] Not configured. %s", name, exc)
@@ -183,7 +183,7 @@ class Agent:
         result = Poll()
         sources: Dict[str, List[str]] = {}
         for name, collector in self.collectors:
-            pairs, fresh = self._collect_one(name, collector)
+            pairs = self._collect_one(name, collector)
             if pairs is None:
                 continue
             kept = []
@@ -198,12 +198,11 @@ class Agent:
                 result.pairs.append((key, value))
                 if not self.store_mode:
                     continue
-                if fresh:
-                    changed, path = self.cache.store(key, value)
-                    if changed and key not in result.changed:
-                        result.changed.append(key)
-                else:
-                    path = self.cache.path(key)
+                # A last-good value is its own cache file: storing it writes nothing, but a value that a
+                # failed command never committed still differs from .last and is retried (SPEC §2.14.2).
+                changed, path = self.cache.store(key, value)
+                if changed and key not in result.changed:
+                    result.changed.append(key)
                 result.paths.append(path)
         if self.store_mode:
             self.state.save("sources", sources)

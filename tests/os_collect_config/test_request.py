@@ -134,3 +134,33 @@ def test_expired_temp_url_is_unavailable(occ, swift):
     url = swift.temp_url("heat", "server1", expires=1000)
     res = occ("--print", "--request-metadata-url", url, "request")
     assert res.returncode == 0 and "returned HTTP 401" in res.stderr and json.loads(res.stdout) == {}
+
+
+def test_failed_command_is_retried_even_while_the_source_is_down(occ, sandbox, swift):
+    url = _url(swift)
+    seen = sandbox.path("seen")
+    flag = sandbox.path("fail")
+    flag.write_text("")
+    cmd = "printenv OS_CONFIG_FILES >> %s; test ! -e %s" % (seen, flag)
+    assert occ("--one-time", "-c", cmd, "--request-metadata-url", url, "request").returncode == 1
+    swift.fail_with = 503  # the data the failed command saw is only in the cache now
+    flag.unlink()
+    res = occ("--one-time", "-c", cmd, "--request-metadata-url", url, "request")
+    assert res.returncode == 0 and len(seen.read_text().splitlines()) == 2
+    assert occ.cache_json("request.json.last") == META
+
+
+def test_slow_source_times_out_and_others_go_on(occ, sandbox, swift):
+    url = _url(swift)
+    swift.delay_s = 3
+    occ.write_local("l", {"n": 1})
+    res = occ("--print", "--request-timeout", "0.5", "--request-metadata-url", url, "request", "local")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"l": {"n": 1}}
+    assert "Source [request] Unavailable." in res.stderr and "Timeout" in res.stderr
+
+
+def test_unconfigured_default_collectors_are_quiet(occ, ec2):
+    occ.write_local("l", {"n": 1})
+    res = occ("--print", "--ec2-metadata-url", ec2.metadata_url)  # the default collector list
+    assert res.returncode == 0 and set(json.loads(res.stdout)) == {"ec2", "l"}
+    assert res.stderr == "", res.stderr
