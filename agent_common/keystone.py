@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -63,6 +64,7 @@ class KeystoneSession:
         verify: Verify = True,
         timeout: float = DEFAULT_TIMEOUT,
         token_cache_dir: Optional[str] = None,
+        token_cache_ttl: Optional[float] = None,
     ) -> None:
         from keystoneauth1 import session as ks_session
         from keystoneauth1.identity import generic, v3
@@ -79,6 +81,8 @@ class KeystoneSession:
             reauthenticate=True,
         )
         self.cache_path = token_cache_path(token_cache_dir, creds) if token_cache_dir else None
+        #: A cached token older than this (seconds since it was saved) is not reused ([keystone] cache_ttl).
+        self.cache_ttl = token_cache_ttl
         if self.cache_path:
             self._restore()
         # keystoneauth1 passes its own ``verify`` with every request, overriding the requests session's.
@@ -88,6 +92,8 @@ class KeystoneSession:
     def _restore(self) -> None:
         state = read_text(self.cache_path)
         if not state:
+            return
+        if self.cache_ttl is not None and time.time() - os.path.getmtime(self.cache_path) > self.cache_ttl:
             return
         try:
             self.auth.set_auth_state(state)

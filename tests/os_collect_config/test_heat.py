@@ -89,6 +89,20 @@ def test_keystone_cache_dir_option_holds_the_token(cloud, occ, sandbox):
     assert stat.S_IMODE(ks_dir.stat().st_mode) == 0o700
 
 
+def test_keystone_cache_ttl_bounds_the_reuse_of_a_cached_token(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+
+    def two_runs(ttl):
+        conf = write_config(sandbox, {"heat": heat_section(cloud), "keystone": {"cache_ttl": ttl}})
+        before = cloud.keystone.auth_count
+        for _ in range(2):
+            assert occ("--config-file", str(conf), "--one-time", "--command", "true", "heat").returncode == 0
+        return cloud.keystone.auth_count - before
+
+    assert two_runs(1800) == 1
+    assert two_runs(0) == 2  # the saved token is older than cache_ttl each time: authenticate again
+
+
 def test_region_name_picks_the_regional_endpoint(cloud, occ, sandbox):
     other = HeatServer(cloud.keystone, cloud.project_id).start().register("RegionTwo")
     try:

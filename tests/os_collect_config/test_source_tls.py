@@ -53,7 +53,7 @@ class Source:
 
 
 SOURCES = [
-    Source("heat", _heat, "ca_file", {"insecure": True}),
+    Source("heat", _heat, "ca_file", {"insecure": True}, "not verified ([heat] insecure = true)"),
     Source("cfn", _cfn, "ca_certificate", None),
     Source("zaqar", _zaqar, "ca_file", {"ssl_certificate_validation": False},
            "not verified ([zaqar] ssl_certificate_validation = false)"),
