@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Iterable, Optional, Sequence, Tuple
+import re
+from typing import Any, Iterable, Optional, Sequence, Set, Tuple
 
-from agent_common.atomic import atomic_copy, atomic_write, read_text
+from agent_common.atomic import atomic_copy, atomic_write, fsync_dir, read_text
 from os_collect_config.collectors.base import STATE_DIRNAME
 
 LOG = logging.getLogger(__name__)
@@ -139,16 +140,16 @@ class Cache:
             if leftover.startswith((".%s.new-" % name, ".%s.old-" % name)):
                 shutil.rmtree(os.path.join(parent, leftover), ignore_errors=True)
         fresh = tempfile.mkdtemp(prefix=".%s.new-" % name, dir=parent)
-        shutil.copytree(self.cachedir, fresh, dirs_exist_ok=True, copy_function=_durable_copy,
-                        ignore=shutil.ignore_patterns(STATE_DIRNAME, "tmp*"))
+        shutil.copytree(self.cachedir, fresh, dirs_exist_ok=True, copy_function=_copy,
+                        ignore=_not_backed_up)
         os.chmod(fresh, 0o700)
-        _fsync_path(fresh)
+        fsync_dir(fresh)
         old = None
         if os.path.lexists(target):
             old = tempfile.mkdtemp(prefix=".%s.old-" % name, dir=parent)
             os.rename(target, os.path.join(old, name))
         os.rename(fresh, target)
-        _fsync_path(parent)
+        fsync_dir(parent)
         if old:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -160,24 +161,15 @@ def read_text_safe(path: str) -> Optional[str]:
         return None
 
 
-def _durable_copy(src: str, dst: str) -> str:
-    with open(src, "rb") as f:
-        data = f.read()
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(dst, 0o600)
+def _copy(src: str, dst: str) -> str:
+    """copytree's copy function: every backup file durable and 0600 (SPEC §2.13.2)."""
+    atomic_copy(src, dst, 0o600)
     return dst
 
 
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+#: Names of in-flight temp files (tempfile.mkstemp with our prefixes); a key starting with "tmp" is kept.
+_TEMP_NAME = re.compile(r"^tmp(_meta_list\.)?[a-z0-9_]{8}$")
+
+
+def _not_backed_up(directory: str, names: Sequence[str]) -> Set[str]:
+    return {n for n in names if n == STATE_DIRNAME or _TEMP_NAME.match(n)}

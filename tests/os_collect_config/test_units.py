@@ -117,3 +117,14 @@ def test_wakeup_event_ends_the_sleep_early(tmp_path):
     assert time.monotonic() - t0 < 5
     assert not agent.ctx.wakeup.is_set()
     assert isinstance(agent.collectors[0][1], Collector)
+
+
+def test_backup_skips_temp_files_and_agent_state_but_keeps_tmp_named_keys(tmp_path):
+    c = Cache(str(tmp_path / "c"), str(tmp_path / "b"))
+    c.ensure()
+    c.store("tmpconfig", 1)
+    (tmp_path / "c" / "tmpab12cd_9").write_text("in flight")
+    (tmp_path / "c" / "tmp_meta_list.x1y2z3w4").write_text("in flight")
+    (tmp_path / "c" / ".agent-state").mkdir()
+    c.backup()
+    assert sorted(os.listdir(c.backup_dir)) == ["tmpconfig.json", "tmpconfig.json.orig"]
