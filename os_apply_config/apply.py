@@ -32,6 +32,7 @@ class Template:
     relpath: str  # its path under the template root
     target: str  # the output path, relative to the output root
     kind: str  # "mustache", "jinja" or "executable"
+    has_control: bool = False  # whether `<path>.oac` exists
 
     @property
     def control_path(self) -> str:
@@ -44,6 +45,7 @@ def discover(root: str) -> List[Template]:
     targets: Dict[str, str] = {}
     for current, dirs, files in os.walk(root):
         dirs.sort()
+        names = set(files)
         for name in sorted(files):
             if name.endswith(CONTROL_SUFFIX):
                 continue
@@ -57,7 +59,7 @@ def discover(root: str) -> List[Template]:
             if target in targets:
                 raise render.TemplateError(path, "renders to the same file as %s" % targets[target])
             targets[target] = path
-            found.append(Template(path, relpath, target, kind))
+            found.append(Template(path, relpath, target, kind, name + CONTROL_SUFFIX in names))
     return found
 
 
@@ -96,7 +98,7 @@ def render_all(root: str, templates: List[Template], context: Any, output_root: 
     recorder = RecordingDict(context) if isinstance(context, dict) else context
     out = []
     for t in templates:
-        control_text = _read_bytes(t.control_path, strict=True)
+        control_text = _read_bytes(t.control_path, strict=True) if t.has_control else None
         key = None
         if t.kind == "mustache":
             text = _read_template(t.path)
