@@ -3,4 +3,5 @@ import sys
 
 from os_collect_config.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
