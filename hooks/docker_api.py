@@ -81,10 +81,13 @@ class Engine:
             query["filters"] = json.dumps({"label": ["%s=%s" % kv for kv in sorted(labels.items())]})
         return self._json("/containers/json", query)
 
-    def logs_tail(self, container: str, lines: int = 20) -> str:
-        """The last ``lines`` lines the container wrote, stdout and stderr interleaved."""
-        raw = self._get("/containers/%s/logs" % quote(container, safe=""),
-                        {"stdout": "1", "stderr": "1", "tail": str(lines)})
+    def logs_tail(self, container: str, lines: int = 20, stream: str = "stdout") -> str:
+        """The last ``lines`` lines the container wrote on ``stream`` (``stdout`` or ``stderr``).
+
+        One stream at a time: the engine orders the two by arrival, so a merged tail
+        can lose the last error line behind late-copied output.
+        """
+        raw = self._get("/containers/%s/logs" % quote(container, safe=""), {stream: "1", "tail": str(lines)})
         return demux(raw).decode("utf-8", "replace")
 
 

@@ -184,7 +184,7 @@ def compose_project_name(directory: str) -> str:
 
 
 def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
-    """One report per project container that is not running and did not exit 0: service, status, log tail."""
+    """One report per project container that is not running and did not exit 0: service, status, log tails."""
     from hooks.docker_api import Engine, EngineError
 
     engine = Engine(environ.get("DOCKER_HOST"), timeout=10)
@@ -196,12 +196,14 @@ def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
                 continue
             service = (c.get("Labels") or {}).get("com.docker.compose.service", "?")
             name = (c.get("Names") or ["?"])[0].lstrip("/")
-            tail = engine.logs_tail(c["Id"], LOG_TAIL_LINES)
-            if len(tail) > LOG_TAIL_CHARS:
-                tail = "[... cut ...]" + tail[-LOG_TAIL_CHARS:]
-            reports.append("service %s (container %s) is %s; its last log lines:\n%s" % (
-                service, name, c.get("Status") or c.get("State"), tail if tail.endswith("\n") or not tail
-                else tail + "\n"))
+            report = "service %s (container %s) is %s\n" % (service, name, c.get("Status") or c.get("State"))
+            for stream in ("stdout", "stderr"):
+                tail = engine.logs_tail(c["Id"], LOG_TAIL_LINES, stream)
+                if len(tail) > LOG_TAIL_CHARS:
+                    tail = "[... cut ...]" + tail[-LOG_TAIL_CHARS:]
+                if tail:
+                    report += "its last %s lines:\n%s" % (stream, tail if tail.endswith("\n") else tail + "\n")
+            reports.append(report)
     except EngineError as exc:
         LOG.debug("No failure diagnosis: %s", exc)
     return reports

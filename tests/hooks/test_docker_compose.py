@@ -140,8 +140,8 @@ def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run
     out, _ = run_hook(run_tool, compose_env, deployment("brokenapp", config))
     assert out["deploy_status_code"] != 0
     assert "service db (container brokenapp_db_1)" in out["deploy_stderr"]
-    assert "fatal: bad config line 7" in out["deploy_stderr"]
-    assert "noise-99" in out["deploy_stderr"]
+    assert "its last stderr lines:\nfatal: bad config line 7\n" in out["deploy_stderr"]
+    assert "its last stdout lines:\n" in out["deploy_stderr"] and "noise-100\n" in out["deploy_stderr"]
     assert "starting db" not in out["deploy_stderr"] and "noise-50" not in out["deploy_stderr"]  # a bounded tail
     assert "service ok" not in out["deploy_stderr"]
 
