@@ -59,11 +59,14 @@ class Cache:
         self.backup_dir = backup_dir
 
     def ensure(self) -> None:
-        """Create the cache dir 0700 with one mkdir (the parent must exist, as in the original)."""
+        """Create the cache dir 0700 with one mkdir (the parent must exist, as in the original); tighten an old one."""
         try:
             os.mkdir(self.cachedir, 0o700)
         except FileExistsError:
-            pass
+            st = os.stat(self.cachedir)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                LOG.info("Restricting %s to mode 0700: it holds metadata and credentials.", self.cachedir)
+                os.chmod(self.cachedir, 0o700)
 
     def path(self, key: str) -> str:
         return os.path.join(self.cachedir, "%s.json" % key)

@@ -151,3 +151,11 @@ def test_log_file_and_json_lines(occ, sandbox):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert any("Starting" in line["message"] for line in lines)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_existing_open_cachedir_is_restricted_to_0700(occ):
+    occ.cachedir.chmod(0o755)
+    occ.write_local("x", {"v": 1})
+    assert occ("--one-time", "-c", "true", "local").returncode == 0
+    assert stat.S_IMODE(occ.cachedir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(occ.cachedir.joinpath(".agent-state").stat().st_mode) == 0o700
