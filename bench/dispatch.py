@@ -34,6 +34,7 @@ from typing import Dict, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.collect import OURS, pip  # noqa: E402  (one way to install ours for benchmarks)
 from tests.servers.cfn import CfnServer  # noqa: E402
 
 DEFAULT_SNAPSHOT = "/work/.mirror/openstack+heat-agents/repo"
@@ -43,7 +44,7 @@ ORIGINAL_FILES = {
     "hook-script": "heat-config-script/install.d/hook-script.py",
 }
 ORIGINALS_VENV = REPO / "bench" / ".venv-originals"
-OURS_BIN = Path(sys.executable).parent
+OURS_BIN = OURS / "bin"
 ACCESS, SECRET = "AKIA-bench", "bench-secret-key"
 
 
@@ -56,6 +57,14 @@ def read_original(snapshot: str, rel: str) -> str:
     if proc.returncode:
         sys.exit("cannot read %s from %s: %s" % (rel, snapshot, proc.stderr.strip()))
     return proc.stdout
+
+
+def install_ours() -> None:
+    """Ours from this checkout, installed as users get it (not editable), in bench/.venv-ours."""
+    if not (OURS / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(OURS)], check=True)
+        pip(OURS, str(REPO))
+    pip(OURS, "--no-deps", "--force-reinstall", str(REPO))
 
 
 def original_python() -> str:
@@ -169,6 +178,7 @@ def main() -> int:
                         help="heat-agents checkout or git dir (default: the fetched snapshot)")
     args = parser.parse_args()
 
+    install_ours()
     cfn = CfnServer({ACCESS: SECRET}, "bench-project").start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
     try:

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -17,7 +16,9 @@ from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
 COMMANDS = ("dispatch", "status", "run", "hook")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> "argparse.ArgumentParser":
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="heat-config",
         description="Run Heat software deployments through their hooks and signal the results to Heat.",
@@ -41,9 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def dispatch(signals_only: bool = False) -> int:
+    """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
+    from heat_config.dispatch import Settings, main as dispatch_main
+
+    setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
+    return dispatch_main(Settings.from_environ(), signals_only=signals_only)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help")):
+    if not args_list:  # the common case, every os-refresh-config run: no argument parsing to pay for
+        return dispatch()
+    if args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "dispatch")
     args = _parser().parse_args(args_list)
 
@@ -77,9 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.write("\n")
         return code
 
-    from heat_config import dispatch
-
-    return dispatch.main(settings, signals_only=args.signals_only)
+    return dispatch(args.signals_only)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,11 +16,9 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Set
 
-import hooks
 from agent_common.atomic import atomic_write, ensure_dir, read_text
 from agent_common.paths import get_path
 from heat_config import deployment as dep
-from heat_config import hookrun
 from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, Journal, Record, now
 from heat_config.signals import InProcessSender, Outbox, ProgramSender, mark_finished, retry_budget
 from hooks.protocol import HookContext, HookResult, hook_timeout, input_values, register_input_secrets
@@ -142,7 +140,6 @@ class Dispatcher:
         dep_id = item["id"]
         self.current.add(dep_id)
         dep.coerce_inputs(item)
-        register_input_secrets(item)
         if not dep.resolve_component(item):
             LOG.warning("Skipping group component, no valid script is defined for deploy action %s",
                         dep.action_of(item))
@@ -155,6 +152,10 @@ class Dispatcher:
             LOG.warning("To force-deploy, rm %s", marker)
             return
 
+        import hooks
+        from heat_config import hookrun
+
+        register_input_secrets(item)
         group_problem = dep.name_problem(group)
         ref = None if group_problem else hookrun.find(group, self.settings.environ)
         if ref is None and not group_problem and group in dep.OAC_GROUPS:
@@ -215,6 +216,8 @@ class Dispatcher:
         if not gone:
             return
         keep = self.current | set(self.outbox.pending)
+        import hooks
+
         ctx = HookContext(environ=dict(self.settings.environ))
         for group in sorted({r.group for r in gone}):
             module = hooks.module(group) if group in hooks.BUILTIN else None

@@ -15,13 +15,9 @@ import json
 import logging
 import os
 import time
-import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional
 from urllib.parse import quote
 
-from agent_common.backoff import Backoff
-from agent_common.http import HttpClient, HttpError, strip_query
 from heat_config.journal import (
     SIGNAL_NONE,
     SIGNAL_PENDING,
@@ -33,6 +29,10 @@ from heat_config.journal import (
     now,
 )
 from hooks.protocol import input_values
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent_common.backoff import Backoff
+    from agent_common.http import HttpClient, HttpError
 
 LOG = logging.getLogger("heat-config")
 
@@ -59,8 +59,18 @@ class SignalFailed(Exception):
         self.retryable = retryable
 
 
-def _from_http_error(exc: HttpError) -> SignalFailed:
+def _from_http_error(exc: "HttpError") -> SignalFailed:
     return SignalFailed(str(exc), exc.retryable)
+
+
+def _request(client: "HttpClient", method: str, url: str, **kwargs: Any) -> None:
+    """One request through the shared HTTP client; any failure becomes a SignalFailed naming no secret."""
+    from agent_common.http import HttpError
+
+    try:
+        client.request(method, url, **kwargs)
+    except HttpError as exc:
+        raise _from_http_error(exc) from None
 
 
 # -- payload ------------------------------------------------------------------------------------
@@ -112,19 +122,18 @@ class Transport:
 class UrlSignal(Transport):
     """A pre-signed URL, used as given (never re-encoded): CFN POST or Swift temp URL PUT (§7.2, §7.3)."""
 
-    def __init__(self, url: str, verb: str, client: HttpClient) -> None:
+    def __init__(self, url: str, verb: str, client: "Optional[HttpClient]") -> None:
         self.url = url
         self.verb = "PUT" if verb == "PUT" else "POST"
         self.name = "TEMP_URL_SIGNAL" if self.verb == "PUT" else "CFN_SIGNAL"
         self.client = client
 
     def send(self, data: Any) -> None:
+        from agent_common.http import strip_query
+
         LOG.debug("Signalling %s via %s", strip_query(self.url), self.verb)
-        try:
-            self.client.request(self.verb, self.url, data=fit(data).encode("ascii"),
-                                headers={"content-type": "application/json"})
-        except HttpError as exc:
-            raise _from_http_error(exc) from None
+        _request(self.client, self.verb, self.url, data=fit(data).encode("ascii"),
+                 headers={"content-type": "application/json"})
 
 
 #: Keystone sessions of this process, by credentials: retries reuse the token instead of re-authenticating.
@@ -136,12 +145,13 @@ class KeystoneSignal(Transport):
 
     service_type = ""
 
-    def __init__(self, inputs: Mapping[str, Any], client: HttpClient) -> None:
+    def __init__(self, inputs: Mapping[str, Any], client: "Optional[HttpClient]") -> None:
         self.inputs = inputs
         self.client = client
 
     def _token_and_endpoint(self) -> "tuple[str, str]":
         from agent_common import keystone
+        from agent_common.http import strip_query
 
         creds = keystone.Credentials(
             auth_url=str(self.inputs.get("deploy_auth_url") or ""),
@@ -188,11 +198,8 @@ class HeatSignal(KeystoneSignal):
         url = "%s/stacks/%s/resources/%s/signal" % (
             endpoint, self.inputs.get("deploy_stack_id"), quote(str(self.inputs.get("deploy_resource_name")), ""))
         LOG.debug("Signalling %s", url)
-        try:
-            self.client.request("POST", url, data=fit(data).encode("ascii"),
-                                headers={"X-Auth-Token": token, "Content-Type": "application/json"})
-        except HttpError as exc:
-            raise _from_http_error(exc) from None
+        _request(self.client, "POST", url, data=fit(data).encode("ascii"),
+                 headers={"X-Auth-Token": token, "Content-Type": "application/json"})
 
 
 class ZaqarSignal(KeystoneSignal):
@@ -202,24 +209,26 @@ class ZaqarSignal(KeystoneSignal):
     service_type = "messaging"
 
     def send(self, data: Any) -> None:
+        import uuid
+
         token, endpoint = self._token_and_endpoint()
         base = endpoint if endpoint.endswith("/v2") else endpoint + "/v2"
         url = "%s/queues/%s/messages" % (base, quote(str(self.inputs.get("deploy_queue_id")), ""))
         body = '{"messages": [{"body": %s, "ttl": %d}]}' % (fit(data), ZAQAR_TTL_S)
         LOG.debug("Signalling queue %s", self.inputs.get("deploy_queue_id"))
-        try:
-            self.client.request("POST", url, data=body.encode("ascii"), headers={
-                "X-Auth-Token": token,
-                "X-Project-Id": str(self.inputs.get("deploy_project_id")),
-                "Client-ID": str(uuid.uuid4()),
-                "Content-Type": "application/json",
-            })
-        except HttpError as exc:
-            raise _from_http_error(exc) from None
+        _request(self.client, "POST", url, data=body.encode("ascii"), headers={
+            "X-Auth-Token": token,
+            "X-Project-Id": str(self.inputs.get("deploy_project_id")),
+            "Client-ID": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        })
 
 
-def routes(inputs: Mapping[str, Any], client: HttpClient) -> List[Transport]:
-    """The transports the original notifier would use for these inputs (§7.1); [] means NO_SIGNAL."""
+def routes(inputs: Mapping[str, Any], client: "Optional[HttpClient]" = None) -> List[Transport]:
+    """The transports the original notifier would use for these inputs (§7.1); [] means NO_SIGNAL.
+
+    Without a client the transports can only be named, not sent.
+    """
     found: List[Transport] = []
     if "deploy_signal_id" in inputs:
         found.append(UrlSignal(str(inputs["deploy_signal_id"]), str(inputs.get("deploy_signal_verb") or "POST"),
@@ -232,18 +241,7 @@ def routes(inputs: Mapping[str, Any], client: HttpClient) -> List[Transport]:
 
 
 def route_name(inputs: Mapping[str, Any]) -> str:
-    names = [t.name for t in routes(inputs, client=_NO_CLIENT)]
-    return "+".join(names) or "NO_SIGNAL"
-
-
-class _NoClient(HttpClient):
-    """Placeholder used only to name routes; never sends."""
-
-    def __init__(self) -> None:  # no session: naming a route must not import requests
-        pass
-
-
-_NO_CLIENT = _NoClient()
+    return "+".join(t.name for t in routes(inputs)) or "NO_SIGNAL"
 
 
 def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -263,18 +261,20 @@ def request_timeout(environ: Mapping[str, str]) -> float:
     return _env_seconds(environ, REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S) or REQUEST_TIMEOUT_S
 
 
-def client_for(environ: Mapping[str, str]) -> HttpClient:
+def client_for(environ: Mapping[str, str]) -> "HttpClient":
     """The HTTP client signals use: one attempt per call (the outbox does the retrying), with a timeout."""
+    from agent_common.http import HttpClient
+
     return HttpClient(timeout=request_timeout(environ))
 
 
 # -- senders ------------------------------------------------------------------------------------
-@dataclass
 class Attempt:
     """The outcome of one delivery attempt of one deployment's signal."""
 
-    state: str  # SIGNAL_SENT, SIGNAL_REFUSED or SIGNAL_PENDING
-    error: str = ""
+    def __init__(self, state: str, error: str = "") -> None:
+        self.state = state  # SIGNAL_SENT, SIGNAL_REFUSED or SIGNAL_PENDING
+        self.error = error
 
 
 class InProcessSender:
@@ -282,11 +282,10 @@ class InProcessSender:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
-        self._client: Optional[HttpClient] = None
+        self._client: "Optional[HttpClient]" = None
 
     def deliver(self, deployment_file: str, inputs: Mapping[str, Any], data: Any) -> Attempt:
-        transports = routes(inputs, client=_NO_CLIENT)
-        if not transports:
+        if not routes(inputs):
             return Attempt(SIGNAL_SENT)
         if self._client is None:
             self._client = client_for(self.environ)
@@ -379,6 +378,8 @@ class Outbox:
 
     def attempt(self, record: Record, inputs: Optional[Mapping[str, Any]] = None) -> Record:
         """One delivery attempt now; the outcome is recorded before returning."""
+        from agent_common.backoff import Backoff
+
         deadline, backoff = self._tries.setdefault(
             record.id, (self.clock() + self.budget_s, Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)))
         if inputs is None:

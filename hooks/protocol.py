@@ -21,10 +21,12 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from agent_common import proc
 from agent_common.logs import HEAT_CONFIG_FORMAT, register_secret, setup_logging
+
+if TYPE_CHECKING:  # pragma: no cover - agent_common.proc is imported when a tool actually runs
+    from agent_common.proc import ProcResult
 
 LOG = logging.getLogger("heat-config")
 
@@ -89,8 +91,10 @@ class HookContext:
         env: Optional[Mapping[str, str]] = None,
         cwd: Optional[str] = None,
         stdin_data: Optional[bytes] = None,
-    ) -> proc.ProcResult:
+    ) -> "ProcResult":
         """Run a tool in its own process group, bounded by what is left of the timeout and the output cap."""
+        from agent_common import proc
+
         return proc.run(
             list(argv),
             env=self.environ if env is None else env,
@@ -218,7 +222,7 @@ def decode(data: bytes, dropped: int = 0) -> str:
 
 
 def result_from_proc(
-    result: proc.ProcResult, ctx: HookContext, outputs: Optional[Dict[str, Any]] = None
+    result: "ProcResult", ctx: HookContext, outputs: Optional[Dict[str, Any]] = None
 ) -> HookResult:
     """A HookResult from a finished tool: decoded, bounded output; 124 and a last line naming the timeout."""
     stdout = decode(result.stdout, result.stdout_truncated)
