@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.boot_config.conftest import (
     BOOT_CONFIG, PLANTED_SECRETS, SERVER, STACK, copy_rootfs, describe_requests, dump, give_root_host_pip,
@@ -49,10 +50,20 @@ def assert_no_secret(text: str, where: str) -> None:
         assert secret not in text, "planted secret leaked into %s" % where
 
 
-def test_user_data_installs_configures_collects_and_starts_the_agent(debian_rootfs, agent_wheel, cfn_server,
-                                                                     tmp_path):
+@pytest.fixture
+def guest_root(debian_rootfs, tmp_path) -> Path:
+    """A copy of the session's Debian root with systemd's tools, as a booted cloud image has them."""
     root = copy_rootfs(debian_rootfs, tmp_path / "root")
     give_root_host_pip(root)
+    setup = in_chroot(root, ["sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+                                         "apt-get install -y -qq --no-install-recommends systemd"])
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    (root / "run/systemd/system").mkdir(parents=True, exist_ok=True)  # what a booted systemd leaves
+    return root
+
+
+def test_user_data_installs_configures_collects_and_starts_the_agent(guest_root, agent_wheel, cfn_server):
+    root = guest_root
     (root / "tmp/agent").mkdir(parents=True)
     shutil.copy(agent_wheel, root / "tmp/agent")
 
@@ -114,10 +125,6 @@ def test_user_data_installs_configures_collects_and_starts_the_agent(debian_root
     assert (entry["id"], entry["state"], entry["signal"]) == (deployment["id"], "succeeded", "sent")
 
     # 3. start: a unit for the command where pip put it, enabled; the rendered config kept.
-    setup = in_chroot(root, ["sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-                                         "apt-get install -y -qq --no-install-recommends systemd"])
-    assert setup.returncode == 0, setup.stderr[-3000:]
-    (root / "run/systemd/system").mkdir(parents=True, exist_ok=True)  # what a booted systemd leaves
     before = hashlib.sha256(conf.read_bytes()).hexdigest()
     result = run_part(root, 3, start, env={"SYSTEMD_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -132,3 +139,30 @@ def test_user_data_installs_configures_collects_and_starts_the_agent(debian_root
     again = in_chroot(root, ["os-collect-config", "--one-time"])
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(cfn_server.signals) == 1
+
+
+def test_container_agent_user_data_installs_an_enabled_unit_that_verifies(guest_root):
+    """SPEC §10.5: the cloud-config part writes the helpers, the script part the unit, after docker."""
+    root = guest_root
+    # The host's engine, as a container host has it: its CLI and its unit.
+    shutil.copy("/usr/bin/docker", root / "usr/bin/docker")
+    for unit in ("docker.service", "docker.socket"):
+        shutil.copy(Path("/lib/systemd/system") / unit, root / "lib/systemd/system" / unit)
+
+    cloud_config, start = parts(render(BOOT_CONFIG / "templates/install_container_agent.yaml",
+                                       {"agent_image": "heat-container-agent:1"}))
+    for entry in yaml.safe_load(cloud_config)["write_files"]:  # what cloud-init's write_files does
+        target = root / entry["path"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(entry["content"])
+        target.chmod(int(entry["permissions"], 8))
+    result = run_part(root, 1, start, env={"SYSTEMD_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    unit = (root / "etc/systemd/system/heat-container-agent.service").read_text()
+    assert "ExecStart=/opt/container_agent/run_container_agent.sh heat-container-agent:1\n" in unit
+    assert "Requires=docker.service\n" in unit
+    for name in ("docker.service", "heat-container-agent.service"):
+        assert (root / "etc/systemd/system/multi-user.target.wants" / name).is_symlink(), name
+    verify = in_chroot(root, ["systemd-analyze", "verify", "/etc/systemd/system/heat-container-agent.service"])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
