@@ -130,6 +130,13 @@ class Settings:
     secret_values: List[str] = field(default_factory=list)
     #: True when the collectors list was chosen by the user rather than defaulted.
     collectors_explicit: bool = False
+    #: "group.key" → where its value was set ("file:line" or the flag), for error messages.
+    origins: Dict[str, str] = field(default_factory=dict)
+
+    def origin(self, group: str, key: str, value: Optional[str] = None) -> str:
+        """`` (set at <where>)`` for an option (or one value of a multi option) set by the user, else empty."""
+        where = self.origins.get(_origin_key(group, key, value))
+        return " (set at %s)" % where if where else ""
 
 
 @dataclass
@@ -346,6 +353,8 @@ class Resolver:
         self.cli_multi: Dict[Tuple[str, str], List[Any]] = {}
         self.files_read: List[str] = []
         self.secret_files: List[str] = []
+        #: Where each option's value came from ("file:line" or "--flag"), for error messages.
+        self.origins: Dict[str, str] = {}
         self.secret_values: List[str] = []
 
     def apply_file(self, path: str) -> None:
@@ -366,6 +375,7 @@ class Resolver:
                 holds_secret = True
                 self.secret_values.append(value)
             slot = (group, opt.key)
+            self.origins[_origin_key(group, opt.key, value if opt.type == "multi" else None)] = item.where()
             if opt.type == "multi":
                 self.file_multi.setdefault(slot, []).append(value)
             else:
@@ -383,6 +393,7 @@ class Resolver:
         slot = (event.group, event.key)
         if opt.secret and event.value:
             self.secret_values.append(event.value)
+        self.origins[_origin_key(event.group, event.key, event.value if opt.type == "multi" else None)] = event.flag
         if opt.type == "multi":
             self.cli_multi.setdefault(slot, []).append(event.value)
         else:
@@ -489,7 +500,13 @@ def resolve(
         exposed_secret_files=[p for p in dict.fromkeys(resolver.secret_files) if _readable_by_others(p)],
         secret_values=resolver.secret_values,
         collectors_explicit=bool(positional_collectors or file_collectors),
+        origins=dict(resolver.origins,
+                     **{_origin_key(DEFAULT_GROUP, "collectors", c): "the command line" for c in positional_collectors}),
     )
+
+
+def _origin_key(group: str, key: str, value: Optional[str]) -> str:
+    return "%s.%s" % (group, key) if value is None else "%s.%s=%s" % (group, key, value)
 
 
 def _readable_by_others(path: str) -> bool:
@@ -504,14 +521,17 @@ def check(settings: Settings, known_collectors: Iterable[str]) -> None:
     known = list(known_collectors)
     unknown = [c for c in settings.collectors if c not in known]
     if unknown:
-        raise ConfigError("collectors: unknown collector %s (valid: %s)"
-                          % (", ".join(repr(u) for u in unknown), " ".join(known)))
+        raise ConfigError("collectors%s: unknown collector %s (valid: %s)"
+                          % (settings.origin(DEFAULT_GROUP, "collectors", unknown[0]), ", ".join(repr(u) for u in unknown),
+                             " ".join(known)))
     for name in ("min_polling_interval", "polling_interval", "splay"):
         if getattr(settings, name) < 0:
-            raise ConfigError("%s: must not be negative, got %s" % (name, getattr(settings, name)))
+            raise ConfigError("%s%s: must not be negative, got %s"
+                              % (name, settings.origin(DEFAULT_GROUP, name), getattr(settings, name)))
     if settings.command_timeout is not None and settings.command_timeout <= 0:
         settings.command_timeout = None  # 0 means no limit, as for other timeouts
     if "local" in settings.collectors:
         for path in settings.groups.get("local", {}).get("path", []):
             if os.path.exists(path) and not os.path.isdir(path):
-                raise ConfigError("[local] path: %s is a file; it must be a directory of JSON files" % path)
+                raise ConfigError("[local] path%s: %s is a file; it must be a directory of JSON files"
+                                  % (settings.origin("local", "path", path), path))

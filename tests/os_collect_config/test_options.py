@@ -132,6 +132,7 @@ def test_oslo_dollar_substitution(tmp_path):
     ("[DEFAULT]\none_time = maybe\n", ":2: [DEFAULT] one_time: expected a boolean"),
     ("[ec2]\nmetadata_url = not-a-url\n", ":2: [ec2] metadata_url: expected a URL"),
     ("[keystone]\ncache_ttl = 1.5\n", "cache_ttl: expected an integer"),
+    ("[request]\nmetadata_url =\n", ":2: [request] metadata_url: expected a URL"),
     ("polling_interval = 3\n", ":1: assignment before any [section]"),
     ("[DEFAULT\n", ":1: invalid section header"),
     ("[DEFAULT]\njust words\n", ":2: no '=' or ':'"),
@@ -176,7 +177,7 @@ def _installed(name: str) -> bool:
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["no-such"], "collectors: unknown collector 'no-such'"),
+    (["no-such"], "collectors (set at the command line): unknown collector 'no-such'"),
     (["config_drive"], "unknown collector 'config_drive'"),
     (["--config-file", "/nonexistent/occ.conf"], "--config-file /nonexistent/occ.conf: no such file"),
 ])
@@ -199,7 +200,16 @@ def test_unreadable_or_bad_config_file_names_file_and_line(occ, sandbox):
 def test_local_path_that_is_a_file_is_a_config_error(occ, sandbox):
     afile = sandbox.write("lib/not-a-dir", "{}")
     res = occ("--local-path", str(afile), "local", "--print")
-    assert res.returncode == 1 and "[local] path: %s is a file" % afile in res.stderr
+    assert res.returncode == 1 and "[local] path (set at --local-path): %s is a file" % afile in res.stderr
+    conf = sandbox.write("etc/occ.conf", "[local]\npath = %s\n" % afile)
+    res = occ("--config-file", str(conf), "local", "--print")
+    assert res.returncode == 1 and "[local] path (set at %s:2): %s is a file" % (conf, afile) in res.stderr
+
+
+def test_unknown_collector_in_a_file_names_the_file(occ, sandbox):
+    conf = sandbox.write("etc/occ.conf", "[DEFAULT]\ncollectors = local\ncollectors = nope\n")
+    res = occ("--config-file", str(conf), "--print")
+    assert res.returncode == 1 and "collectors (set at %s:3): unknown collector 'nope'" % conf in res.stderr
 
 
 def test_bad_url_or_number_on_the_command_line_is_a_usage_error(occ):
