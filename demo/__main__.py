@@ -24,6 +24,7 @@ from tests.servers.swift import SwiftServer  # noqa: E402  (the loopback server 
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "server1-metadata.json"
+TEMPLATES = Path(__file__).resolve().parent / "example" / "templates"
 
 
 @dataclass
@@ -50,7 +51,10 @@ class Demo:
                 "--backup-cachedir", str(self.root / "backup"), "--command", str(self.root / "command.sh"),
                 "--request-metadata-url", self.url, "--log-file", str(self.root / "occ.log"), "request", *extra]
         self.swift.clear()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, HOME=str(self.root)))
+        env = dict(os.environ, HOME=str(self.root), OS_REFRESH_CONFIG_BASE_DIR=str(self.root / "orc"),
+                   OS_CONFIG_APPLIER_TEMPLATES=str(TEMPLATES), OS_APPLY_CONFIG_LOG_FILE="",
+                   PATH="%s:%s" % (BIN, os.environ.get("PATH", "/usr/bin:/bin")))
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
         for line in proc.stdout.splitlines():
             say("    | " + line)
         gets = self.swift.received("GET")
@@ -62,6 +66,13 @@ class Demo:
                 say("    log: " + line.split(" [-] ", 1)[-1])
         self.log_seen = len(log)
         return proc
+
+    def show_rendered(self, rel: str) -> None:
+        path = self.root / "rendered" / rel
+        say("    os-refresh-config ran configure.d/20-os-apply-config; /%s (mode %04o) now reads:"
+            % (rel, path.stat().st_mode & 0o777))
+        for line in path.read_text().splitlines():
+            say("    > " + line)
 
     def cache_files(self) -> List[str]:
         return sorted(p.name for p in self.cachedir.iterdir() if p.name.endswith(".json"))
@@ -78,6 +89,7 @@ def step_first_collection(d: Demo) -> None:
     say("os-collect-config collects it: the command runs and gets one file per key:")
     d.occ()
     say("    cache now holds: %s" % ", ".join(d.cache_files()))
+    d.show_rendered("etc/keystone/keystone.conf")
 
 
 def step_nothing_changed(d: Demo) -> None:
@@ -93,6 +105,7 @@ def step_deployment_changed(d: Demo) -> None:
     d.publish()
     d.occ()
     say("    keystone-config.json now says: %s" % (d.cachedir / "keystone-config.json").read_text().replace("\n", ""))
+    d.show_rendered("etc/keystone/keystone.conf")
 
 
 def step_deployment_removed(d: Demo) -> None:
@@ -127,8 +140,14 @@ def main() -> int:
         root = Path(tmp)
         command = root / "command.sh"
         command.write_text("#!/bin/sh\necho \"command run; OS_CONFIG_FILES has:\"\n"
-                           "echo \"$OS_CONFIG_FILES\" | tr ':' '\\n' | sed 's|.*/|  |'\n")
+                           "echo \"$OS_CONFIG_FILES\" | tr ':' '\\n' | sed 's|.*/|  |'\n"
+                           "exec os-refresh-config --lockfile %s/orc.lock 2>>%s/orc.log\n" % (root, root))
         command.chmod(0o755)
+        apply_script = root / "orc" / "configure.d" / "20-os-apply-config"
+        apply_script.parent.mkdir(parents=True)
+        # The element's script runs a bare os-apply-config (output root /); the demo renders into its sandbox.
+        apply_script.write_text("#!/bin/sh\nexec os-apply-config -o %s/rendered\n" % root)
+        apply_script.chmod(0o755)
         swift = SwiftServer().start()
         demo = Demo(root, swift, json.loads(EXAMPLE.read_text()))
         say("Loopback Swift on %s; sandbox %s" % (swift.url, root))
