@@ -236,13 +236,16 @@ class Agent:
                 self.state.save("committed", result.keys)
             return False, 0
         self.cache.write_file_list(result.keys)
-        self.cache.backup()
+        try:
+            self.cache.backup()
+        except OSError as exc:  # the backup is a convenience copy: it must not block the command
+            LOG.warning("Cannot refresh the backup %s: %s", self.settings.backup_cachedir, exc)
         status = self.run_command(result.paths)
         if status != 0:
             LOG.error("Command failed, will not cache new data. Command exited with status %d.", status)
             return False, status
         self.cache.commit(result.changed)
-        stale = [k for k in result.removed if check_key(k, "", registry.REGISTRY) is None]
+        stale = [k for k in result.removed if check_key(k, k, registry.REGISTRY) is None]
         if stale:
             self.cache.remove(stale)
         self.state.save("committed", result.keys)
@@ -257,22 +260,32 @@ class Agent:
             import random
 
             time.sleep(random.uniform(0, settings.splay))  # a float, fractions included (weakness 13)
-        if not self.store_mode:
-            return self.print_once()
         try:
-            self.cache.ensure()
-        except OSError as exc:
-            raise ConfigError("cachedir %s: %s" % (settings.cachedir, exc.strerror or exc))
+            if not self.store_mode:
+                return self.print_once()
+            try:
+                self.cache.ensure()
+            except OSError as exc:
+                raise ConfigError("cachedir %s: %s" % (settings.cachedir, exc.strerror or exc))
+            return self.loop()
+        finally:
+            self.close()
+
+    def loop(self) -> int:
+        """Store mode: poll, run, sleep; returns only with --one-time (or --force)."""
+        settings = self.settings
         fingerprint = settings.watch.fingerprint()
         interval = self.min_interval
         while True:
-            succeeded, status = self.store_poll()
-            if settings.one_time:
-                if self.reexec_requested:
-                    self.reexec("Signal received. Re-executing %s" % self.argv)
-                return status
+            try:
+                succeeded, status = self.store_poll()
+            except OSError as exc:  # disk full, read-only fs...: say so, keep the old state, try again later
+                LOG.error("Cannot update the cache in %s: %s", settings.cachedir, exc)
+                succeeded, status = False, 1
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
+            if settings.one_time:
+                return status
             if settings.watch.fingerprint() != fingerprint:
                 self.reexec("Configuration changed. Re-executing %s" % self.argv)
             interval = self.min_interval if succeeded else min(interval * 2, self.max_interval)
@@ -286,7 +299,6 @@ class Agent:
         result = self.poll()
         sys.stdout.write(json.dumps(as_mapping(result.pairs), indent=1) + "\n")
         sys.stdout.flush()
-        self.close()
         return 0
 
     def _install_signals(self) -> None:
@@ -305,11 +317,16 @@ class Agent:
         """Start this program again with the same arguments, at a safe point (SPEC §2.17, weakness 15)."""
         LOG.info("%s", message)
         self.close()
-        logging.shutdown()
+        for handler in logging.getLogger().handlers:
+            handler.flush()
         sys.stdout.flush()
         sys.stderr.flush()
         exe, argv = reexec_target(self.argv)
-        os.execv(exe, argv)
+        self.reexec_requested = False
+        try:
+            os.execv(exe, argv)  # our fds are non-inheritable (PEP 446): nothing leaks into the new process
+        except OSError as exc:
+            LOG.error("Cannot re-execute %s: %s; going on with the current configuration.", exe, exc)
 
 
 def reexec_target(argv: Sequence[str]) -> Tuple[str, List[str]]:

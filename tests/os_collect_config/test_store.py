@@ -159,3 +159,21 @@ def test_existing_open_cachedir_is_restricted_to_0700(occ):
     assert occ("--one-time", "-c", "true", "local").returncode == 0
     assert stat.S_IMODE(occ.cachedir.stat().st_mode) == 0o700
     assert stat.S_IMODE(occ.cachedir.joinpath(".agent-state").stat().st_mode) == 0o700
+
+
+def test_backup_failure_does_not_block_the_command(occ, sandbox):
+    occ.write_local("x", {"v": 1})
+    blocker = sandbox.write("run/not-a-dir", "")
+    res = occ("--one-time", "-c", "true", "--backup-cachedir", str(blocker / "occ"), "local")
+    assert res.returncode == 0 and "Cannot refresh the backup" in res.stderr
+    assert occ.cachedir.joinpath("x.json.last").exists()
+
+
+def test_dropping_a_collector_removes_its_files(occ, sandbox):
+    occ.heat_local.write_text('{"h": 1}')
+    occ.write_local("x", {"v": 1})
+    assert occ("--one-time", "-c", "true", "heat_local", "local").returncode == 0
+    seen, cmd = _record(sandbox)
+    assert occ("--one-time", "-c", cmd, "local").returncode == 0
+    assert _runs(seen) == ["%s/x.json" % occ.cachedir]
+    assert not occ.cachedir.joinpath("heat_local.json").exists()
