@@ -120,13 +120,26 @@ def wait_for(predicate, what: str, agent: Agent, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def test_container_agent_runs_a_script_deployment_and_keeps_its_state_across_containers(
-        docker_engine, agent_image, cfn_server, tmp_path):
+@pytest.fixture
+def remove_web(docker_engine):
+    yield
+    ids = docker_engine.docker("ps", "-aq", "--filter", "label=com.docker.compose.project=30_web").stdout.split()
+    if ids:
+        docker_engine.docker("rm", "-f", *[i.decode() for i in ids], check=False)
+
+
+def test_container_agent_runs_deployments_and_keeps_its_state_across_containers(
+        docker_engine, agent_image, cfn_server, remove_web, tmp_path):
     cfn_server.stop()  # restarted where the container can reach it
     start_in_netns(cfn_server, docker_engine.netns)
     deployment = script_deployment(cfn_server, "20_in_container", SCRIPT, "deploy_container")
+    # A docker-compose deployment (a StructuredConfig, services at the top level), run by the
+    # hook in the container on the host's engine through the mounted socket.
+    compose = script_deployment(cfn_server, "30_web", "", "deploy_web")
+    compose.update(group="docker-compose", outputs=[],
+                   config={"web": {"image": docker_engine.base_image, "command": "sleep 300", "net": "none"}})
     occ = occ_section(cfn_server, ["cfn", "local"])
-    cfn_server.set_metadata(STACK, SERVER, {"deployments": [deployment], "os-collect-config": occ})
+    cfn_server.set_metadata(STACK, SERVER, {"deployments": [deployment, compose], "os-collect-config": occ})
     host = tmp_path / "host"
     init_data = host / "var/lib/heat-cfntools/cfn-init-data"
     init_data.parent.mkdir(parents=True)
@@ -134,15 +147,18 @@ def test_container_agent_runs_a_script_deployment_and_keeps_its_state_across_con
 
     agent = Agent(docker_engine, agent_image, host, "hca-%d" % os.getpid()).start()
     try:
-        wait_for(lambda: len(cfn_server.signals) == 1, "the deployment's signal", agent)
-        signal = cfn_server.signals[0]
-        assert signal.arn.endswith("/resources/deploy_container")
-        assert signal.body["deploy_status_code"] == 0
-        assert signal.body["result"] == "in the container: hello from boot-config"
+        wait_for(lambda: len(cfn_server.signals) == 2, "the deployments' signals", agent)
+        signals = {s.arn.rsplit("/", 1)[1]: s.body for s in cfn_server.signals}
+        assert signals["deploy_container"]["deploy_status_code"] == 0
+        assert signals["deploy_container"]["result"] == "in the container: hello from boot-config"
+        assert signals["deploy_web"]["deploy_status_code"] == 0, signals["deploy_web"]["deploy_stderr"]
+        web = docker_engine.docker("ps", "--filter", "label=com.docker.compose.project=30_web",
+                                   "--format", "{{.State}}").stdout.decode().split()
+        assert web == ["running"], "the compose service runs on the host's engine"
         status = agent.exec("heat-config", "status", "--json")
         assert status.returncode == 0, status.stderr
-        (entry,) = json.loads(status.stdout)["deployments"]
-        assert (entry["state"], entry["signal"]) == ("succeeded", "sent")
+        states = {(e["name"], e["state"], e["signal"]) for e in json.loads(status.stdout)["deployments"]}
+        assert states == {("20_in_container", "succeeded", "sent"), ("30_web", "succeeded", "sent")}
         ps = docker_engine.docker("inspect", "--format", "{{.HostConfig.Privileged}}", agent.name).stdout
         assert ps.decode().strip() == "false", "§11.44: not privileged"
     finally:
@@ -163,4 +179,4 @@ def test_container_agent_runs_a_script_deployment_and_keeps_its_state_across_con
     finally:
         agent.stop()
     assert (host / "var/lib/heat-config/runs.log").read_text() == "CREATE\n"
-    assert len(cfn_server.signals) == 1
+    assert len(cfn_server.signals) == 2
