@@ -136,3 +136,19 @@ def test_validate_renders_everything_but_writes_nothing(oac, md):
     assert [l for l in r.stderr.splitlines() if "[INFO]" in l][-1].endswith("success")
     oac.template("etc/broken", "{{#a}}")
     assert oac.render("-m", md, "-v").returncode == 1
+
+
+def test_log_file_goes_to_var_log_only_for_roots_real_renders(monkeypatch):
+    from os_apply_config import cli
+
+    monkeypatch.delenv(cli.LOG_FILE_ENV, raising=False)
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    assert cli._log_file("/", querying=False) == "/var/log/os-apply-config.log"
+    assert cli._log_file("/", querying=True) is None
+    assert cli._log_file("/tmp/out", querying=False) is None
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    assert cli._log_file("/", querying=False) is None
+    monkeypatch.setenv(cli.LOG_FILE_ENV, "/tmp/x.log")
+    assert cli._log_file("/tmp/out", querying=True) == "/tmp/x.log"
+    monkeypatch.setenv(cli.LOG_FILE_ENV, "")
+    assert cli._log_file("/", querying=False) is None

@@ -238,3 +238,14 @@ def test_sigterm_to_orc_stops_the_running_script(orc, base, sandbox):
     assert p.returncode == 128 + signal.SIGTERM
     assert "Stopped by signal" in err
     assert os.path.getsize(orc.lockfile) == 0
+
+
+def test_scripts_do_not_inherit_the_lock_and_environment_d_is_sourced_per_phase(orc, base, sandbox):
+    for d in ("pre-configure.d", "configure.d"):
+        script(base / d, "10-fds", "for f in /proc/$$/fd/*; do readlink $f || true; done\n")
+    sandbox.write("orc/environment.d/10-env", "export X=1\n")
+    r = orc()
+    assert r.returncode == 0
+    assert r.stdout.count("10-fds") == 2  # the shell's own script descriptor, listed in each phase
+    assert orc.lockfile not in r.stdout
+    assert r.stderr.count("Sourcing environment file") == 2
