@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.servers.swift import SwiftServer  # noqa: E402  (the loopback server shared with the tests)
+from demo.deployments import step_hook_deployments  # noqa: E402  (ansible + compose hooks, signalled)
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "server1-metadata.json"
@@ -132,6 +133,7 @@ STEPS: List[Callable[[Demo], None]] = [
     step_deployment_changed,
     step_deployment_removed,
     step_source_down,
+    step_hook_deployments,
 ]
 
 
