@@ -23,6 +23,7 @@ import pytest
 from tests.boot_config.conftest import (
     BOOT_CONFIG, MAKE_BASE_IMAGE, SERVER, STACK, describe_requests, dump, occ_section, script_deployment,
 )
+from tests.conftest import assert_no_planted_secret
 from tests.servers.base import LoopbackServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
@@ -163,6 +164,8 @@ def test_container_agent_runs_deployments_and_keeps_its_state_across_containers(
         assert ps.decode().strip() == "false", "§11.44: not privileged"
     finally:
         agent.stop()
+
+    assert_no_planted_secret(agent.log.read_text(), "the agent container's log")
 
     # The state is on the host: the agent's rendered config (0600), occ's cache, heat-config's journal.
     conf = host / "var/lib/heat-container-agent/os-collect-config.conf"
