@@ -36,6 +36,10 @@ _PATTERNS = [
     ),
 ]
 
+#: Words one of which a line must hold (lower-cased) for the second pattern to possibly match:
+#: checking them first keeps redaction cheap for the many lines that hold no secret.
+_KEYWORD_TRIGGERS = ("token", "authorization", "passw", "secret", "signature", "temp_url_sig")
+
 _lock = threading.Lock()
 _secrets: List[str] = []
 
@@ -62,9 +66,16 @@ def redact(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group("keep") + REDACTED, text)
+    if "://" in text and "?" in text:
+        text = _PATTERNS[0].sub(_keep_redacted, text)
+    lowered = text.lower()
+    if any(word in lowered for word in _KEYWORD_TRIGGERS):
+        text = _PATTERNS[1].sub(_keep_redacted, text)
     return text
+
+
+def _keep_redacted(match: "re.Match[str]") -> str:
+    return match.group("keep") + REDACTED
 
 
 class RedactingFormatter(logging.Formatter):

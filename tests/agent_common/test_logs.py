@@ -51,3 +51,21 @@ def test_log_file_is_private(tmp_path):
     assert "hello" in log_file.read_text()
     assert (log_file.stat().st_mode & 0o777) == 0o600
     setup_logging(stream=io.StringIO())
+
+
+def test_cheap_prechecks_never_change_what_is_redacted():
+    """redact() skips the patterns on lines that cannot match; the result must equal applying them always."""
+    from agent_common import logs
+
+    lines = [
+        "GET https://h/v1/signal/x?Signature=abc&AWSAccessKeyId=k done",
+        "X-Auth-Token: gAAAA123", "x-subject-token=zzz", "PASSWORD = hunter22", "passwd:'p4ss'",
+        '"secret_access_key": "AKIAsecret"', "Access_Token=t0k", "Authorization: Bearer xyz",
+        "temp_url_sig=deadbeef&temp_url_expires=1", "plain line, nothing to hide", "url http://h/p no query",
+        "Signature=ABC", "ftp://x?y=1 not http",
+    ]
+    for line in lines:
+        expected = line
+        for pattern in logs._PATTERNS:
+            expected = pattern.sub(lambda m: m.group("keep") + logs.REDACTED, expected)
+        assert logs.redact(line) == expected, line
