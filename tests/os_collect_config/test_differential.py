@@ -90,3 +90,44 @@ def test_cache_files_and_os_config_files_are_identical(sandbox, original_occ, co
     assert seen.split(":")[:3] == ["<C>/heat_local.json", "<C>/A.json.json", "<C>/a.json"]
     assert not files["heat_local.json"][0].endswith("\n")
     assert ("heat_local.json.last" in files) == (command_status == 0)
+
+
+@pytest.mark.parametrize("args", [
+    ["--cachedir", "/cli", "--config-file", "{a}"],
+    ["--config-file", "{a}", "--cachedir", "/cli"],
+    ["--config-file", "{a}", "--config-file", "{b}"],
+    ["--config-file", "{b}", "--config-file", "{a}"],
+    ["--config-file", "{dollar}"],
+    ["--cachedir", "$$z/${{backup_cachedir}}"],
+    ["--config-dir", "{d}"],
+    ["--config-file", "{a}", "--config-dir", "{d}"],
+    [],
+])
+def test_option_precedence_matches_oslo(sandbox, original_occ, args):
+    a = sandbox.write("etc/a.conf", "[DEFAULT]\ncachedir = /from-a\nbackup_cachedir = /bk-a\n")
+    b = sandbox.write("etc/b.conf", "[DEFAULT]\ncachedir: '/from-b'\n")
+    dollar = sandbox.write("etc/d.conf", "[DEFAULT]\ncachedir = $$x\\$y/$backup_cachedir\n")
+    sandbox.write("etc/dir/20.conf", "[DEFAULT]\ncachedir = /from-dir-20\n")
+    sandbox.write("etc/dir/10.conf", "[DEFAULT]\ncachedir = /from-dir-10\n")
+    sandbox.write("home/os-collect-config.conf", "[DEFAULT]\ncachedir = /from-home\n")
+    argv = [x.format(a=a, b=b, dollar=dollar, d=sandbox.path("etc", "dir")) for x in args] + ["--print-cachedir"]
+    theirs = run_original(original_occ, argv, sandbox.env)
+    ours = _ours(argv, sandbox.env)
+    assert theirs.returncode == 0, theirs.stderr
+    assert (ours.returncode, ours.stdout) == (0, theirs.stdout)
+
+
+@pytest.mark.parametrize("positional", [[], ["local"], ["local", "local"]])
+def test_multi_options_and_positional_collectors_match_oslo(sandbox, original_occ, positional):
+    for d, name in (("A", "a1"), ("B", "b1")):
+        sandbox.write("lib/%s/%s" % (d, name), json.dumps({"from": d}))
+        sandbox.path("lib", d).chmod(0o755)
+    sandbox.write("lib/hl", json.dumps({"hl": 1}))
+    conf = sandbox.write("etc/occ.conf", "[DEFAULT]\ncollectors = heat_local\ncollectors = local\n"
+                         "[local]\npath = %s\n[heat_local]\npath = %s\n"
+                         % (sandbox.path("lib", "A"), sandbox.path("lib", "hl")))
+    argv = ["--local-path", str(sandbox.path("lib", "B")), "--config-file", str(conf), "--print"] + positional
+    theirs = run_original(original_occ, argv, sandbox.env)
+    ours = _ours(argv, sandbox.env)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.stdout == theirs.stdout
