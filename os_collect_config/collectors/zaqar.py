@@ -180,6 +180,10 @@ class ZaqarCollector(KeystoneCollector):
             self._listener = None
 
 
+class _ServerClosed(Exception):
+    """The server ended an established connection."""
+
+
 class _WebsocketListener(threading.Thread):
     """One persistent, subscribed websocket connection; reconnects with backoff; never blocks the poll."""
 
@@ -206,6 +210,9 @@ class _WebsocketListener(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 self._session()
+            except _ServerClosed:
+                # Routine: Zaqar closes the socket when the token expires (4003) or on restart.
+                LOG.info("Zaqar closed the websocket for queue %s; reconnecting.", self.collector.conf["queue_id"])
             except Exception as exc:
                 if self._stop_event.is_set():
                     return
@@ -286,6 +293,8 @@ class _WebsocketListener(threading.Thread):
                 frame = self._ws.recv()
             except websocket.WebSocketTimeoutException:
                 continue
+            except websocket.WebSocketConnectionClosedException:
+                raise _ServerClosed() from None
             if not frame:
-                raise ConnectionError("the server closed the websocket")
+                raise _ServerClosed()
             self._notification(json.loads(frame))

@@ -176,6 +176,24 @@ def test_websocket_notification_wakes_the_agent_at_once_and_survives_a_reconnect
     assert_no_planted_secret(err, "agent stderr")
 
 
+def test_websocket_reconnects_with_a_new_token_when_zaqar_closes_on_expiry(cloud, occ, sandbox):
+    cloud.keystone.token_ttl = 3  # Zaqar closes the socket (4003) when the token expires
+    runs = sandbox.path("run", "runs")
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 30, "polling_interval": 30},
+                                  "zaqar": zaqar_section(cloud, use_websockets=True)})
+    proc = occ.popen("--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
+    try:
+        tokens = lambda: {f["headers"].get("X-Auth-Token") for f in cloud.zaqar.ws_requests  # noqa: E731
+                          if f["action"] == "authenticate"}
+        assert wait_for(lambda: len(tokens()) >= 2 and cloud.zaqar.ws_connections == 1, timeout=20)
+        assert wait_for(lambda: cloud.zaqar.ws_requests[-1]["action"] == "message_delete_many")
+        heat_posts(cloud, {"after": "expiry"})
+        assert wait_for(lambda: runs.exists() and runs.read_text() == "run\n", timeout=10)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+
+
 def test_websocket_does_not_hold_up_other_collectors(cloud, occ, sandbox):
     """The original blocked in recv() with no timeout; an idle queue must not delay the poll."""
     occ.write_local("local.json", {"from": "local"})

@@ -71,7 +71,7 @@ class _WsClient:
     conn: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
     project: Optional[str] = None
-    token_expires: Optional[float] = None
+    deauth: Optional[threading.Timer] = None
     subscriptions: List[str] = field(default_factory=list)
 
     def send(self, doc: Any) -> None:
@@ -132,7 +132,13 @@ class ZaqarServer(LoopbackServer):
     def drop_websockets(self) -> None:
         """Close every websocket connection (the client must reconnect and subscribe again)."""
         for client in list(self._ws_clients):
-            client.conn.close(1001, "going away")
+            self._disconnect(client, 1001, "going away")
+
+    def _disconnect(self, client: "_WsClient", code: int, reason: str) -> None:
+        """Forget the client at once (no more notifications), then close its socket."""
+        if client in self._ws_clients:
+            self._ws_clients.remove(client)
+        client.conn.close(code, reason)
 
     @property
     def ws_connections(self) -> int:
@@ -320,7 +326,10 @@ class ZaqarServer(LoopbackServer):
         except Exception:  # the peer went away mid-frame
             pass
         finally:
-            self._ws_clients.remove(client)
+            if client.deauth is not None:
+                client.deauth.cancel()
+            if client in self._ws_clients:
+                self._ws_clients.remove(client)
 
     def _ws_message(self, client: _WsClient, raw: Any) -> None:
         try:
@@ -341,15 +350,18 @@ class ZaqarServer(LoopbackServer):
 
         if not headers.get("Client-ID") or not headers.get("X-Project-ID"):
             return reply(400, {"error": "Missing header Client-ID or X-Project-ID"})
-        if client.token_expires is not None and time.time() >= client.token_expires:
-            client.project = client.token_expires = None
-            client.conn.close(4003, "Authentication expired.")
-            return None
         if action == "authenticate":
             issued = self.keystone.token_info(headers.get("X-Auth-Token"))
             if issued is None:
                 return reply(401, {"error": "Authentication failed."})
-            client.project, client.token_expires = issued.project_id, issued.expires_at.timestamp()
+            client.project = issued.project_id
+            # As Zaqar does: when the token expires, the connection is closed with 4003.
+            if client.deauth is not None:
+                client.deauth.cancel()
+            client.deauth = threading.Timer(max(issued.expires_at.timestamp() - time.time(), 0),
+                                            self._disconnect, (client, 4003, "Authentication expired."))
+            client.deauth.daemon = True
+            client.deauth.start()
             return reply(200, {"message": "Authentified."})
         if client.project is None:
             return reply(403, {"error": "Not authentified."})
