@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 from os_collect_config.collectors.base import Collected, Unavailable
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("os_collect_config.merger")  # the original's logger name (SPEC §2.19.3)
 
 #: Groups whose ``config`` becomes a key of its own (a missing group counts as Heat::Ungrouped).
 EXPLODED_GROUPS = ("os-apply-config", "Heat::Ungrouped")

@@ -22,7 +22,7 @@ from agent_common.http import HttpError, Validators
 from agent_common.paths import get_path
 from os_collect_config.collectors.base import Collected, Collector, Option, Unavailable
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("os_collect_config.ec2")  # the original's logger name (SPEC §2.19.3)
 
 EC2_METADATA_URL = "http://169.254.169.254/latest/meta-data"
 CONFIG_DRIVE_LABEL = "config-2"

@@ -14,7 +14,7 @@ from typing import Any, List
 from agent_common.paths import get_path
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("os_collect_config.heat_local")  # the original's logger name (SPEC §2.19.3)
 
 
 class HeatLocalCollector(Collector):

@@ -17,7 +17,7 @@ from agent_common.paths import get_path
 from os_collect_config.cache import MISSING, Cache
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("os_collect_config.local")  # the original's logger name (SPEC §2.19.3)
 
 
 class LocalCollector(Collector):
