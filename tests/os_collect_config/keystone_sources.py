@@ -12,7 +12,8 @@ METADATA: Dict[str, Any] = {
     "os-collect-config": {"command": "os-refresh-config"},
     "deployments": [
         {"id": "d1", "name": "dep-a", "group": "os-apply-config", "config": {"keystone": {"debug": True}},
-         "inputs": [{"name": "deploy_password", "value": PLANTED_SECRETS[0]}]},
+         # A secret nobody registers for redaction: only keeping metadata out of the logs protects it.
+         "inputs": [{"name": "deploy_password", "value": PLANTED_SECRETS[3]}]},
         {"id": "d2", "name": "dep-b", "group": "script", "config": "#!/bin/sh\necho hi", "inputs": []},
     ],
 }

@@ -39,7 +39,7 @@ def unavailable(result) -> str:
 
 def test_print_signed_describe_and_explosion(cfn, occ, sandbox):
     cfn.set_metadata("mystack", "server1", METADATA)
-    out = printed(run_cfn(occ, sandbox, cfn, "--print"))
+    out = printed(run_cfn(occ, sandbox, cfn, "--print", "--debug"))  # stderr checked for secrets
     assert out == {"cfn": METADATA, "dep-a": {"keystone": {"debug": True}}}
     (req,) = cfn.received("GET")
     assert req.q("Action") == "DescribeStackResource" and req.q("StackName") == "mystack"

@@ -27,7 +27,7 @@ def run_heat(occ, sandbox, c, *args, **extra):
 
 def test_print_collects_metadata_and_explodes_deployments(cloud, occ, sandbox):
     cloud.heat.set_metadata("mystack", "server1", METADATA)
-    out = printed(run_heat(occ, sandbox, cloud, "--print"))
+    out = printed(run_heat(occ, sandbox, cloud, "--print", "--debug"))  # stderr checked for secrets
     assert list(out) == ["heat", "dep-a"]
     assert out["heat"] == METADATA and out["dep-a"] == {"keystone": {"debug": True}}
     # A bare stack name is resolved through Heat's redirect, then the metadata fetched with the token.

@@ -46,7 +46,7 @@ def wait_for(predicate, timeout=15.0):
 def test_print_reads_the_newest_message_and_consumes_nothing(cloud, occ, sandbox):
     heat_posts(cloud, {"old": 1})
     heat_posts(cloud, METADATA)
-    out = printed(run_zaqar(occ, sandbox, cloud, "--print"))
+    out = printed(run_zaqar(occ, sandbox, cloud, "--print", "--debug"))  # stderr checked for secrets
     assert out == {"zaqar": METADATA, "dep-a": {"keystone": {"debug": True}}}
     assert len(cloud.zaqar.messages(cloud.project_id, QUEUE)) == 2  # the claim was released
     assert not any(occ.cachedir.iterdir())
@@ -132,7 +132,7 @@ def test_wrong_password_is_unavailable_without_leaking(cloud, occ, sandbox):
 # -- websocket mode ------------------------------------------------------------------------------
 def test_websocket_print_lists_without_consuming(cloud, occ, sandbox):
     heat_posts(cloud, METADATA)
-    out = printed(run_zaqar(occ, sandbox, cloud, "--print", use_websockets=True))
+    out = printed(run_zaqar(occ, sandbox, cloud, "--print", "--debug", use_websockets=True))
     assert out == {"zaqar": METADATA, "dep-a": {"keystone": {"debug": True}}}
     actions = [f["action"] for f in cloud.zaqar.ws_requests]
     assert actions == ["authenticate", "queue_create", "subscription_create", "message_list"]
