@@ -289,8 +289,13 @@ class Agent:
             if settings.watch.fingerprint() != fingerprint:
                 self.reexec("Configuration changed. Re-executing %s" % self.argv)
             interval = self.min_interval if succeeded else min(interval * 2, self.max_interval)
-            LOG.info("Sleeping %.2f seconds.", interval)
-            self.ctx.wakeup.wait(interval)
+            pause = interval
+            if status != 0:  # a failed command is retried on a jittered backoff, not in lock-step (weakness 14)
+                import random
+
+                pause = random.uniform(interval / 2, interval)
+            LOG.info("Sleeping %.2f seconds.", pause)
+            self.ctx.wakeup.wait(pause)
             self.ctx.wakeup.clear()
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)

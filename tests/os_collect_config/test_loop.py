@@ -178,3 +178,17 @@ def test_config_file_appearing_later_triggers_reexec(occ, sandbox, running):
     sandbox.write("etc/occ.d/10-more.conf", "[DEFAULT]\ncollectors = local\n")
     wait_for(lambda: r.count("Configuration changed. Re-executing") == 2, what="re-exec on conf.d change")
     wait_for(lambda: r.count("with collectors heat_local local local.") == 1, what="conf.d value in force")
+
+
+def test_failing_command_is_retried_with_growing_jittered_sleeps(occ, sandbox, running):
+    occ.write_local("x", {"v": 1})
+    runs = sandbox.path("runs")
+    r = running(occ, "--min-polling-interval", "0.1", "--polling-interval", "0.8",
+                "-c", "echo run >> %s; exit 5" % runs, "local")
+    wait_for(lambda: len(r.sleeps()) >= 6, what="six sleeps")
+    sleeps = r.sleeps()[:6]
+    tops = [0.2, 0.4, 0.8, 0.8, 0.8, 0.8]
+    assert all(top / 2 - 0.01 <= s <= top + 0.01 for s, top in zip(sleeps, tops)), sleeps
+    assert len(set(sleeps[2:])) > 1  # jitter: the capped sleeps are not all the same
+    assert len(runs.read_text().splitlines()) >= 6  # every poll retries the failed command
+    assert r.count("Command failed, will not cache new data") >= 6
