@@ -4,8 +4,8 @@ Compared with the original (SPEC §5.9.11): every request has a timeout (``timeo
 TLS can be pointed at a CA bundle (``ca-file``) or, explicitly, switched off
 (``insecure``), and the Keystone token is reused until it nears expiry instead of
 sending the password on every poll.  Heat sends no validators for resource
-metadata, so each poll is one GET (plus one stack lookup per process when
-``stack_id`` is a bare name).
+metadata, so each poll is one GET; a bare stack name is looked up once and the
+``name/id`` kept under ``<cachedir>/.agent-state``.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class HeatCollector(KeystoneCollector):
     def __init__(self, conf, ctx) -> None:
         super().__init__(conf, ctx)
         self.request_timeout = float(conf.get("timeout") or 10.0)
-        #: ``name/id`` once a bare stack name has been looked up (it never changes for a stack).
+        #: ``name/id`` once a bare stack name has been looked up (it never changes for a stack; saved too).
         self._stack_path: Optional[str] = None
 
     tls_off_setting = "[heat] insecure = true"
@@ -61,6 +61,10 @@ class HeatCollector(KeystoneCollector):
         url = "%s/stacks/%s/resources/%s/metadata" % (
             base, self._stack(base), quote(self.conf["resource_name"], safe=""))
         response = self.keystone().session.get(url, raise_exc=False, redirect=False, log=False)
+        if response.status_code == 404 and self._stack_path is not None:
+            self._stack_path = None  # a stack re-created under the same name: look it up again next poll
+            if not self.ctx.print_mode:
+                self.ctx.state(self.name).save("stack", None)
         if response.status_code != 200:
             raise Unavailable("GET %s returned HTTP %d" % (url, response.status_code))
         body = response.json()
@@ -74,6 +78,10 @@ class HeatCollector(KeystoneCollector):
         if "/" in stack_id:
             return stack_id
         if self._stack_path is None:
+            saved = self.ctx.state(self.name).load("stack")
+            if isinstance(saved, dict) and saved.get("name") == stack_id and saved.get("base") == base:
+                self._stack_path = saved.get("path")
+        if self._stack_path is None:
             url = "%s/stacks/%s" % (base, quote(stack_id, safe=""))
             response = self.keystone().session.get(url, raise_exc=False, redirect=False, log=False)
             location = response.headers.get("Location")
@@ -85,5 +93,7 @@ class HeatCollector(KeystoneCollector):
             if marker not in path:
                 raise Unavailable("stack lookup redirected to an unexpected place: %s" % path)
             self._stack_path = path.split(marker, 1)[1].strip("/")
+            if not self.ctx.print_mode:
+                self.ctx.state(self.name).save("stack", {"name": stack_id, "base": base, "path": self._stack_path})
         return self._stack_path
 

@@ -47,6 +47,16 @@ def test_stack_name_and_id_needs_no_lookup(cloud, occ, sandbox):
     assert len(cloud.heat.received("GET")) == 1
 
 
+def test_a_stack_recreated_under_the_same_name_is_looked_up_again(cloud, occ, sandbox):
+    cloud.heat.set_metadata("mystack", "server1", {"v": 1})
+    assert run_heat(occ, sandbox, cloud, "--one-time", "--command", "true").returncode == 0
+    cloud.heat.add_stack("mystack")  # new id
+    cloud.heat.set_metadata("mystack", "server1", {"v": 2})
+    assert "HTTP 404" in run_heat(occ, sandbox, cloud, "--one-time", "--command", "true").stderr
+    assert run_heat(occ, sandbox, cloud, "--one-time", "--command", "true").returncode == 0
+    assert json.loads(occ.cachedir.joinpath("heat.json").read_text()) == {"v": 2}
+
+
 def test_token_is_reused_across_runs_until_it_nears_expiry(cloud, occ, sandbox):
     cloud.heat.set_metadata("mystack", "server1", METADATA)
     marker = sandbox.path("run", "ran")
@@ -55,6 +65,7 @@ def test_token_is_reused_across_runs_until_it_nears_expiry(cloud, occ, sandbox):
         assert run_heat(occ, sandbox, cloud, "--one-time", "--command", cmd).returncode == 0
     assert cloud.keystone.auth_count == 1  # the original authenticated with the password every poll
     assert marker.read_text() == "run\n"  # one change, one command run
+    assert len(cloud.heat.received("GET", r"/stacks/mystack/?$")) == 1  # the stack lookup is remembered too
     cache = [p for p in occ.cachedir.joinpath(".agent-state").iterdir() if p.name.startswith("keystone-token")]
     assert len(cache) == 1 and stat.S_IMODE(cache[0].stat().st_mode) == 0o600
     assert stat.S_IMODE(cache[0].parent.stat().st_mode) == 0o700
