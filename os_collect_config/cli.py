@@ -189,6 +189,8 @@ def setup_logging(settings: Settings) -> None:
             logging_config.fileConfig(opts["log_config_append"], disable_existing_loggers=False)
         except (OSError, KeyError, ValueError, configparser.Error) as exc:
             raise ConfigError("--log-config-append %s: %s" % (opts["log_config_append"], exc))
+        for handler in logging.getLogger().handlers:  # the file's handlers redact secrets too
+            handler.addFilter(logs.RedactingFilter())
 
 
 def warn_about_secrets(settings: Settings) -> None:

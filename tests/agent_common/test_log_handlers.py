@@ -33,3 +33,26 @@ def test_journal_handler_speaks_the_native_protocol(tmp_path):
     assert rest[8:8 + size].endswith(b"two\nlines")
     fields = rest[8 + size + 1:].decode().splitlines()
     assert "PRIORITY=4" in fields and "SYSLOG_IDENTIFIER=os-collect-config" in fields and "LOGGER=x" in fields
+
+
+def test_redacting_filter_cleans_messages_for_foreign_formatters():
+    import io
+
+    from agent_common.logs import RedactingFilter
+
+    register_secret(PLANTED_SECRETS[3])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter())
+    log = logging.getLogger("filter-test")
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("token %s" % PLANTED_SECRETS[3])
+        except RuntimeError:
+            log.exception("auth with %s failed", PLANTED_SECRETS[3])
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "auth with *** failed" in text and "token ***" in text and PLANTED_SECRETS[3] not in text

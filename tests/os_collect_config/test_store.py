@@ -177,3 +177,31 @@ def test_dropping_a_collector_removes_its_files(occ, sandbox):
     assert occ("--one-time", "-c", cmd, "local").returncode == 0
     assert _runs(seen) == ["%s/x.json" % occ.cachedir]
     assert not occ.cachedir.joinpath("heat_local.json").exists()
+
+
+def test_log_config_append_file_is_used_and_still_redacts(occ, sandbox):
+    from tests.conftest import PLANTED_SECRETS
+
+    out = sandbox.path("log", "custom.log")
+    conf = sandbox.write("etc/logging.conf", """[loggers]
+keys=root
+[handlers]
+keys=file
+[formatters]
+keys=plain
+[logger_root]
+level=DEBUG
+handlers=file
+[handler_file]
+class=FileHandler
+args=(%r,)
+formatter=plain
+[formatter_plain]
+format=CUSTOM %%(levelname)s %%(message)s
+""" % str(out))
+    url = "http://127.0.0.1:9/meta?temp_url_sig=%s&temp_url_expires=1" % PLANTED_SECRETS[2]
+    res = occ("--print", "--log-config-append", str(conf), "--request-metadata-url", url, "--request-timeout", "2",
+              "request")
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert "CUSTOM WARNING Source [request] Unavailable." in text and PLANTED_SECRETS[2] not in text
