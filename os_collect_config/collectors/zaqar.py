@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from typing import Any, Dict, List, Optional
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from agent_common.backoff import Backoff
 from agent_common.logs import describe_error
@@ -52,6 +52,17 @@ def newest(messages: List[Dict[str, Any]]) -> Dict[str, Any]:
         if msg.get("age", 0) <= best.get("age", 0):
             best = msg
     return best
+
+
+def claim_id_of(location: Optional[str], messages: List[Dict[str, Any]]) -> str:
+    """The claim's id: the last segment of the claim's ``Location``, else the ``claim_id`` in a message href."""
+    if location and "/claims/" in location:
+        return location.rstrip("/").rsplit("/", 1)[-1]
+    for msg in messages:
+        found = parse_qs(urlsplit(msg.get("href", "")).query).get("claim_id")
+        if found:
+            return found[0]
+    raise Unavailable("the claim reply names no claim id")
 
 
 class ZaqarCollector(KeystoneCollector):
@@ -148,7 +159,7 @@ class ZaqarCollector(KeystoneCollector):
             if not messages:
                 return
             self.deliver(newest(messages)["body"])
-            claim_id = resp.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+            claim_id = claim_id_of(resp.headers.get("Location"), messages)
             if self.ctx.print_mode:
                 session.delete(base + "/claims/" + quote(claim_id, safe=""), headers=headers,
                                raise_exc=False, log=False)

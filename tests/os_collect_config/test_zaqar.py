@@ -217,3 +217,14 @@ def test_use_websockets_on_the_command_line(cloud, occ, sandbox):
     conf = write_config(sandbox, {"zaqar": zaqar_section(cloud)})
     out = printed(occ("--config-file", str(conf), "--zaqar-use-websockets", "--print", "zaqar"))
     assert out == {"zaqar": {"cli": 1}} and cloud.zaqar.ws_requests and not cloud.zaqar.requests
+
+
+def test_claim_id_from_location_or_message_href():
+    from os_collect_config.collectors.base import Unavailable
+    from os_collect_config.collectors.zaqar import claim_id_of
+
+    msgs = [{"id": "m1", "href": "/v2/queues/q/messages/m1?claim_id=c-from-href"}]
+    assert claim_id_of("/v2/queues/q/claims/c-from-location", msgs) == "c-from-location"
+    assert claim_id_of(None, msgs) == "c-from-href"
+    with pytest.raises(Unavailable):
+        claim_id_of(None, [{"id": "m1", "href": "/v2/queues/q/messages/m1"}])
