@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import stat
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir, read_text
@@ -30,15 +28,16 @@ INTERRUPTED_MESSAGE = ("heat-config stopped while this deployment's hook was run
                        "the machine restarted); the hook was not run again. Delete %s to run it again.\n")
 
 
-@dataclass
 class Settings:
     """Everything read from the environment once at start-up (SPEC §6.2)."""
 
-    config_file: str
-    deployed_dir: str
-    deployed_old: str
-    notify_program: Optional[str]
-    environ: Dict[str, str]
+    def __init__(self, config_file: str, deployed_dir: str, deployed_old: str, notify_program: Optional[str],
+                 environ: Dict[str, str]) -> None:
+        self.config_file = config_file
+        self.deployed_dir = deployed_dir
+        self.deployed_old = deployed_old
+        self.notify_program = notify_program
+        self.environ = environ
 
     @classmethod
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -62,6 +61,8 @@ def prepare_deployed_dir(settings: Settings) -> None:
     if os.path.isdir(settings.deployed_dir):
         return
     if settings.deployed_old != settings.deployed_dir and os.path.isdir(settings.deployed_old):
+        import shutil
+
         LOG.debug("Migrating deployed state from %s to %s", settings.deployed_old, settings.deployed_dir)
         ensure_dir(os.path.dirname(os.path.abspath(settings.deployed_dir)), 0o755)
         shutil.move(settings.deployed_old, settings.deployed_dir)

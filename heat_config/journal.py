@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from agent_common.atomic import atomic_write, ensure_dir
@@ -33,28 +32,31 @@ RECEIVED, RUNNING, FINISHED, SIGNALLED = "received", "running", "finished", "sig
 SIGNAL_NONE, SIGNAL_PENDING, SIGNAL_SENT, SIGNAL_REFUSED = "none", "pending", "sent", "refused"
 
 
-@dataclass
-class Record:
-    """The journal entry of one deployment."""
+#: Every field of a record and its default, in file order.
+FIELDS: Dict[str, Any] = {
+    "id": "", "name": "", "group": "", "action": "",
+    "step": RECEIVED,
+    "received_at": 0.0, "started_at": None, "finished_at": None,
+    "status_code": None, "failed": None, "interrupted": False, "error": "",
+    "signal": SIGNAL_NONE, "transport": "NO_SIGNAL", "attempts": 0, "next_try_at": None, "signal_error": "",
+    "signal_data": None,
+}
 
-    id: str
-    name: str = ""
-    group: str = ""
-    action: str = ""
-    step: str = RECEIVED
-    received_at: float = 0.0
-    started_at: Optional[float] = None
-    finished_at: Optional[float] = None
-    status_code: Any = None
-    failed: Optional[bool] = None
-    interrupted: bool = False
-    error: str = ""
-    signal: str = SIGNAL_NONE
-    transport: str = "NO_SIGNAL"
-    attempts: int = 0
-    next_try_at: Optional[float] = None
-    signal_error: str = ""
-    signal_data: Optional[Dict[str, Any]] = field(default=None, repr=False)
+
+class Record:
+    """The journal entry of one deployment (a plain class: the dispatcher's start-up path avoids dataclasses)."""
+
+    __slots__ = tuple(FIELDS)
+
+    def __init__(self, **values: Any) -> None:
+        for name, default in FIELDS.items():
+            setattr(self, name, values.get(name, default))
+
+    def __repr__(self) -> str:
+        return "Record(id=%r, step=%r, signal=%r)" % (self.id, self.step, self.signal)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {name: getattr(self, name) for name in FIELDS}
 
     @property
     def duration_s(self) -> Optional[float]:
@@ -69,8 +71,7 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Record":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**{k: v for k, v in data.items() if k in FIELDS})
 
 
 class Journal:
@@ -94,7 +95,7 @@ class Journal:
     def save(self, record: Record, *, durable: bool = True) -> None:
         """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run)."""
         ensure_dir(self.dir, 0o700)
-        atomic_write(self.path(record.id), json.dumps(asdict(record), sort_keys=True), 0o600, sync=durable)
+        atomic_write(self.path(record.id), json.dumps(record.to_dict(), sort_keys=True), 0o600, sync=durable)
 
     def remove(self, dep_id: str) -> None:
         try:

@@ -20,7 +20,6 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from agent_common.logs import HEAT_CONFIG_FORMAT, register_secret, setup_logging
@@ -47,14 +46,29 @@ _SECRET_NAME = re.compile(r"(?i)(pass(word|wd)?|secret|token|credential|private|
 Deployment = Dict[str, Any]
 
 
-@dataclass
 class HookResult:
-    """What a hook produced: declared outputs plus the tool's stdout, stderr and status code."""
+    """What a hook produced: declared outputs plus the tool's stdout, stderr and status code.
 
-    outputs: Dict[str, Any] = field(default_factory=dict)
-    stdout: str = ""
-    stderr: str = ""
-    status_code: int = 0
+    (A plain class rather than a dataclass: this module is on the dispatcher's
+    start-up path, and importing dataclasses costs more than the rest of it.)
+    """
+
+    __slots__ = ("outputs", "stdout", "stderr", "status_code")
+
+    def __init__(self, outputs: Optional[Dict[str, Any]] = None, stdout: str = "", stderr: str = "",
+                 status_code: int = 0) -> None:
+        self.outputs: Dict[str, Any] = dict(outputs or {})
+        self.stdout = stdout
+        self.stderr = stderr
+        self.status_code = status_code
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HookResult):
+            return NotImplemented
+        return self.signal_data() == other.signal_data()
+
+    def __repr__(self) -> str:
+        return "HookResult(status_code=%r, outputs=%r)" % (self.status_code, sorted(self.outputs))
 
     def signal_data(self) -> Dict[str, Any]:
         """The JSON object a hook prints and Heat receives (SPEC §6.13, §7.8)."""
@@ -68,15 +82,19 @@ class HookResult:
         return cls(stderr=message if message.endswith("\n") else message + "\n", status_code=status_code)
 
 
-@dataclass
 class HookContext:
     """What the caller (dispatcher, heat-config-hook, heat-config run) gives a hook besides the deployment."""
 
-    environ: Dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    #: Seconds the whole hook may take; None means no limit.
-    timeout: Optional[float] = None
-    output_cap: int = OUTPUT_CAP
-    started: float = field(default_factory=time.monotonic)
+    def __init__(self, environ: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
+                 output_cap: int = OUTPUT_CAP, started: Optional[float] = None) -> None:
+        self.environ: Dict[str, str] = dict(os.environ) if environ is None else environ
+        #: Seconds the whole hook may take; None means no limit.
+        self.timeout = timeout
+        self.output_cap = output_cap
+        self.started = time.monotonic() if started is None else started
+
+    def __repr__(self) -> str:
+        return "HookContext(timeout=%r)" % (self.timeout,)
 
     def remaining(self) -> Optional[float]:
         """Seconds left of the timeout (never below a small positive value), or None without a limit."""
