@@ -7,7 +7,8 @@ writes land in a directory of the test, entered with ``chroot`` inside a private
 mount namespace. The element scripts run in it unchanged, with the same paths
 and environment variables as in a real build, and every file they write can be
 inspected afterwards; the host's /etc, /usr, /var and /opt are never touched,
-and the mounts disappear with the namespace.
+and the mounts disappear with the namespace. ``ChrootRoot`` enters a built
+image's extracted root the same way.
 """
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ CHROOT_ENV = {
 _ENTER = r"""
 set -e
 m=$OVL_MERGED
-mount -t overlay overlay -o "lowerdir=/,upperdir=$OVL_UPPER,workdir=$OVL_WORK" "$m"
+if [ -n "$OVL_UPPER" ]; then
+    mount -t overlay overlay -o "lowerdir=/,upperdir=$OVL_UPPER,workdir=$OVL_WORK" "$m"
+fi
 mount --rbind /dev "$m/dev"
 mount -t proc proc "$m/proc"
 mount --rbind /sys "$m/sys"
@@ -105,24 +108,23 @@ def merge_elements(names: Sequence[str], dest: Path) -> Path:
     return dest
 
 
-class OverlayRoot:
-    """A copy-on-write root for running element scripts; ``upper`` holds what they wrote."""
+class ChrootRoot:
+    """A directory holding a whole root file system (an extracted image), entered with chroot.
 
-    def __init__(self, base: Path, hooks: Optional[Path] = None, on_top_of: Optional["OverlayRoot"] = None) -> None:
-        self.upper = base / "upper"
-        self.work = base / "work"
-        self.merged = base / "merged"
-        if on_top_of is not None:
-            # Start from another root's writes: a copy, since overlayfs refuses one upper stacked on another here.
-            subprocess.run(["cp", "-a", str(on_top_of.upper), str(self.upper)], check=True)
-        for d in (self.upper, self.work, self.merged):
-            d.mkdir(parents=True, exist_ok=True)
+    /dev, /proc and /sys are mounted for each command inside a private mount
+    namespace, so nothing stays mounted when the command ends.
+    """
+
+    upper: Optional[Path] = None
+    work: Optional[Path] = None
+
+    def __init__(self, root: Path, hooks: Optional[Path] = None) -> None:
+        self.merged = root
         self.hooks = hooks
 
     def path(self, abs_path: str) -> Path:
-        """Where the root's ``abs_path`` is, seen from the host: what the scripts wrote, else the host's own."""
-        written = self.upper / abs_path.lstrip("/")
-        return written if os.path.lexists(written) else Path(abs_path)
+        """Where the root's ``abs_path`` is, seen from the host."""
+        return self.merged / abs_path.lstrip("/")
 
     def run(
         self,
@@ -136,8 +138,8 @@ class OverlayRoot:
         """Run ``argv`` inside the root (or, with ``chroot=False``, beside it as extra-data.d runs)."""
         control = {
             "OVL_MERGED": str(self.merged),
-            "OVL_UPPER": str(self.upper),
-            "OVL_WORK": str(self.work),
+            "OVL_UPPER": str(self.upper or ""),
+            "OVL_WORK": str(self.work or ""),
             "OVL_HOOKS": str(self.hooks or ""),
             "OVL_NO_CHROOT": "" if chroot else "1",
         }
@@ -156,6 +158,26 @@ class OverlayRoot:
         # Our dib-run-parts (the project venv is visible inside the overlay): DIB's order and environment.d.
         runner = str(Path(sys.executable).parent / "dib-run-parts")
         return self.run([runner, "/tmp/in_target.d/%s.d" % phase], env, **kw)
+
+
+class OverlayRoot(ChrootRoot):
+    """A copy-on-write root over this machine's ``/`` for running element scripts; ``upper`` holds what they wrote."""
+
+    def __init__(self, base: Path, hooks: Optional[Path] = None, on_top_of: Optional["OverlayRoot"] = None) -> None:
+        super().__init__(base / "merged", hooks)
+        self.upper = base / "upper"
+        self.work = base / "work"
+        if on_top_of is not None:
+            # Start from another root's writes: a copy, since overlayfs refuses one upper stacked on another here.
+            subprocess.run(["cp", "-a", str(on_top_of.upper), str(self.upper)], check=True)
+        for d in (self.upper, self.work, self.merged):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def path(self, abs_path: str) -> Path:
+        """Where the root's ``abs_path`` is, seen from the host: what the scripts wrote, else the host's own."""
+        assert self.upper is not None
+        written = self.upper / abs_path.lstrip("/")
+        return written if os.path.lexists(written) else Path(abs_path)
 
 
 def can_use_overlay_roots() -> Optional[str]:

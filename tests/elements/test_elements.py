@@ -217,17 +217,31 @@ def test_a_hook_element_without_builtin_hook_fails_the_build(installed_root: Ove
 
 # -- installing from a checkout -------------------------------------------------------------------
 
-def _stage(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TMP_HOOKS_PATH=str(tmp_path / "hooks"), DIB_OS_CONFIG_AGENTS_SOURCE=source)
+def _stage(tmp_path: Path, source: str, **extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIB_")}
+    env.update(TMP_HOOKS_PATH=str(tmp_path / "hooks"), DIB_OS_CONFIG_AGENTS_SOURCE=source, **extra)
     (tmp_path / "hooks").mkdir(exist_ok=True)
-    return subprocess.run([str(ELEMENTS / "os-config-agents" / "extra-data.d" / "10-os-config-agents-source")],
+    return subprocess.run([str(ELEMENTS / "os-config-agents" / "extra-data.d" / "10-os-config-agents-stage")],
                           env=env, capture_output=True, text=True, cwd=str(tmp_path))
+
+
+STAGED = Path("hooks") / "os-config-agents-build"
 
 
 def test_extra_data_stages_a_wheel(tmp_path: Path, agents_wheel: Path) -> None:
     assert _stage(tmp_path, str(agents_wheel)).returncode == 0
-    staged = list((tmp_path / "hooks" / "os-config-agents-source").iterdir())
-    assert [p.name for p in staged] == [agents_wheel.name]
+    assert sorted(p.name for p in (tmp_path / STAGED).iterdir()) == ["source"]
+    assert [p.name for p in (tmp_path / STAGED / "source").iterdir()] == [agents_wheel.name]
+
+
+def test_extra_data_stages_the_ca_bundle_pip_needs(tmp_path: Path) -> None:
+    """For build hosts behind an intercepting HTTPS proxy that the image's own CA store does not know."""
+    bundle = tmp_path / "proxy-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert _stage(tmp_path, "os-config-agents", DIB_OS_CONFIG_AGENTS_PIP_CERT=str(bundle)).returncode == 0
+    assert (tmp_path / STAGED / "pip-cert.pem").read_text() == bundle.read_text()
+    relative = _stage(tmp_path, "os-config-agents", DIB_OS_CONFIG_AGENTS_PIP_CERT="proxy-ca.pem")
+    assert relative.returncode == 1 and "DIB_OS_CONFIG_AGENTS_PIP_CERT must be an absolute path" in relative.stderr
 
 
 def test_extra_data_stages_a_checkout_without_vcs_or_venv(tmp_path: Path) -> None:
@@ -236,13 +250,13 @@ def test_extra_data_stages_a_checkout_without_vcs_or_venv(tmp_path: Path) -> Non
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_text("x")
     assert _stage(tmp_path, str(tree)).returncode == 0
-    staged = tmp_path / "hooks" / "os-config-agents-source" / "tree"
+    staged = tmp_path / STAGED / "source" / "tree"
     assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*")) == ["pkg", "pkg/__init__.py", "pyproject.toml"]
 
 
 def test_extra_data_leaves_a_pip_requirement_to_pip_and_refuses_relative_paths(tmp_path: Path) -> None:
     assert _stage(tmp_path, "os-config-agents==0.1.0").returncode == 0
-    assert not (tmp_path / "hooks" / "os-config-agents-source").exists()
+    assert not (tmp_path / STAGED / "source").exists()
     (tmp_path / "rel.whl").write_text("x")
     result = _stage(tmp_path, "rel.whl")
     assert result.returncode == 1 and "absolute path" in result.stderr

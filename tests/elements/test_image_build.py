@@ -1,0 +1,253 @@
+"""A real image: disk-image-create builds Debian bookworm with our elements, then the image is inspected (SPEC §9.7).
+
+diskimage-builder comes from PyPI into its own virtualenv; the agents are the
+wheel of this checkout (DIB_OS_CONFIG_AGENTS_SOURCE). Every file of the build
+(diskimage-builder's venv, caches, locks, the image, its extracted root) lives
+in one temporary directory that is removed afterwards; the build's loop device
+is released by diskimage-builder and checked here. Inside the image's root
+(chroot, sharing this machine's network) os-collect-config polls a loopback
+Swift temp URL once, and the script deployment it finds is run and signalled
+back to that server, as Heat's POLL_TEMP_URL / TEMP_URL_SIGNAL transports do.
+"""
+from __future__ import annotations
+
+import configparser
+import glob
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+from tests.elements.conftest import TYPICAL_CHAIN
+from tests.elements.dib import ELEMENTS, ChrootRoot, can_use_overlay_roots
+from tests.servers.swift import SwiftServer
+
+pytestmark = pytest.mark.image
+
+DIB_VERSION = "3.43.0"
+RELEASE = "bookworm"
+#: debian-minimal plus the chain an operator lists for Heat software deployments.
+ELEMENT_CHAIN = ["debian-minimal"] + TYPICAL_CHAIN
+BUILD_TIMEOUT_S = 1500
+
+
+def apt_mirrors(release: str = RELEASE) -> Dict[str, str]:
+    """The Debian and Debian-security mirrors apt on this machine uses (deb822 .sources and one-line .list)."""
+    entries: List[tuple] = []  # (uri, suites)
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in Path(path).read_text().split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith(("#", " ")):
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                for uri in fields.get("uris", "").split():
+                    entries.append((uri, fields.get("suites", "").split()))
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        if os.path.exists(path):
+            for line in Path(path).read_text().splitlines():
+                words = [w for w in line.split() if not w.startswith("[")] if line.startswith("deb ") else []
+                if len(words) >= 3 and "]" not in words[1]:
+                    entries.append((words[1], [words[2]]))
+    mirrors = {}
+    for uri, suites in entries:
+        if release in suites:
+            mirrors.setdefault("DIB_DISTRIBUTION_MIRROR", uri)
+        if release + "-security" in suites or release + "/updates" in suites:
+            mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", uri)
+    return mirrors
+
+
+def _free_loop_device() -> str:
+    found = subprocess.run(["losetup", "--find"], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def _loop_devices_of(path: Path) -> str:
+    listing = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+                             capture_output=True, text=True).stdout
+    return "\n".join(line for line in listing.splitlines() if str(path) in line)
+
+
+def _mounts_under(path: Path) -> List[str]:
+    with open("/proc/self/mountinfo") as mounts:
+        return [line.split()[4] for line in mounts if line.split()[4].startswith(str(path))]
+
+
+@pytest.fixture(scope="module")
+def build_dir() -> Iterator[Path]:
+    why_not = can_use_overlay_roots()
+    if why_not:
+        pytest.skip(why_not)
+    base = Path(tempfile.mkdtemp(prefix="oca-image-"))
+    try:
+        yield base
+    finally:
+        assert not _mounts_under(base), "mounts left behind: %s" % _mounts_under(base)
+        assert not _loop_devices_of(base), "loop devices left behind: %s" % _loop_devices_of(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def built_image(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequest) -> ChrootRoot:
+    """Build the image once for this module, then extract it; prints the build time and the image size."""
+    missing = [tool for tool in ("debootstrap", "sudo", "losetup") if not shutil.which(tool)]
+    assert not missing, "the image build needs %s (scripts/debian-packages.txt)" % ", ".join(missing)
+    assert _free_loop_device(), "diskimage-builder needs one free loop device, even for tar output"
+    mirrors = apt_mirrors()
+    assert "DIB_DISTRIBUTION_MIRROR" in mirrors, "no apt source for %s on this machine" % RELEASE
+    mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", mirrors["DIB_DISTRIBUTION_MIRROR"] + "-security")
+
+    venv = build_dir / "dib-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                    "diskimage-builder==%s" % DIB_VERSION], check=True, timeout=600)
+
+    for d in ("locks", "tmp", "cache"):
+        (build_dir / d).mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIB_", "ELEMENTS_PATH", "OS_", "HEAT_"))}
+    env.update(mirrors)
+    env.update(
+        PATH="%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" % (venv / "bin"),
+        ELEMENTS_PATH=str(ELEMENTS),
+        DIB_RELEASE=RELEASE,
+        DIB_NO_TMPFS="1",
+        DIB_LOCKFILES=str(build_dir / "locks"),
+        TMPDIR=str(build_dir / "tmp"),
+        DIB_OS_CONFIG_AGENTS_SOURCE=str(agents_wheel),
+    )
+    # pip in the image must trust what pip here trusts (this machine's HTTPS may go through a proxy's CA).
+    host_bundle = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
+    if os.path.isfile(host_bundle):
+        env["DIB_OS_CONFIG_AGENTS_PIP_CERT"] = host_bundle
+    image = build_dir / "image"
+    argv = ["disk-image-create", "--image-cache", str(build_dir / "cache"), "-t", "tar", "-o", str(image)]
+    log_path = build_dir / "build.log"
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        result = subprocess.run(argv + ELEMENT_CHAIN, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                timeout=BUILD_TIMEOUT_S, cwd=str(build_dir))
+    took = time.monotonic() - started
+    tail = log_path.read_text(errors="replace")[-6000:]
+    assert result.returncode == 0, "disk-image-create failed (%s):\n%s" % (result.returncode, tail)
+    tarball = image.with_suffix(".tar")
+    size = tarball.stat().st_size
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    message = ("\nimage build: %s in %.0f s, %s tar %.0f MB (%s)\n"
+               % (" ".join(ELEMENT_CHAIN), took, tarball.name, size / 1e6, mirrors["DIB_DISTRIBUTION_MIRROR"]))
+    if reporter is not None:  # shown in the test run's output, not only on failure
+        reporter.write_line(message.strip())
+    else:
+        print(message)
+
+    root = build_dir / "root"
+    root.mkdir()
+    # Everything but the kernel and its modules, which the inspection does not need.
+    subprocess.run(["tar", "-C", str(root), "--numeric-owner", "--exclude=./boot", "--exclude=./usr/lib/modules",
+                    "-xf", str(tarball)], check=True, timeout=600)
+    tarball.unlink()
+    return ChrootRoot(root)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_console_scripts_run_in_the_image(built_image: ChrootRoot) -> None:
+    for name in ("os-collect-config", "os-refresh-config", "os-apply-config", "os-config-applier",
+                 "heat-config", "heat-config-hook", "heat-config-rebuild-deployed"):
+        result = built_image.run(["/usr/local/bin/" + name, "--help"])
+        assert result.returncode == 0, "%s --help: %s" % (name, result.stderr[-2000:])
+        assert "usage" in result.stdout.lower(), name
+    notify = built_image.run(["/usr/local/bin/heat-config-notify"], input="")
+    assert notify.returncode == 1 and "Usage" in notify.stderr
+    venv = os.readlink(built_image.path("/usr/local/bin/os-collect-config"))
+    assert venv == "/opt/stack/venvs/os-config-agents/bin/os-collect-config"
+
+
+def test_spec_9_7_files_are_in_the_image(built_image: ChrootRoot) -> None:
+    orc = "/usr/libexec/os-refresh-config"
+    for phase in ("pre-configure.d", "configure.d", "post-configure.d", "migration.d"):
+        assert built_image.path(orc + "/" + phase).is_dir()
+    for script in ("configure.d/20-os-apply-config", "configure.d/55-heat-config",
+                   "post-configure.d/99-refresh-completed"):
+        assert _mode(built_image.path(orc + "/" + script)) & 0o111, script
+    templates = "/usr/libexec/os-apply-config/templates"
+    for template in ("etc/os-collect-config.conf", "etc/os-collect-config.conf.oac",
+                     "var/run/heat-config/heat-config"):
+        assert built_image.path(templates + "/" + template).is_file(), template
+    shim = built_image.path("/var/lib/heat-config/hooks/script")
+    assert _mode(shim) == 0o755 and "heat-config-hook script" in shim.read_text()
+    for tool in ("heat-config-notify", "heat-config-rebuild-deployed"):
+        assert built_image.path("/usr/local/bin/" + tool).is_symlink()
+    conf = built_image.path("/etc/os-collect-config.conf")
+    assert _mode(conf) == 0o600 and "command=os-refresh-config" in conf.read_text()
+
+
+def test_service_is_installed_enabled_and_verifies_in_the_image(built_image: ChrootRoot) -> None:
+    unit = "/usr/lib/systemd/system/os-collect-config.service"
+    shipped = ELEMENTS / "os-collect-config" / "init-scripts" / "systemd" / "os-collect-config.service"
+    assert built_image.path(unit).read_text() == shipped.read_text()
+    wants = built_image.path("/etc/systemd/system/multi-user.target.wants/os-collect-config.service")
+    assert os.readlink(wants) in (unit, unit[len("/usr"):])
+    result = built_image.run(["systemd-analyze", "verify", unit])
+    assert result.returncode == 0, result.stderr
+    assert "os-collect-config" not in result.stderr, result.stderr
+
+
+def test_one_shot_collects_and_runs_a_script_deployment(built_image: ChrootRoot) -> None:
+    """occ --one-time → orc → oac renders the deployments and occ.conf → dispatcher → script hook → signal."""
+    swift = SwiftServer().start()
+    try:
+        metadata_url = swift.temp_url("stack-1", "server-metadata")
+        signal_url = swift.temp_url("stack-1", "deployment-1", method="PUT")
+        swift.put_object("stack-1", "server-metadata", {
+            "os-collect-config": {"collectors": ["request"], "request": {"metadata_url": metadata_url}},
+            "deployments": [{
+                "id": "5d6e6c1e-0000-4000-8000-00000000image", "name": "hello", "group": "script",
+                "config": "#!/bin/sh\necho \"hello $who\" > /root/hello-from-heat\n"
+                          "printf done-%s \"$who\" > \"$heat_outputs_path.result\"\necho deployed\n",
+                "inputs": [
+                    {"name": "who", "type": "String", "value": "image"},
+                    {"name": "deploy_server_id", "value": "server-1"},
+                    {"name": "deploy_action", "value": "CREATE"},
+                    {"name": "deploy_stack_id", "value": "stack-1/1"},
+                    {"name": "deploy_resource_name", "value": "deployment"},
+                    {"name": "deploy_signal_transport", "value": "TEMP_URL_SIGNAL"},
+                    {"name": "deploy_signal_id", "value": signal_url},
+                    {"name": "deploy_signal_verb", "value": "PUT"},
+                ],
+                "outputs": [{"name": "result"}], "options": {},
+            }],
+        })
+        result = built_image.run(["os-collect-config", "--one-time", "--request-metadata-url", metadata_url,
+                                  "request"], timeout=300)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-6000:]
+        signal = swift.get_object("stack-1", "deployment-1")
+        assert signal is not None, "no signal PUT:\n" + output[-6000:]
+        data = json.loads(signal)
+        assert data["deploy_status_code"] == 0
+        assert data["deploy_stdout"] == "deployed\n"
+        assert data["result"] == "done-image"
+        assert built_image.path("/root/hello-from-heat").read_text() == "hello image\n"
+        assert built_image.path("/var/lib/heat-config/deployed/5d6e6c1e-0000-4000-8000-00000000image.json").exists()
+        conf = built_image.path("/etc/os-collect-config.conf")
+        assert _mode(conf) == 0o600
+        rendered = configparser.ConfigParser(interpolation=None)
+        rendered.read_string(conf.read_text())
+        assert rendered.get("request", "metadata_url") == metadata_url
+        assert rendered.get("DEFAULT", "command") == "os-refresh-config"
+        for url in (metadata_url, signal_url):
+            assert url.split("temp_url_sig=")[1].split("&")[0] not in output, "a temp URL signature was logged"
+    finally:
+        swift.stop()
