@@ -161,7 +161,7 @@ def test_websocket_notification_wakes_the_agent_at_once_and_survives_a_reconnect
         posted = time.monotonic()
         heat_posts(cloud, {"v": 1})
         assert wait_for(lambda: runs.exists() and runs.read_text() == "run\n", timeout=10)
-        assert time.monotonic() - posted < 3  # not the 30 s polling interval
+        assert time.monotonic() - posted < 5  # not the 30 s polling interval
         cloud.zaqar.drop_websockets()
         assert wait_for(lambda: len([f for f in cloud.zaqar.ws_requests if f["action"] == "authenticate"]) == 2)
         assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and
