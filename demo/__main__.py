@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.servers.swift import SwiftServer  # noqa: E402  (the loopback server shared with the tests)
 from demo.deployments import step_hook_deployments  # noqa: E402  (ansible + compose hooks, signalled)
+from demo.script_deployments import step_script_deployments  # noqa: E402  (script hooks, CFN signals, status)
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "server1-metadata.json"
@@ -134,6 +135,7 @@ STEPS: List[Callable[[Demo], None]] = [
     step_deployment_removed,
     step_source_down,
     step_hook_deployments,
+    step_script_deployments,
 ]
 
 
