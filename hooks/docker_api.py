@@ -81,24 +81,33 @@ class Engine:
             query["filters"] = json.dumps({"label": ["%s=%s" % kv for kv in sorted(labels.items())]})
         return self._json("/containers/json", query)
 
-    def logs_tail(self, container: str, lines: int = 20, stream: str = "stdout") -> str:
-        """The last ``lines`` lines the container wrote on ``stream`` (``stdout`` or ``stderr``).
+    def log_tails(self, container: str, lines: int = 20, scan: int = 1000) -> Dict[str, str]:
+        """The last ``lines`` lines the container wrote on stdout and on stderr: ``{"stdout": ..., "stderr": ...}``.
 
-        One stream at a time: the engine orders the two by arrival, so a merged tail
-        can lose the last error line behind late-copied output.
+        The engine logs the two streams in arrival order and applies ``tail`` before
+        filtering by stream, so the last error line can sit behind later-copied
+        output: the last ``scan`` entries are read and split here.
         """
-        raw = self._get("/containers/%s/logs" % quote(container, safe=""), {stream: "1", "tail": str(lines)})
-        return demux(raw).decode("utf-8", "replace")
+        raw = self._get("/containers/%s/logs" % quote(container, safe=""),
+                        {"stdout": "1", "stderr": "1", "tail": str(scan)})
+        streams = demux(raw)
+        return {name: "".join(data.decode("utf-8", "replace").splitlines(True)[-lines:])
+                for name, data in streams.items()}
 
 
-def demux(raw: bytes) -> bytes:
-    """The payload of a log stream: frames of an 8-byte header (stream, 0, 0, 0, size) unless the container has a TTY."""
-    out = bytearray()
+def demux(raw: bytes) -> Dict[str, bytes]:
+    """Split a log stream into stdout and stderr: frames of an 8-byte header (stream, 0, 0, 0, size).
+
+    A container with a TTY sends one raw stream, returned as stdout.
+    """
+    out = {"stdout": bytearray(), "stderr": bytearray()}
     pos = 0
     while pos + 8 <= len(raw):
         kind, size = raw[pos], struct.unpack(">I", raw[pos + 4:pos + 8])[0]
         if kind not in (0, 1, 2) or raw[pos + 1:pos + 4] != b"\0\0\0":
-            return raw  # not multiplexed: a TTY container's raw stream
-        out += raw[pos + 8:pos + 8 + size]
+            return {"stdout": raw, "stderr": b""}
+        out["stderr" if kind == 2 else "stdout"] += raw[pos + 8:pos + 8 + size]
         pos += 8 + size
-    return bytes(out) if pos == len(raw) else raw
+    if pos != len(raw):
+        return {"stdout": raw, "stderr": b""}
+    return {k: bytes(v) for k, v in out.items()}

@@ -184,7 +184,7 @@ def compose_project_name(directory: str) -> str:
 
 
 def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
-    """One report per project container that is not running and did not exit 0: service, status, log tails."""
+    """One report per project container that is unhealthy, or stopped other than with 0: status and log tails."""
     from hooks.docker_api import Engine, EngineError
 
     engine = Engine(environ.get("DOCKER_HOST"), timeout=10)
@@ -192,13 +192,16 @@ def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
     try:
         containers = engine.containers(all=True, labels={"com.docker.compose.project": compose_project_name(directory)})
         for c in containers:
-            if c.get("State") == "running" or re.search(r"Exited \(0\)", c.get("Status", "")):
+            status = c.get("Status", "")
+            healthy_enough = c.get("State") == "running" and "(unhealthy)" not in status
+            if healthy_enough or re.search(r"Exited \(0\)", status):
                 continue
             service = (c.get("Labels") or {}).get("com.docker.compose.service", "?")
             name = (c.get("Names") or ["?"])[0].lstrip("/")
-            report = "service %s (container %s) is %s\n" % (service, name, c.get("Status") or c.get("State"))
+            report = "service %s (container %s) is %s\n" % (service, name, status or c.get("State"))
+            tails = engine.log_tails(c["Id"], LOG_TAIL_LINES)
             for stream in ("stdout", "stderr"):
-                tail = engine.logs_tail(c["Id"], LOG_TAIL_LINES, stream)
+                tail = tails[stream]
                 if len(tail) > LOG_TAIL_CHARS:
                     tail = "[... cut ...]" + tail[-LOG_TAIL_CHARS:]
                 if tail:

@@ -131,19 +131,35 @@ def test_services_layout_with_booleans_and_json_env_files(run_tool, compose_env,
 @needs_compose
 def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run_tool, compose_env, docker_engine,
                                                                             down_after):
+    """db never becomes healthy, so compose cannot start app: the report names db and ends with its logs."""
     down_after("brokenapp")
     config = {"version": "2.2", "services": {
-        "ok": service(docker_engine, ["sleep", "300"], init=True),
         "db": service(docker_engine, ["sh", "-c", "echo starting db; seq 1 100 | sed s/^/noise-/; "
-                                                  "echo 'fatal: bad config line 7' >&2; exit 3"]),
+                                                  "echo 'fatal: bad config line 7' >&2; exec sleep 300"], init=True,
+                      healthcheck={"test": ["CMD", "false"], "interval": "1s", "timeout": "1s", "retries": 1}),
+        "app": service(docker_engine, ["sleep", "300"], init=True, depends_on={"db": {"condition": "service_healthy"}}),
+        "ok": service(docker_engine, ["sleep", "300"], init=True),
     }}
     out, _ = run_hook(run_tool, compose_env, deployment("brokenapp", config))
     assert out["deploy_status_code"] != 0
-    assert "service db (container brokenapp_db_1)" in out["deploy_stderr"]
-    assert "its last stderr lines:\nfatal: bad config line 7\n" in out["deploy_stderr"]
-    assert "its last stdout lines:\n" in out["deploy_stderr"] and "noise-100\n" in out["deploy_stderr"]
-    assert "starting db" not in out["deploy_stderr"] and "noise-50" not in out["deploy_stderr"]  # a bounded tail
+    report = out["deploy_stderr"][out["deploy_stderr"].index("service db (container brokenapp_db_1) is Up"):]
+    assert "(unhealthy)" in report.splitlines()[0]
+    assert "its last stdout lines:\n" in report and "noise-100\n" in report
+    assert report.endswith("its last stderr lines:\nfatal: bad config line 7\n")
+    assert "starting db" not in report and "noise-50" not in report  # a bounded tail
     assert "service ok" not in out["deploy_stderr"]
+
+
+@needs_compose
+def test_a_service_that_exits_at_once_fails_the_deployment(run_tool, compose_env, docker_engine, down_after):
+    """``up -d`` succeeds, but the service died right away: that is not a deployment that came up."""
+    down_after("crashapp")
+    config = {"version": "2.2", "services": {
+        "job": service(docker_engine, ["sh", "-c", "echo 'cannot open /data' >&2; sleep 0.5; exit 3"])}}
+    out, _ = run_hook(run_tool, compose_env, deployment("crashapp", config))
+    assert out["deploy_status_code"] == 1
+    assert "service job (container crashapp_job_1) is Exited (3)" in out["deploy_stderr"]
+    assert "cannot open /data" in out["deploy_stderr"]
 
 
 @needs_compose
