@@ -35,6 +35,10 @@ BOOT_CONFIG_TEMPLATES = (
     ("var/run/heat-config/heat-config", "heat-config"),
     ("var/run/heat-config/heat-config.oac", "heat-config.oac"),
 )
+#: Host paths the agents would use by default; a sandboxed run must not create any of them.
+HOST_PATHS = ("/etc/os-collect-config.conf", "/var/lib/os-collect-config", "/var/run/os-collect-config",
+              "/var/lib/heat-config", "/var/run/heat-config", "/var/run/os-refresh-config.lock",
+              "/var/lib/os-apply-config-deployments", "/var/log/os-apply-config.log")
 PHASES = ("pre-configure.d", "configure.d", "post-configure.d", "migration.d")
 
 
@@ -101,7 +105,17 @@ class VM:
             HEAT_CONFIG_DEPLOYED=str(self.base / "lib/deployed"),
             HEAT_CONFIG_DEPLOYED_OLD=str(self.root / "var/run/heat-config/deployed"),
             HEAT_CONFIG_HOOKS=str(self.base / "hooks"),
+            # the hooks' and orc companions' own directories (their defaults are under /var)
+            HEAT_SCRIPT_WORKING=str(self.root / "var/lib/heat-config/heat-config-script"),
+            HEAT_SCRIPT_OUTPUTS=str(self.root / "var/run/heat-config/heat-config-script"),
+            HEAT_ANSIBLE_WORKING=str(self.root / "var/lib/heat-config/heat-config-ansible"),
+            HEAT_ANSIBLE_OUTPUTS=str(self.root / "var/run/heat-config/heat-config-ansible"),
+            HEAT_DOCKER_COMPOSE_WORKING=str(self.root / "var/lib/heat-config/heat-config-docker-compose"),
+            HEAT_KUBELET_MANIFESTS=str(self.root / "var/lib/heat-config/heat-config-kubelet/kubelet-manifests"),
+            OS_APPLY_CONFIG_DEPLOYED_DIR=str(self.root / "var/lib/os-apply-config-deployments/deployed"),
             ANSIBLE_LOCAL_TEMP=str(self.base / "tmp" / "ansible"),
+            # the VM's python for ansible modules (discovery would pick whatever shim PATH has)
+            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
             ANSIBLE_HOME=str(self.base / "home" / ".ansible"),
         )
         return env
@@ -114,7 +128,10 @@ class VM:
         return [str(BIN_DIR / "os-collect-config"), *extra,
                 "--cachedir", str(self.base / "cache"), "--backup-cachedir", str(self.base / "backup"),
                 "--heat_local-path", str(self.base / "cfn-init-data"),
-                "--local-path", str(self.base / "local-data"), "--debug"]
+                "--local-path", str(self.base / "local-data"),
+                # never the link-local metadata service, even if a broken config re-enables ec2:
+                # port 9 (discard) on loopback, where nothing listens here
+                "--ec2-metadata-url", "http://127.0.0.1:9/latest/meta-data", "--debug"]
 
     # -- boot-config ------------------------------------------------------------------------
     def boot(self, os_collect_config: Dict) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import assert_no_planted_secret
 from tests.e2e import controlplane
-from tests.e2e.agent import VM
+from tests.e2e.agent import HOST_PATHS, VM
 
 TIMINGS: List[Tuple[str, float]] = []
 
@@ -70,8 +70,8 @@ def control_plane(request, tmp_path_factory) -> Dict[str, Any]:
     except Exception:
         plane.stop()
         raise
-    TIMINGS.append(("control plane start (rabbitmq, keystone, heat-engine, heat-api, heat-api-cfn)",
-                    time.monotonic() - t0))
+    TIMINGS.append(("control plane start (rabbitmq, keystone, swift, zaqar, heat)", time.monotonic() - t0))
+    TIMINGS.extend(("  of which %s" % step, seconds) for step, seconds in info.get("timings", {}).items())
     _say(request, "e2e: control plane started in %.1f s (setup + start %.1f s), state in %s"
          % (time.monotonic() - t0, time.monotonic() - started, plane.dir))
     yield info
@@ -85,10 +85,13 @@ def heat(control_plane) -> controlplane.Heat:
 
 @pytest.fixture
 def vm(tmp_path):
+    absent = [p for p in HOST_PATHS if not os.path.lexists(p)]
     machine = VM(tmp_path / "vm")
     yield machine
     machine.stop()
     assert_no_planted_secret(machine.log(), "the agent log")
+    created = [p for p in absent if os.path.lexists(p)]
+    assert not created, "the sandboxed agent wrote to the host: %s" % created
 
 
 # ------------------------------------------------------------------------------------------ templates
@@ -196,9 +199,14 @@ class Deployer:
         return self.wait(timeout)
 
     def explain(self, stack: Dict[str, Any]) -> str:
-        return "%s: %s\nevents:\n%s\nagent log tail:\n%s" % (
-            stack["stack_status"], stack.get("stack_status_reason"),
-            "\n".join(deployment_events(self.heat, self.name, self.stack_id)), self.vm.log()[-6000:])
+        """Everything needed to understand a failed scenario from the CI log alone."""
+        out = outputs_of(stack)
+        return "%s: %s\nevents:\n%s\ndeploy_status_code: %s\ndeploy_stdout:\n%s\ndeploy_stderr:\n%s\n" \
+            "agent log tail:\n%s" % (
+                stack["stack_status"], stack.get("stack_status_reason"),
+                "\n".join(deployment_events(self.heat, self.name, self.stack_id)),
+                out.get("deploy_status_code"), out.get("deploy_stdout"), out.get("deploy_stderr"),
+                self.vm.log()[-6000:])
 
 
 @pytest.fixture

@@ -240,12 +240,21 @@ class ControlPlane:
         (self.dir / "wsgi" / "oca_wsgi_entry.py").write_text(WSGI_ENTRY)
         self.info_file.write_text(json.dumps(info, indent=1))
         self.info_file.chmod(0o600)
-        self._start_rabbitmq(ports, pw)
-        self._start_keystone(info, ports, pw)
-        self._provision_keystone(info, ports, pw)
-        self._start_swift(ports, pw)
-        self._start_zaqar(ports, pw)
-        self._start_heat(info, ports, pw)
+        steps = (
+            ("rabbitmq", lambda: self._start_rabbitmq(ports, pw)),
+            ("keystone", lambda: self._start_keystone(info, ports, pw)),
+            ("keystone provisioning", lambda: self._provision_keystone(info, ports, pw)),
+            ("swift", lambda: self._start_swift(ports, pw)),
+            ("zaqar", lambda: self._start_zaqar(ports, pw)),
+            ("heat", lambda: self._start_heat(info, ports, pw)),
+        )
+        info["timings"] = {}
+        for name, step in steps:
+            t0 = time.monotonic()
+            step()
+            info["timings"][name] = round(time.monotonic() - t0, 1)
+            print("  %-22s %6.1f s" % (name, info["timings"][name]), file=sys.stderr, flush=True)
+        self.info_file.write_text(json.dumps(info, indent=1))
         return info
 
     def stop(self) -> List[str]:
@@ -410,45 +419,38 @@ class ControlPlane:
         url = info["auth_url"]
         token, _ = keystone_token(url, "admin", pw["admin"], "admin")
 
-        def get_or_create(kind: str, plural: str, body: Dict[str, Any], **query: str) -> str:
-            q = "&".join("%s=%s" % kv for kv in query.items())
-            _, _, found = rest("GET", "%s/%s?%s" % (url, plural, q), token=token)
-            if found[plural]:
-                return found[plural][0]["id"]
-            _, _, made = rest("POST", "%s/%s" % (url, plural), {kind: body}, token=token)
-            return made[kind]["id"]
+        def create(kind: str, body: Dict[str, Any]) -> str:
+            return rest("POST", "%s/%ss" % (url, kind), {kind: body}, token=token)[2][kind]["id"]
 
-        role = {name: get_or_create("role", "roles", {"name": name}, name=name)
-                for name in ("admin", "member", "reader", "service", "heat_stack_owner", "heat_stack_user",
-                             "ResellerAdmin")}
-        default = "default"
-        service_project = get_or_create("project", "projects", {"name": "service", "domain_id": default},
-                                        name="service")
-        admin_project = get_or_create("project", "projects", {"name": "admin", "domain_id": default}, name="admin")
-        admin_user = get_or_create("user", "users", {"name": "admin", "domain_id": default}, name="admin")
-        heat_user = get_or_create("user", "users", {"name": "heat", "domain_id": default,
-                                                    "password": pw["heat"]}, name="heat")
+        def grant(target: str, target_id: str, user: str, role_id: str) -> None:
+            rest("PUT", "%s/%s/%s/users/%s/roles/%s" % (url, target, target_id, user, role_id), token=token)
+
+        # The database is new: one listing for what bootstrap made, then only creations (each request
+        # costs about a second on loaded shared CPUs).
+        role = {r["name"]: r["id"] for r in rest("GET", url + "/roles", token=token)[2]["roles"]}
+        for name in ("member", "reader", "service", "heat_stack_owner", "heat_stack_user", "ResellerAdmin"):
+            if name not in role:
+                role[name] = create("role", {"name": name})
+        projects = {p["name"]: p["id"] for p in rest("GET", url + "/projects", token=token)[2]["projects"]}
+        admin_project = projects["admin"]
+        admin_user = rest("GET", url + "/users?name=admin", token=token)[2]["users"][0]["id"]
+        service_project = create("project", {"name": "service", "domain_id": "default"})
+        heat_user = create("user", {"name": "heat", "domain_id": "default", "password": pw["heat"]})
         for r in ("admin", "service"):
-            rest("PUT", "%s/projects/%s/users/%s/roles/%s" % (url, service_project, heat_user, role[r]),
-                 token=token)
-        rest("PUT", "%s/projects/%s/users/%s/roles/%s" % (url, admin_project, admin_user,
-                                                         role["heat_stack_owner"]), token=token)
-        heat_domain = get_or_create("domain", "domains", {"name": "heat", "description": "Heat stack users"},
-                                    name="heat")
-        domain_admin = get_or_create("user", "users", {"name": "heat_domain_admin", "domain_id": heat_domain,
-                                                       "password": pw["domain_admin"]},
-                                     name="heat_domain_admin", domain_id=heat_domain)
-        rest("PUT", "%s/domains/%s/users/%s/roles/%s" % (url, heat_domain, domain_admin, role["admin"]),
-             token=token)
+            grant("projects", service_project, heat_user, role[r])
+        grant("projects", admin_project, admin_user, role["heat_stack_owner"])
+        heat_domain = create("domain", {"name": "heat", "description": "Heat stack users"})
+        domain_admin = create("user", {"name": "heat_domain_admin", "domain_id": heat_domain,
+                                       "password": pw["domain_admin"]})
+        grant("domains", heat_domain, domain_admin, role["admin"])
         for stype, sname, base in (
                 ("orchestration", "heat", "http://127.0.0.1:%d/v1/%%(tenant_id)s" % ports["heat"]),
                 ("cloudformation", "heat-cfn", "http://127.0.0.1:%d/v1" % ports["cfn"]),
                 ("object-store", "swift", "http://127.0.0.1:%d/v1/AUTH_%%(tenant_id)s" % ports["swift"]),
                 ("messaging", "zaqar", "http://127.0.0.1:%d" % ports["zaqar"])):
-            sid = get_or_create("service", "services", {"type": stype, "name": sname}, type=stype)
-            for iface in ("public", "internal", "admin"):
-                rest("POST", "%s/endpoints" % url, {"endpoint": {
-                    "service_id": sid, "interface": iface, "url": base, "region_id": REGION}}, token=token)
+            sid = create("service", {"type": stype, "name": sname})
+            for iface in ("public", "internal"):
+                create("endpoint", {"service_id": sid, "interface": iface, "url": base, "region_id": REGION})
         info["admin"]["project_id"] = admin_project
         info["heat_domain_id"] = heat_domain
         self.info_file.write_text(json.dumps(info, indent=1))
@@ -548,7 +550,8 @@ class ControlPlane:
         service_auth = self._service_auth(ports, pw)
         conf = hdir / "heat.conf"
         ec2 = dict(service_auth)
-        ec2.update({"auth_uri": ks + "/v3", "endpoint_override": ks + "/v3", "region_name": REGION})
+        # heat-api-cfn posts to <endpoint>/v3/ec2tokens: the override is Keystone's root, not /v3
+        ec2.update({"auth_uri": ks + "/v3", "endpoint_override": ks, "region_name": REGION})
         authtoken = dict(service_auth)
         authtoken.update({"www_authenticate_uri": ks + "/v3", "region_name": REGION})
         trustee = {k: v for k, v in service_auth.items() if not k.startswith("project")}

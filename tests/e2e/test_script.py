@@ -50,7 +50,8 @@ def test_script_deployment_completes_with_outputs(deployer, vm, transport, signa
     assert "greeting is hello, action CREATE" in out["deploy_stdout"]
     assert "to stderr" in out["deploy_stderr"]
     assert (vm.base / "runs.log").read_text() == "CREATE hello\n"
-    assert any("Outputs received" in e for e in deployment_events(deployer.heat, deployer.name, deployer.stack_id))
+    events = deployment_events(deployer.heat, deployer.name, deployer.stack_id)
+    assert any(e.startswith("CREATE_COMPLETE") for e in events), events
 
 
 @pytest.mark.parametrize("transport, signal, collector", TRANSPORTS)
