@@ -35,12 +35,17 @@ def _cfn(c, ctx):
                     "secret_access_key": c.secret_key, "stack_name": "mystack", "path": "server1.Metadata"}
 
 
-def _zaqar(c, ctx):
+def _zaqar(c, ctx, use_websockets=False):
     server = ZaqarServer(c.keystone).start(ssl_context=ctx)
     c.keystone.replace_endpoint("messaging", server.url)
+    c.keystone.replace_endpoint("messaging-websocket", server.ws_url)
     server.post_message(c.project_id, "q", {"tls": True})
     return server, {"auth_url": c.auth_url, "user_id": c.user_id, "password": c.password,
-                    "project_id": c.project_id, "queue_id": "q"}
+                    "project_id": c.project_id, "queue_id": "q", "use_websockets": use_websockets}
+
+
+def _zaqar_websocket(c, ctx):
+    return _zaqar(c, ctx, use_websockets=True)
 
 
 @dataclass
@@ -57,11 +62,13 @@ SOURCES = [
     Source("cfn", _cfn, "ca_certificate", None),
     Source("zaqar", _zaqar, "ca_file", {"ssl_certificate_validation": False},
            "not verified ([zaqar] ssl_certificate_validation = false)"),
+    Source("zaqar", _zaqar_websocket, "ca_file", {"ssl_certificate_validation": False},
+           "not verified ([zaqar] ssl_certificate_validation = false)"),
 ]
 
 
 def _each(sources):
-    return pytest.mark.parametrize("tls_source", sources, indirect=True, ids=lambda s: s.name)
+    return pytest.mark.parametrize("tls_source", sources, indirect=True, ids=lambda s: s.start.__name__.strip("_"))
 
 
 @pytest.fixture

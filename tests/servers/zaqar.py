@@ -105,11 +105,11 @@ class ZaqarServer(LoopbackServer):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, port: int = 0, ssl_context: Any = None) -> "ZaqarServer":
-        """HTTP (HTTPS with ``ssl_context``) on ``port`` and the websocket API on its own ephemeral port."""
+        """HTTP (HTTPS with ``ssl_context``) on ``port``; the websocket API (wss with it) on its own ephemeral port."""
         from websockets.sync.server import serve
 
         super().start(port, ssl_context)
-        self._ws_server = serve(self._ws_handler, "127.0.0.1", 0, compression=None)
+        self._ws_server = serve(self._ws_handler, "127.0.0.1", 0, compression=None, ssl=ssl_context)
         threading.Thread(target=self._ws_server.serve_forever, daemon=True).start()
         return self
 
@@ -121,7 +121,8 @@ class ZaqarServer(LoopbackServer):
 
     @property
     def ws_url(self) -> str:
-        return "ws://127.0.0.1:%d" % self._ws_server.socket.getsockname()[1]
+        scheme = "wss" if self._scheme == "https" else "ws"
+        return "%s://127.0.0.1:%d" % (scheme, self._ws_server.socket.getsockname()[1])
 
     def register(self, region: str = "RegionOne") -> "ZaqarServer":
         """Publish ``messaging`` and ``messaging-websocket`` in the Keystone catalog."""
