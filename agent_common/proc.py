@@ -67,6 +67,37 @@ def _pump(stream: IO[bytes], buf: _TailBuffer, echo_fd: Optional[int] = None) ->
     stream.close()
 
 
+class _SignalsDeferred:
+    """Hold back SIGTERM, SIGINT and SIGHUP handlers while a child is being started.
+
+    A handler that raises (to stop a runner) could otherwise fire after the fork but
+    before we know the child's pid, and the child would outlive us in its own session.
+    The signals are delivered again, by ``deliver()``, once the caller can clean up.
+    Only Python-level handlers in the main thread are deferred; default actions stay.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list = []
+        self.saved: dict = {}
+
+    def __enter__(self) -> "_SignalsDeferred":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                if callable(signal.getsignal(signum)):
+                    self.saved[signum] = signal.signal(signum, lambda num, frame: self.pending.append(num))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+        self.saved = {}
+
+    def deliver(self) -> None:
+        pending, self.pending = self.pending, []
+        for signum in pending:
+            signal.raise_signal(signum)
+
+
 def kill_group(pgid: int, grace_s: float = KILL_GRACE_S, proc: Optional[subprocess.Popen] = None) -> None:
     """SIGTERM the process group, then SIGKILL it if the leader is still alive after ``grace_s``."""
     try:
@@ -111,41 +142,45 @@ def run(
     """
     start = time.monotonic()
     pipe = subprocess.PIPE if capture else None
-    proc = subprocess.Popen(
-        argv,
-        shell=shell,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        stdin=subprocess.PIPE if stdin_data is not None else None,
-        stdout=pipe,
-        stderr=pipe,
-        start_new_session=True,
-    )
+    with _SignalsDeferred() as deferred:
+        proc = subprocess.Popen(
+            argv,
+            shell=shell,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdin=subprocess.PIPE if stdin_data is not None else None,
+            stdout=pipe,
+            stderr=pipe,
+            start_new_session=True,
+        )
     out, err = _TailBuffer(output_cap), _TailBuffer(output_cap)
     pumps = []
-    if capture:
-        for stream, buf, fd in ((proc.stdout, out, 1), (proc.stderr, err, 2)):
-            t = threading.Thread(target=_pump, args=(stream, buf, fd if tee else None), daemon=True)
-            t.start()
-            pumps.append(t)
-    if stdin_data is not None:
-        try:
-            proc.stdin.write(stdin_data)
-        except BrokenPipeError:
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
     timed_out = False
     try:
-        proc.wait(timeout=timeout or None)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_group(proc.pid, kill_grace_s, proc)
-        proc.wait()
+        deferred.deliver()
+        if capture:
+            for stream, buf, fd in ((proc.stdout, out, 1), (proc.stderr, err, 2)):
+                t = threading.Thread(target=_pump, args=(stream, buf, fd if tee else None), daemon=True)
+                t.start()
+                pumps.append(t)
+        if stdin_data is not None:
+            try:
+                proc.stdin.write(stdin_data)
+            except BrokenPipeError:
+                pass
+            finally:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+        try:
+            proc.wait(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc.pid, kill_grace_s, proc)
+            proc.wait()
     except BaseException:
+        # Whatever stops us (a signal handler's exception, KeyboardInterrupt) stops the child's group too.
         kill_group(proc.pid, 0, proc)
         proc.wait()
         raise

@@ -178,11 +178,14 @@ def _render(opts: argparse.Namespace, templates: str, explicit_root: bool) -> in
         return 0
     try:
         apply.write(changes)
-        if cache is not None:
-            apply.remember(cache, rendered, changes, found)
     except OSError as exc:
         raise Failure("writing %s failed: %s; no file was changed"
                       % (exc.filename or "a file", exc.strerror)) from None
+    if cache is not None:
+        try:
+            apply.remember(cache, rendered, changes, found)
+        except OSError as exc:  # the files are written; without a cache the next run just renders everything
+            LOG.warning("cannot save the render cache %s: %s", cache.path, exc.strerror)
     LOG.info("success")
     return 0
 

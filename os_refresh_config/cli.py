@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
 from typing import List, Optional, Sequence
@@ -73,18 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-grace", type=_seconds, default=10.0, metavar="SECONDS",
                    help="Seconds between SIGTERM and SIGKILL for a script over its limit (default: 10).")
     return p
-
-
-class Terminated(Exception):
-    """We were asked to stop (SIGTERM, SIGHUP, SIGINT): the running script's group is stopped on the way out."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, frame) -> None:
-    raise Terminated(signum)
 
 
 class Runner:
@@ -187,8 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging(level=logging.getLevelName(options.log_level), fmt=LOG_FORMAT, datefmt=None,
                   json_lines=options.log_format == "json")
     emit = _json_emitter() if options.log_format == "json" else runparts.stderr_emitter()
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, _raise_terminated)
+    runparts.stop_on_signals()
 
     lock = RunLock(options.lockfile)
     runner = Runner(base, options, emit)
@@ -200,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except LockError as exc:
         LOG.error("%s", exc)
         return 1
-    except Terminated as exc:
+    except runparts.Terminated as exc:
         LOG.error("Stopped by signal %d; the running script was stopped too. Aborting...", exc.signum)
         status = 128 + exc.signum
     finally:

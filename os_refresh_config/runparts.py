@@ -37,6 +37,27 @@ _SORT_NUMBER = re.compile(r"[ \t]*(-?)([0-9]*)(?:\.([0-9]*))?")
 Emit = Callable[[str], None]
 
 
+class Terminated(Exception):
+    """We were asked to stop (SIGTERM, SIGHUP, SIGINT); raised where we are, so the running
+    script's process group is stopped on the way out (proc.run does that for any exception)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_signals() -> None:
+    """Turn SIGTERM, SIGHUP and SIGINT into Terminated: scripts run in their own process groups,
+    so without this a stopped runner would leave its running script behind."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def date_stamp() -> str:
     """What `date` prints in the C locale; the prefix of every dib-run-parts line."""
     return time.strftime("%a %b %e %H:%M:%S %Z %Y")
@@ -343,7 +364,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for script in select(directory, regex).scripts:
             print("%s/%s" % (directory, script))
         return 0
+    stop_on_signals()
     try:
         return run_parts(directory, emit=emit).status
-    except KeyboardInterrupt:
-        return 130
+    except Terminated as exc:
+        return 128 + exc.signum

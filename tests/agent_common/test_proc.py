@@ -76,3 +76,43 @@ def test_drain_bound_when_a_daemon_keeps_the_pipes_open():
     assert result.returncode == 0
     assert result.stdout == b"started\n"
     assert time.monotonic() - start < 5
+
+
+def test_a_signal_while_the_child_starts_is_held_back_until_it_can_be_stopped():
+    # A handler that raises must not fire between fork and knowing the pid: the child
+    # would be left running in its own session. The signal arrives during Popen here.
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, subprocess, sys\n"
+        "from agent_common import proc\n"
+        "class Stop(Exception): pass\n"
+        "def handler(n, f): raise Stop()\n"
+        "signal.signal(signal.SIGTERM, handler)\n"
+        "real_popen = subprocess.Popen\n"
+        "def popen(*a, **k):\n"
+        "    p = real_popen(*a, **k)\n"
+        "    print(p.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # lands inside Popen, before run() has the pid\n"
+        "    return p\n"
+        "subprocess.Popen = popen\n"
+        "try:\n"
+        "    proc.run(['sleep', '60'], kill_grace_s=0)\n"
+        "except Stop:\n"
+        "    sys.exit(7)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 7, result.stderr
+    child = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the child outlived the runner")

@@ -190,3 +190,23 @@ def test_list_order_matches_the_original_dib_run_parts(run_tool, sandbox, origin
     theirs = run_tool(str(originals / "dib-run-parts"), ["--list", str(d)], env={"LC_ALL": "C"}).stdout
     assert ours == theirs
     assert len(ours.splitlines()) == len(names)
+
+
+def test_sigterm_stops_the_running_script_too(sandbox):
+    import signal
+    import subprocess
+
+    from tests.conftest import BIN_DIR
+    from tests.os_refresh_config.conftest import wait_for
+
+    d = sandbox.path("parts")
+    pidfile = sandbox.path("run", "script.pid")
+    script(d, "10-hang", "echo $$ > %s\nexec sleep 60\n" % pidfile)
+    p = subprocess.Popen([str(BIN_DIR / "dib-run-parts"), str(d)], env=sandbox.env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 128 + signal.SIGTERM
+    pid = int(pidfile.read_text())
+    assert wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                    open("/proc/%d/stat" % pid).read().split()[2] == "Z"), "the script survived"
