@@ -19,8 +19,9 @@ VENV = REPO / "bench" / ".venv-originals"
 def ensure_originals(requirements: Sequence[str], marker_bins: Sequence[str]) -> Path:
     """The venv's bin directory, with ``requirements`` installed unless every ``marker_bins`` is already there."""
     bin_dir = VENV / "bin"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".venv-originals.lock", "w") as lock:
+    lock_dir = VENV.parent / ".cache"  # git-ignored, as the venv is
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "venv-originals.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (bin_dir / "python").exists():
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
