@@ -46,8 +46,13 @@ class Running:
     def count(self, needle: str) -> int:
         return sum(needle in line for line in self.lines())
 
-    def sleeps(self) -> List[float]:
-        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in self.lines()) if m]
+    def sleeps(self, after: str = "", nth: int = 0) -> List[float]:
+        """The logged sleeps, optionally only those after the ``nth`` line containing ``after``."""
+        lines = self.lines()
+        if after:
+            hits = [i for i, line in enumerate(lines) if after in line]
+            lines = lines[hits[nth]:] if len(hits) > nth else []
+        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in lines) if m]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -82,14 +87,8 @@ def test_adaptive_polling_min_after_change_then_back_to_max(occ, sandbox, runnin
     assert r.sleeps()[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]
     occ.write_local("x", {"v": 2})
     wait_for(lambda: len(seen.read_text().splitlines()) == 2, what="second run")
-
-    def sleeps_after_second_run():
-        lines = r.lines()
-        second = [i for i, l in enumerate(lines) if "Executing" in l][1]
-        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in lines[second:]) if m]
-
-    wait_for(lambda: len(sleeps_after_second_run()) >= 3, what="sleeps after the change")
-    assert sleeps_after_second_run()[:3] == [0.1, 0.2, 0.4]
+    wait_for(lambda: len(r.sleeps("Executing", 1)) >= 3, what="sleeps after the change")
+    assert r.sleeps("Executing", 1)[:3] == [0.1, 0.2, 0.4]
 
 
 def test_min_larger_than_max_is_warned_and_capped(occ, running):
