@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
+
+if TYPE_CHECKING:  # pragma: no cover - argparse is imported only when there are arguments to parse
+    import argparse
 
 COMMANDS = ("dispatch", "status", "run", "hook")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List
 
-from hooks.protocol import input_values, name_problem
+from hooks.protocol import input_values, name_problem  # noqa: F401  (name_problem: validated through here)
 
 Deployment = Dict[str, Any]
 
@@ -35,6 +35,16 @@ def parse(text: str, path: str) -> List[Any]:
     if not isinstance(data, list):
         raise BadDeploymentsFile("%s: expected a JSON list of deployments, found %s" % (path, type(data).__name__))
     return data
+
+
+def load_file(path: str) -> Deployment:
+    """A deployment state file (``<deployed dir>/<id>.json``) as a dict; {} when missing, empty or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def coerce_inputs(deployment: Deployment) -> None:

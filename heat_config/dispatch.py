@@ -121,14 +121,7 @@ class Dispatcher:
             LOG.error("Deployment %s was interrupted while its hook ran; signalling it failed", record.id)
             record.interrupted = True
             data = HookResult.failure(INTERRUPTED_MESSAGE % self.marker(record.id), INTERRUPTED_STATUS)
-            self.finish(record, data.signal_data(), self._marker_inputs(record.id))
-
-    def _marker_inputs(self, dep_id: str) -> Dict[str, Any]:
-        try:
-            with open(self.marker(dep_id), encoding="utf-8") as f:
-                return input_values(json.load(f))
-        except (OSError, ValueError, AttributeError):
-            return {}
+            self.finish(record, data.signal_data(), input_values(dep.load_file(self.marker(record.id))))
 
     def process(self, item: Any) -> None:
         if not isinstance(item, dict):
@@ -193,21 +186,14 @@ class Dispatcher:
         if record.started_at is None:
             record.started_at = record.finished_at
         record.status_code = data.get("deploy_status_code") if isinstance(data, dict) else None
-        record.failed = dep.signal_failed(self._outputs_of(record.id), data)
+        outputs = dep.load_file(self.marker(record.id)).get("outputs")
+        record.failed = dep.signal_failed(outputs if isinstance(outputs, list) else [], data)
         if record.failed:
             record.error = _last_line(data.get("deploy_stderr")) if isinstance(data, dict) else ""
         mark_finished(self.journal, record, data, inputs, self.via_program)
         atomic_write(self.notify_file(record.id), pretty(data), 0o600, sync=False)
         if record.signal == SIGNAL_PENDING:
             self.outbox.attempt(record, inputs)
-
-    def _outputs_of(self, dep_id: str) -> List[Any]:
-        try:
-            with open(self.marker(dep_id), encoding="utf-8") as f:
-                outputs = json.load(f).get("outputs")
-            return outputs if isinstance(outputs, list) else []
-        except (OSError, ValueError, AttributeError):
-            return []
 
     def cleanup(self) -> None:
         """Deployments gone from the metadata with nothing left to send: drop their hook files and

@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import hooks
 from heat_config import hookrun
-from hooks.protocol import context_for, serve, setup_hook_logging
+from hooks.protocol import context_for, read_deployment, serve, setup_hook_logging
 
 LOG = logging.getLogger("heat-config")
 
@@ -49,13 +49,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                   args.group, ", ".join(hookrun.search_dirs(os.environ)) or "no existing directory",
                   ", ".join(hooks.groups()))
         return 1
-    try:
-        deployment = json.load(sys.stdin)
-    except ValueError as exc:
-        LOG.error("stdin is not a deployment JSON object: %s", exc)
-        return 1
-    if not isinstance(deployment, dict):
-        LOG.error("stdin is not a deployment JSON object")
+    deployment = read_deployment(sys.stdin)
+    if deployment is None:
         return 1
     json.dump(hookrun.execute(ref, deployment, context_for(deployment)), sys.stdout)
     return 0

@@ -369,13 +369,6 @@ class Outbox:
     def deployment_file(self, dep_id: str) -> str:
         return os.path.join(self.journal.deployed_dir, dep_id + ".json")
 
-    def _inputs(self, dep_id: str) -> Dict[str, Any]:
-        try:
-            with open(self.deployment_file(dep_id), encoding="utf-8") as f:
-                return input_values(json.load(f))
-        except (OSError, ValueError, AttributeError):
-            return {}
-
     def attempt(self, record: Record, inputs: Optional[Mapping[str, Any]] = None) -> Record:
         """One delivery attempt now; the outcome is recorded before returning."""
         from agent_common.backoff import Backoff
@@ -383,7 +376,9 @@ class Outbox:
         deadline, backoff = self._tries.setdefault(
             record.id, (self.clock() + self.budget_s, Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)))
         if inputs is None:
-            inputs = self._inputs(record.id)
+            from heat_config.deployment import load_file
+
+            inputs = input_values(load_file(self.deployment_file(record.id)))
         outcome = self.sender.deliver(self.deployment_file(record.id), inputs, record.signal_data or {})
         record.attempts += 1
         record.signal = outcome.state

@@ -364,18 +364,25 @@ def call(hook: Hook, deployment: Deployment, ctx: HookContext) -> HookResult:
         return HookResult.failure("hook crashed: %s: %s" % (type(exc).__name__, exc))
 
 
-def serve(hook: Hook, stdin: Any = None, stdout: Any = None) -> int:
-    """The stdin-JSON → stdout-JSON protocol of SPEC §6.13 around a built-in hook."""
-    setup_hook_logging()
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
+def read_deployment(stdin: Any) -> Optional[Deployment]:
+    """The deployment object on ``stdin``, or None after logging one line saying why not."""
     try:
         deployment = json.load(stdin)
     except ValueError as exc:
         LOG.error("stdin is not a deployment JSON object: %s", exc)
-        return 1
+        return None
     if not isinstance(deployment, dict):
         LOG.error("stdin is not a deployment JSON object")
+        return None
+    return deployment
+
+
+def serve(hook: Hook, stdin: Any = None, stdout: Any = None) -> int:
+    """The stdin-JSON → stdout-JSON protocol of SPEC §6.13 around a built-in hook."""
+    setup_hook_logging()
+    stdout = stdout or sys.stdout
+    deployment = read_deployment(stdin or sys.stdin)
+    if deployment is None:
         return 1
     result = call(hook, deployment, context_for(deployment))
     json.dump(result.signal_data(), stdout)

@@ -46,8 +46,8 @@ def deployment(n: int = 0, config: Any = "#!/bin/sh\necho hello\n", group: str =
     }
 
 
-def cfn_inputs(cloud: "Cloud", resource: str = "deploy_0") -> List[Dict[str, Any]]:
-    url = cloud.cfn.signed_signal_url(cloud.access_key, STACK, STACK_ID, resource)
+def cfn_inputs(servers: "Cloud", resource: str = "deploy_0") -> List[Dict[str, Any]]:
+    url = servers.cfn.signed_signal_url(servers.access_key, STACK, STACK_ID, resource)
     return [
         {"name": "deploy_signal_transport", "type": "String", "value": "CFN_SIGNAL"},
         {"name": "deploy_signal_id", "type": "String", "value": url},
@@ -55,17 +55,17 @@ def cfn_inputs(cloud: "Cloud", resource: str = "deploy_0") -> List[Dict[str, Any
     ]
 
 
-def keystone_inputs(cloud: "Cloud", transport: str, resource: str = "deploy_0") -> List[Dict[str, Any]]:
+def keystone_inputs(servers: "Cloud", transport: str, resource: str = "deploy_0") -> List[Dict[str, Any]]:
     """HEAT_SIGNAL / ZAQAR_SIGNAL inputs for the stack every test deployment names (STACK/STACK_ID)."""
-    cloud.heat.add_stack(STACK, STACK_ID)
+    servers.heat.add_stack(STACK, STACK_ID)
     items = [
         {"name": "deploy_signal_transport", "type": "String", "value": transport},
-        {"name": "deploy_auth_url", "type": "String", "value": cloud.auth_url},
+        {"name": "deploy_auth_url", "type": "String", "value": servers.auth_url},
         {"name": "deploy_username", "type": "String", "value": "web-deploy-user"},
-        {"name": "deploy_user_id", "type": "String", "value": cloud.user_id},
-        {"name": "deploy_password", "type": "String", "value": cloud.password},
-        {"name": "deploy_project_id", "type": "String", "value": cloud.project_id},
-        {"name": "deploy_region_name", "type": "String", "value": cloud.region},
+        {"name": "deploy_user_id", "type": "String", "value": servers.user_id},
+        {"name": "deploy_password", "type": "String", "value": servers.password},
+        {"name": "deploy_project_id", "type": "String", "value": servers.project_id},
+        {"name": "deploy_region_name", "type": "String", "value": servers.region},
     ]
     if transport == "ZAQAR_SIGNAL":
         items.append({"name": "deploy_queue_id", "type": "String", "value": "signal-queue-%s" % resource})

@@ -17,7 +17,6 @@ from tests.heat_config.conftest import (
     assert_no_secret_on_disk_outside_state,
     cfn_inputs,
     dep_id,
-    deployed,
     deployment,
     journal,
     keystone_inputs,
