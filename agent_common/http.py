@@ -1,20 +1,24 @@
 """The one HTTP helper: every network call of every tool goes through here.
 
-It gives each caller a ``requests`` session with a timeout on every request, TLS
-verification on unless the configuration says otherwise, retry with backoff and
-jitter for failures that may pass (connection errors, time-outs, 429, 5xx), and
-conditional GET (ETag / Last-Modified) so an idle poll costs one small request.
-``requests`` is imported lazily: a tool that only reads local files never pays for it.
+It gives each caller a timeout on every request, TLS verification on unless the
+configuration says otherwise, retry with backoff and jitter for failures that may
+pass (connection errors, time-outs, 429, 5xx), and conditional GET (ETag /
+Last-Modified) so an idle poll costs one small request.  Everything is imported
+lazily: a tool that only reads local files never pays for the network stack.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Container, Dict, Mapping, Optional, Union
 
 from agent_common.backoff import Backoff
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl
+
     import requests
 
 DEFAULT_TIMEOUT = 10.0
@@ -93,8 +97,47 @@ def new_session(verify: Verify = True, cert: Optional[str] = None) -> "requests.
     return session
 
 
+@dataclass
+class HttpResponse:
+    """What callers read of a response: status, headers (case-insensitive), body."""
+
+    status_code: int
+    headers: Any
+    content: bytes
+    url: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content.decode("utf-8"))
+
+
+def ssl_context(verify: Verify) -> "ssl.SSLContext":
+    """TLS as configured: the system CAs, a CA file or directory, or (only when asked) no verification."""
+    import ssl
+
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return ssl.create_default_context()
+
+
 class HttpClient:
-    """A session plus the policy every caller wants: timeout, retries with jittered backoff, clear errors."""
+    """The policy every caller wants: timeout, TLS as configured, retries with jittered backoff, clear errors.
+
+    Built on the standard library's ``urllib.request`` (proxies from the environment,
+    redirects followed) rather than ``requests``: an idle agent that polls one URL
+    then stays about 10 MiB smaller, which is most of what it costs a VM.  Keystone
+    sessions still use ``requests`` through keystoneauth1 (``new_session``).
+    """
 
     def __init__(
         self,
@@ -104,30 +147,63 @@ class HttpClient:
         retries: int = 0,
         backoff: Optional[Backoff] = None,
         sleep: Callable[[float], None] = time.sleep,
-        session: Optional["requests.Session"] = None,
     ) -> None:
         self.timeout = timeout
+        self.verify = verify
         self.retries = retries
         self.backoff = backoff or Backoff(initial=1.0, cap=30.0)
         self.sleep = sleep
-        self.session = session or new_session(verify)
+        self._opener: Any = None
+        self._opener_verify: Any = None
 
-    def request(self, method: str, url: str, *, ok_statuses=range(200, 300), **kwargs: Any) -> "requests.Response":
-        """Send one request, retrying what may pass; raise HttpError naming the URL (no query) otherwise."""
-        import requests
+    def _open(self, req: Any, timeout: float) -> Any:
+        import urllib.request
 
-        kwargs.setdefault("timeout", self.timeout)
-        # Passed explicitly: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ``session.verify``
-        # (a CA file or False) whenever the request itself says nothing.
-        kwargs.setdefault("verify", self.session.verify)
+        if self._opener is None or self._opener_verify != self.verify:
+            self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl_context(self.verify)))
+            self._opener_verify = self.verify
+        return self._opener.open(req, timeout=timeout)
+
+    def send(self, method: str, url: str, *, params: Optional[Mapping[str, str]] = None,
+             headers: Optional[Mapping[str, str]] = None, data: Union[bytes, str, None] = None,
+             json_body: Any = None, timeout: Optional[float] = None) -> HttpResponse:
+        """One attempt, no retry; any HTTP status is a response, a network failure raises HttpError."""
+        import http.client
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
+
+        if params:
+            url = url + ("&" if "?" in url else "?") + urlencode(params)
+        all_headers = {"User-Agent": USER_AGENT}
+        all_headers.update(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body)
+            all_headers.setdefault("Content-Type", "application/json")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        req = urllib.request.Request(url, data=data, headers=all_headers, method=method)
+        try:
+            try:
+                with self._open(req, self.timeout if timeout is None else timeout) as resp:
+                    return HttpResponse(resp.status, resp.headers, resp.read(), resp.geturl())
+            except urllib.error.HTTPError as exc:  # any non-2xx status: still a response to the caller
+                with exc:
+                    return HttpResponse(exc.code, exc.headers, exc.read(), url)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            raise HttpError("%s %s failed: %s" % (method, strip_query(url), _reason(exc))) from None
+
+    def request(self, method: str, url: str, *, ok_statuses: Container[int] = range(200, 300),
+                json: Any = None, **kwargs: Any) -> HttpResponse:
+        """Send a request, retrying what may pass; raise HttpError naming the URL (no query) otherwise."""
         self.backoff.reset()
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.session.request(method, url, **kwargs)
-            except requests.RequestException as exc:
-                error = HttpError("%s %s failed: %s" % (method, strip_query(url), type(exc).__name__))
+                response = self.send(method, url, json_body=json, **kwargs)
+            except HttpError as exc:
+                error = exc
             else:
                 if response.status_code in ok_statuses:
                     return response
@@ -149,6 +225,20 @@ class HttpClient:
             return ConditionalResult(True, None, validators or Validators(), response)
         fresh = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
         return ConditionalResult(False, response.content, fresh, response)
+
+    def close(self) -> None:
+        """Nothing is kept open between requests; present so owners can release clients uniformly."""
+        self._opener = None
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, secret-free reason: the exception type and, for URLError, the underlying cause."""
+    inner = getattr(exc, "reason", None)
+    if isinstance(inner, BaseException):
+        return "%s (%s)" % (type(exc).__name__, type(inner).__name__ if not str(inner) else inner)
+    if isinstance(exc, (TimeoutError,)) or "timed out" in str(exc):
+        return "timed out"
+    return type(exc).__name__
 
 
 _OK_OR_NOT_MODIFIED = frozenset(list(range(200, 300)) + [304])

@@ -123,7 +123,7 @@ class Collector:
         """Release connections or threads; called when the process ends or re-executes."""
         client = self.__dict__.pop("_http_client", None)
         if client is not None:
-            client.session.close()
+            client.close()
 
     def http(self, timeout: float) -> "HttpClient":
         """This collector's HTTP client, made on first use and kept so connections are reused between polls.

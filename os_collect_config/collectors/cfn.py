@@ -159,7 +159,7 @@ class CfnCollector(Collector):
 
     def _client(self) -> HttpClient:
         client = self.http(float(self.conf.get("timeout") or 10.0))
-        client.session.verify = self.conf.get("ca_certificate") or True
+        client.verify = self.conf.get("ca_certificate") or True
         return client
 
     def _describe(self, url: str, resource: str) -> str:
