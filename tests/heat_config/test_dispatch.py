@@ -384,3 +384,23 @@ def test_no_secret_in_logs_or_readable_files(run_tool, hc, cloud):
         for s in cloud.heat.signals:
             assert secret not in json.dumps(s.body)
     assert_no_secret_on_disk_outside_state(hc)
+
+
+def test_unusable_deployed_dir_is_one_line_exit_1(run_tool, hc):
+    blocker = hc.write("lib/not-a-dir", "")
+    write_deployments(hc, [deployment(0)])
+    result = run(run_tool, env={"HEAT_CONFIG_DEPLOYED": str(blocker / "deployed")})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and str(blocker) in result.stderr
+
+
+def test_refusal_seen_by_our_notifier_program_is_recorded_in_the_journal(run_tool, hc, cloud):
+    inputs = cfn_inputs(cloud)
+    inputs[1]["value"] = inputs[1]["value"].replace("AWSAccessKeyId=", "AWSAccessKeyId=unknown")
+    write_deployments(hc, [deployment(0, signal=inputs)])
+    env = {"HEAT_CONFIG_NOTIFY": "heat-config-notify"}
+    assert run(run_tool, env=env).returncode == 0
+    record = journal(hc, dep_id(0))
+    assert record["signal"] == "refused" and "403" in record["signal_error"]
+    run(run_tool, env=env)
+    assert len(cloud.cfn.received("POST")) == 1  # refused for good: never sent again
