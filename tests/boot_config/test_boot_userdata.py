@@ -50,16 +50,22 @@ def assert_no_secret(text: str, where: str) -> None:
         assert secret not in text, "planted secret leaked into %s" % where
 
 
-@pytest.fixture
-def guest_root(debian_rootfs, tmp_path) -> Path:
-    """A copy of the session's Debian root with systemd's tools, as a booted cloud image has them."""
-    root = copy_rootfs(debian_rootfs, tmp_path / "root")
+@pytest.fixture(scope="module")
+def systemd_rootfs(debian_rootfs, tmp_path_factory) -> Path:
+    """The session's Debian root plus systemd's tools, as a cloud image has them (made once here)."""
+    root = copy_rootfs(debian_rootfs, tmp_path_factory.mktemp("systemd") / "root")
     give_root_host_pip(root)
     setup = in_chroot(root, ["sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
                                          "apt-get install -y -qq --no-install-recommends systemd"])
     assert setup.returncode == 0, setup.stderr[-3000:]
     (root / "run/systemd/system").mkdir(parents=True, exist_ok=True)  # what a booted systemd leaves
     return root
+
+
+@pytest.fixture
+def guest_root(systemd_rootfs, tmp_path) -> Path:
+    """A fresh copy of that root for one test."""
+    return copy_rootfs(systemd_rootfs, tmp_path / "root")
 
 
 def test_user_data_installs_configures_collects_and_starts_the_agent(guest_root, agent_wheel, cfn_server):
