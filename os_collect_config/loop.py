@@ -48,11 +48,13 @@ class SourceHealth:
 
     backoff: "Backoff"
     next_try: float = 0.0
+    last_error: str = ""
 
     def due(self, now: float) -> bool:
         return now >= self.next_try
 
-    def failed(self, now: float) -> float:
+    def failed(self, now: float, reason: str) -> float:
+        self.last_error = reason
         delay = self.backoff.next_delay()
         self.next_try = now + delay
         return delay
@@ -106,6 +108,7 @@ class Agent:
         self.health: Dict[str, SourceHealth] = {}
         self.reported_unconfigured: set = set()
         self.reexec_requested = False
+        self._saved_health = self.state.load("health") if self.store_mode else None
 
     # -- collectors -------------------------------------------------------------------------
     def _instantiate(self, name: str) -> Optional[Collector]:
@@ -117,12 +120,22 @@ class Agent:
         return cls(dict(self.settings.groups.get(name, {})), self.ctx)
 
     def _health(self, name: str) -> SourceHealth:
+        """The source's backoff; its failure count survives restarts (``.agent-state``), so a re-exec does
+        not reset a source that has been down for an hour to hammering it every second."""
         if name not in self.health:
             from agent_common.backoff import Backoff
 
             cap = max(self.max_interval, 1.0)
-            self.health[name] = SourceHealth(Backoff(initial=min(max(self.min_interval, 1.0), cap), cap=cap))
+            health = SourceHealth(Backoff(initial=min(max(self.min_interval, 1.0), cap), cap=cap))
+            saved = self._saved_health.get(name) if isinstance(self._saved_health, dict) else None
+            if isinstance(saved, dict) and isinstance(saved.get("failures"), int):
+                health.backoff.failures = max(0, saved["failures"])
+            self.health[name] = health
         return self.health[name]
+
+    def _save_health(self) -> None:
+        self.state.save("health", {name: {"failures": h.backoff.failures, "last_error": h.last_error}
+                                   for name, h in self.health.items() if h.backoff.failures})
 
     def _collect_one(self, name: str, collector: Optional[Collector]) -> Optional[List[Collected]]:
         """Fresh pairs from the source, or its last good pairs from the cache, or None when not configured."""
@@ -153,7 +166,7 @@ class Agent:
         tail = "keeping its last good data" if last else "no earlier data"
         if continuous:
             LOG.warning("Source [%s] Unavailable. %s; %s, next try in %.1f s.",
-                        name, reason or "", tail, health.failed(now))
+                        name, reason or "", tail, health.failed(now, reason))
         else:
             LOG.warning("Source [%s] Unavailable. %s; %s.", name, reason or "", tail)
         return last
@@ -206,6 +219,7 @@ class Agent:
                 result.paths.append(path)
         if self.store_mode:
             self.state.save("sources", sources)
+            self._save_health()
             committed = self.state.load("committed")
             if isinstance(committed, list):
                 present = set(result.keys)
@@ -235,11 +249,12 @@ class Agent:
             if self.state.load("committed") is None:
                 self.state.save("committed", result.keys)
             return False, 0
-        self.cache.write_file_list(result.keys)
-        try:
-            self.cache.backup()
-        except OSError as exc:  # the backup is a convenience copy: it must not block the command
-            LOG.warning("Cannot refresh the backup %s: %s", self.settings.backup_cachedir, exc)
+        if result.changed or result.removed:  # --force alone rewrites neither (SPEC §2.13.3)
+            self.cache.write_file_list(result.keys)
+            try:
+                self.cache.backup()
+            except OSError as exc:  # the backup is a convenience copy: it must not block the command
+                LOG.warning("Cannot refresh the backup %s: %s", self.settings.backup_cachedir, exc)
         status = self.run_command(result.paths)
         if status != 0:
             LOG.error("Command failed, will not cache new data. Command exited with status %d.", status)

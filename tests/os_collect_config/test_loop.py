@@ -116,6 +116,10 @@ def test_failing_source_backs_off_keeps_last_good_and_recovers(occ, sandbox, swi
     assert polls > gets  # the failing source is skipped between backoff steps; the loop is not
     delays = [float(m.group(1)) for m in (re.search(r"next try in ([0-9.]+) s", l) for l in r.lines()) if m]
     assert all(d <= 1.6 for d in delays)
+    health = occ.cachedir / ".agent-state" / "os-collect-config.health.json"
+    saved = json.loads(health.read_text())["request"]  # kept for a restart (SPEC §12.1)
+    assert saved["failures"] >= 3 and "HTTP 503" in saved["last_error"]
+    assert oct(health.stat().st_mode & 0o777) == "0o600"
     # Another source changes meanwhile: the command runs with the last good request files.
     occ.write_local("l", {"n": 2})
     c = occ.cachedir
@@ -129,6 +133,7 @@ def test_failing_source_backs_off_keeps_last_good_and_recovers(occ, sandbox, swi
     assert time.monotonic() - t0 < 1.6 + 1.0
     wait_for(lambda: len(seen.read_text().splitlines()) == 3, what="run after recovery")
     assert occ.cache_json("request.json") == {"a": 2}
+    assert json.loads(health.read_text()) == {}
 
 
 def _sighup_disposition_of_command(seen: Path) -> str:
