@@ -59,6 +59,9 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
     for item in items:
         if not isinstance(item, dict):
             continue
+        item = dict(item)
+        if not dep.resolve_component(item):
+            continue  # no config for this action: the dispatcher leaves it alone, so does status
         group = dep.group_of(item)
         bad = dep.name_problem(item.get("id"))
         if bad:

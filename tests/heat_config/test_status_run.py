@@ -154,3 +154,12 @@ def test_rebuild_deployed_marks_every_hook_deployment(run_tool, hc):
     write_deployments(hc, metadata["deployments"])
     assert "already deployed" in run_tool("heat-config").stderr
     assert not hc.path("lib", "heat-config-script").exists()  # nothing re-run
+
+
+def test_status_wait_ignores_components_with_nothing_for_their_action(run_tool, hc):
+    config = {"configs": [{"actions": ["DELETE"], "config": "#!/bin/sh\ntrue\n", "tool": "script"}]}
+    write_deployments(hc, [deployment(0, group="component", config=config), deployment(1)])
+    run_tool("heat-config")
+    rows = rows_of(run_tool)
+    assert [r["id"] for r in rows] == [dep_id(1)]
+    assert run_tool("heat-config", ["status", "--wait", "--timeout", "5"]).returncode == 0
