@@ -131,3 +131,26 @@ def test_multi_options_and_positional_collectors_match_oslo(sandbox, original_oc
     ours = _ours(argv, sandbox.env)
     assert theirs.returncode == 0, theirs.stderr
     assert ours.stdout == theirs.stdout
+
+
+def test_request_collector_cache_and_explosion_match(sandbox, original_occ, swift):
+    swift.put_object("heat", "server1", {
+        "os-collect-config": {"request": {"metadata_url": "x"}}, "ünï": "códe",
+        "deployments": [{"id": "1", "name": "dep-a", "group": "os-apply-config", "config": {"a": [1, 2.0]}},
+                        {"id": "2", "name": "dep-b", "group": "script", "config": "#!/bin/sh"},
+                        {"id": "3", "name": "dep-c", "config": {"c": None}},
+                        {"id": "4", "group": "os-apply-config", "config": {}}],
+        "other": [{"name": "o", "config": {"o": 1}}]})
+    url = swift.temp_url("heat", "server1")
+    trees = {}
+    for who in ("theirs", "ours"):
+        cache, backup = sandbox.path("cache", who), sandbox.path("backup", who)
+        args = ["--cachedir", str(cache), "--backup-cachedir", str(backup), "--one-time", "-c", "true",
+                "--request-metadata-url", url, "--deployment-key", "deployments", "--deployment-key", "other",
+                "request"]
+        proc = run_original(original_occ, args, sandbox.env) if who == "theirs" else _ours(args, sandbox.env)
+        assert proc.returncode == 0, proc.stderr
+        trees[who] = _tree(cache, str(cache), "<C>")
+    assert trees["ours"] == trees["theirs"]
+    assert json.loads(trees["ours"]["os_config_files.json"][0]) == [
+        "<C>/request.json", "<C>/dep-a.json", "<C>/dep-c.json", "<C>/o.json"]
