@@ -205,7 +205,7 @@ class Dispatcher:
         keep = self.current | set(self.outbox.pending)
         import hooks
 
-        ctx = HookContext(environ=dict(self.settings.environ))
+        ctx = HookContext(environ=dict(self.settings.environ), gone_ids=[r.id for r in gone])
         for group in sorted({r.group for r in gone}):
             module = hooks.module(group) if group in hooks.BUILTIN else None
             if module is not None and hasattr(module, "cleanup"):

@@ -86,8 +86,11 @@ class HookContext:
     """What the caller (dispatcher, heat-config-hook, heat-config run) gives a hook besides the deployment."""
 
     def __init__(self, environ: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
-                 output_cap: int = OUTPUT_CAP, started: Optional[float] = None) -> None:
+                 output_cap: int = OUTPUT_CAP, started: Optional[float] = None,
+                 gone_ids: Optional[Iterable[str]] = None) -> None:
         self.environ: Dict[str, str] = dict(os.environ) if environ is None else environ
+        #: For ``cleanup``: ids known to have left the metadata (None: not known).
+        self.gone_ids = None if gone_ids is None else frozenset(gone_ids)
         #: Seconds the whole hook may take; None means no limit.
         self.timeout = timeout
         self.output_cap = output_cap
@@ -284,22 +287,29 @@ def remove_output_files(base_path: str) -> None:
                 pass
 
 
-def prune_dir(directory: str, keep_ids: Iterable[str]) -> List[str]:
-    """Remove every entry of a hook-owned directory that is not ``<id>`` or ``<id>.<anything>`` of a kept id.
+def _owner(name: str, ids: Iterable[str]) -> bool:
+    return any(name == i or name.startswith(i + ".") for i in ids)
 
-    Hook directories hold per-deployment files only, so whatever no current
-    deployment owns is stale (SPEC §12.13.15).  Returns the names removed.
+
+def prune_dir(directory: str, keep_ids: Iterable[str], gone_ids: Optional[Iterable[str]] = None) -> List[str]:
+    """Remove the entries ``<id>`` / ``<id>.<anything>`` of deployments no longer in the metadata (§12.13.15).
+
+    With ``gone_ids`` (the dispatcher knows which deployments left: ``ctx.gone_ids``)
+    only their entries are removed, so a directory a user pointed elsewhere loses
+    nothing else; without it, every entry no kept id owns is removed.  Returns the
+    names removed.
     """
     import shutil
 
     keep = set(keep_ids)
+    gone = None if gone_ids is None else set(gone_ids)
     removed: List[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
         return removed
     for name in names:
-        if name in keep or any(name.startswith(k + ".") for k in keep):
+        if _owner(name, keep) or (gone is not None and not _owner(name, gone)):
             continue
         path = os.path.join(directory, name)
         try:
@@ -311,28 +321,6 @@ def prune_dir(directory: str, keep_ids: Iterable[str]) -> List[str]:
         except OSError as exc:
             LOG.warning("Could not remove %s: %s", path, exc.strerror)
     return removed
-
-
-def group_deployments(environ: Mapping[str, str], group: str) -> Optional[List[Deployment]]:
-    """The deployments of ``group`` in the deployments file, for the os-refresh-config companions (SPEC §8.3, §8.4).
-
-    None (logged) when the file is missing or unreadable: a companion then changes
-    nothing and exits 0, leaving the dispatcher to report the file (SPEC §11.25).
-    """
-    from agent_common.paths import get_path
-    from heat_config.deployment import BadDeploymentsFile, parse
-
-    conf = get_path("heat_shell_config", environ)
-    try:
-        with open(conf, encoding="utf-8") as f:
-            deployments = parse(f.read(), conf)
-    except FileNotFoundError:
-        LOG.warning("No config file %s; %s left as it is", conf, group)
-        return None
-    except (OSError, BadDeploymentsFile) as exc:
-        LOG.error("%s; %s left as it is", exc, group)
-        return None
-    return [d for d in deployments if isinstance(d, dict) and d.get("group") == group]
 
 
 def ensure_private_dir(path: str) -> None:

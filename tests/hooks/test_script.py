@@ -190,3 +190,21 @@ def test_bad_stdin_exits_1_with_one_line(run_tool, script_env):
     result = run_tool("heat-config-hook", ["script"], input="not json", env=script_env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+def test_cleanup_removes_only_files_of_deployments_known_gone(tmp_path):
+    from hooks import script
+    from hooks.protocol import HookContext
+
+    working, outputs = tmp_path / "w", tmp_path / "o"
+    for d in (working, outputs):
+        d.mkdir()
+    for dep in ("kept", "gone"):
+        (working / dep).write_text("#!/bin/sh\n")
+        (outputs / (dep + ".result")).write_text("r")
+    (working / "users-notes.txt").write_text("not ours")
+    ctx = HookContext(environ={"HEAT_SCRIPT_WORKING": str(working), "HEAT_SCRIPT_OUTPUTS": str(outputs)},
+                      gone_ids=["gone"])
+    script.cleanup(["kept"], ctx)
+    assert sorted(os.listdir(working)) == ["kept", "users-notes.txt"]
+    assert os.listdir(outputs) == ["kept.result"]
