@@ -154,3 +154,15 @@ def test_request_collector_cache_and_explosion_match(sandbox, original_occ, swif
     assert trees["ours"] == trees["theirs"]
     assert json.loads(trees["ours"]["os_config_files.json"][0]) == [
         "<C>/request.json", "<C>/dep-a.json", "<C>/dep-c.json", "<C>/o.json"]
+
+
+def test_ec2_tree_matches(sandbox, original_occ, ec2):
+    outputs = {}
+    for who in ("theirs", "ours"):
+        args = ["--cachedir", str(sandbox.path("cache", who)), "--print", "--ec2-metadata-url", ec2.metadata_url,
+                "ec2"]
+        proc = run_original(original_occ, args, sandbox.env) if who == "theirs" else _ours(args, sandbox.env)
+        assert proc.returncode == 0, proc.stderr
+        outputs[who] = proc.stdout
+    assert outputs["ours"] == outputs["theirs"]
+    assert json.loads(outputs["ours"])["ec2"]["public-keys"] == {"0": {"openssh-key": "ssh-rsa AAAA test"}}
