@@ -342,6 +342,12 @@ class OptionTable(Mapping[str, Dict[str, Option]]):
     def loaded(self) -> List[str]:
         return [g for g in self._loaded if g != DEFAULT_GROUP]
 
+    def load(self, groups: Iterable[str]) -> None:
+        """Load the named groups that exist (a collector that runs gets its defaults even if never mentioned)."""
+        for group in groups:
+            if group in self._loaders:
+                self[group]
+
 
 class Resolver:
     """Applies sources in order; single values: last wins; multi values: files first, then the command line."""
@@ -474,9 +480,7 @@ def resolve(
     glob_values = resolver.group_values(DEFAULT_GROUP)
     file_collectors = resolver.file_multi.get((DEFAULT_GROUP, "collectors"), [])
     collectors = list(positional_collectors) or list(file_collectors) or list(DEFAULT_COLLECTORS)
-    for name in collectors + ["keystone"]:
-        if name in table._loaders:
-            table[name]  # the groups of every collector that runs are filled in, defaults included
+    table.load(collectors + ["keystone"])
     group_values = {g: resolver.group_values(g) for g in table.loaded()}
     return Settings(
         command=glob_values["command"] or None,
@@ -500,8 +504,8 @@ def resolve(
         exposed_secret_files=[p for p in dict.fromkeys(resolver.secret_files) if _readable_by_others(p)],
         secret_values=resolver.secret_values,
         collectors_explicit=bool(positional_collectors or file_collectors),
-        origins=dict(resolver.origins,
-                     **{_origin_key(DEFAULT_GROUP, "collectors", c): "the command line" for c in positional_collectors}),
+        origins={**resolver.origins,
+                 **{_origin_key(DEFAULT_GROUP, "collectors", c): "the command line" for c in positional_collectors}},
     )
 
 
@@ -521,9 +525,9 @@ def check(settings: Settings, known_collectors: Iterable[str]) -> None:
     known = list(known_collectors)
     unknown = [c for c in settings.collectors if c not in known]
     if unknown:
+        where = settings.origin(DEFAULT_GROUP, "collectors", unknown[0])
         raise ConfigError("collectors%s: unknown collector %s (valid: %s)"
-                          % (settings.origin(DEFAULT_GROUP, "collectors", unknown[0]), ", ".join(repr(u) for u in unknown),
-                             " ".join(known)))
+                          % (where, ", ".join(repr(u) for u in unknown), " ".join(known)))
     for name in ("min_polling_interval", "polling_interval", "splay"):
         if getattr(settings, name) < 0:
             raise ConfigError("%s%s: must not be negative, got %s"

@@ -1,4 +1,7 @@
-"""Options and config files as oslo.config gave them to the original (SPEC §2.1, §2.2), and clear errors (§12.13.13)."""
+"""Options and config files as oslo.config gave them to the original (SPEC §2.1, §2.2).
+
+And clear one-line errors for configuration mistakes (SPEC §12.13.13).
+"""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,7 @@
-"""request collector against a Swift temp URL: one conditional GET per poll, 304 reuse, failures (SPEC §2.9, §12.13.5)."""
+"""request collector against a Swift temp URL (SPEC §2.9, §12.13.5).
+
+One conditional GET per poll, 304 reuse, and failures that keep the last good data.
+"""
 from __future__ import annotations
 
 import json

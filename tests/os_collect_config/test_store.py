@@ -1,4 +1,7 @@
-"""Store mode, one poll at a time: the command, OS_CONFIG_FILES, commit, retries and the cache (SPEC §2.13–§2.15, §2.18)."""
+"""Store mode, one poll at a time (SPEC §2.13–§2.15, §2.18).
+
+The command, OS_CONFIG_FILES, commit, retries and the cache files.
+"""
 from __future__ import annotations
 
 import json
