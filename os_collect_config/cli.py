@@ -194,10 +194,7 @@ def setup_logging(settings: Settings) -> None:
 
 
 def warn_about_secrets(settings: Settings) -> None:
-    """Register every secret for redaction and say where one is exposed (weakness 20)."""
-    from agent_common.logs import register_secrets
-
-    register_secrets(settings.secret_values)
+    """Say where a secret is exposed (weakness 20)."""
     for flag in settings.secrets_on_cli:
         LOG.warning("%s was given on the command line, where other users can read it (ps); "
                     "put it in the config file instead.", flag)
@@ -209,8 +206,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (SPEC §2.18)."""
     full_argv = list(sys.argv if argv is None else [PROG] + list(argv))
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # die when stdout goes away, so systemd restarts us
+    from agent_common.logs import redact, register_secrets
+
     try:
         settings = parse(full_argv[1:])
+        register_secrets(settings.secret_values)  # before anything can log or fail
         if settings.print_cachedir:
             print(settings.cachedir)
             return 0
@@ -223,7 +223,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return Agent(settings, full_argv).run()
     except ConfigError as exc:
-        sys.stderr.write("%s: error: %s\n" % (PROG, exc))
+        sys.stderr.write("%s: error: %s\n" % (PROG, redact(str(exc))))
         return 1
     except KeyboardInterrupt:
         return 130
