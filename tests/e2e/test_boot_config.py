@@ -1,0 +1,98 @@
+"""boot-config rendered by a real Heat: the environments and templates are valid, and the user-data the
+real Heat makes from them is, part for part, what tests/boot_config's renderer makes (so the tests that
+run that rendered user-data in a Debian root run what a server would get).
+
+The request is what python-heatclient sends for ``openstack stack create -e <env> -t <template>``:
+the environment's registry target and every ``get_file`` become absolute file URLs whose contents go in
+``files``.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import yaml
+
+from tests.boot_config.conftest import BOOT_CONFIG
+from tests.e2e import controlplane
+from tests.boot_config.heat_userdata import parts, render
+
+TOP = {
+    "heat_template_version": "2021-04-16",
+    "parameters": {"image": {"type": "string", "default": "none"}},
+    "resources": {"boot_config": {"type": "Heat::InstallConfigAgent"}},
+    "outputs": {"config": {"value": {"get_attr": ["boot_config", "config"]}},
+                "image": {"value": {"get_param": "image"}}},
+}
+
+
+def _inline_files(node: Any, base: Path, files: Dict[str, str]) -> Any:
+    """Replace each get_file path by its absolute URL and put the file in ``files``, as heatclient does."""
+    if isinstance(node, list):
+        return [_inline_files(item, base, files) for item in node]
+    if isinstance(node, dict):
+        if list(node) == ["get_file"]:
+            path = (base / node["get_file"]).resolve()
+            url = path.as_uri()
+            files[url] = path.read_text()
+            return {"get_file": url}
+        return {key: _inline_files(value, base, files) for key, value in node.items()}
+    return node
+
+
+def _meaning(part: str) -> Any:
+    """A script part as its text; a cloud-config part as the data cloud-init reads (YAML layout may differ)."""
+    if part.startswith("#cloud-config\n"):
+        return ("cloud-config", yaml.safe_load(part))
+    return part
+
+
+def stack_request(env_file: Path) -> Dict[str, Any]:
+    env = yaml.safe_load(env_file.read_text())
+    files: Dict[str, str] = {}
+    registry = env["resource_registry"]
+    target = (env_file.parent / registry["Heat::InstallConfigAgent"]).resolve()
+    nested = _inline_files(yaml.safe_load(target.read_text()), target.parent, files)
+    files[target.as_uri()] = yaml.safe_dump(nested)
+    env["resource_registry"] = {"Heat::InstallConfigAgent": target.as_uri()}
+    return {"template": TOP, "environment": env, "files": files}
+
+
+@pytest.mark.parametrize("env_name", ["debian_pip_env.yaml", "container_agent_env.yaml"])
+def test_real_heat_renders_the_user_data_our_renderer_renders(heat, env_name):
+    env_file = BOOT_CONFIG / env_name
+    request = stack_request(env_file)
+    name = "bootcfg-%s" % uuid.uuid4().hex[:8]
+    body = {"stack_name": name, "timeout_mins": 5, "parameters": {}, **request}
+    stack_id = heat.call("POST", "/stacks", body)["stack"]["id"]
+    try:
+        stack = heat.wait(name, stack_id, timeout=120)
+        assert stack["stack_status"] == "CREATE_COMPLETE", stack.get("stack_status_reason")
+        outputs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
+        template = env_file.parent / yaml.safe_load(env_file.read_text())["resource_registry"]["Heat::InstallConfigAgent"]
+        # The output is the id of the MultipartMime's software config, which Nova's user_data gets.
+        user_data = heat.call("GET", "/software_configs/%s" % outputs["config"])["software_config"]["config"]
+        assert [_meaning(p) for p in parts(user_data)] == [_meaning(p) for p in parts(render(template))]
+        defaults = yaml.safe_load(env_file.read_text()).get("parameter_defaults", {})
+        assert outputs["image"] == defaults.get("image", "none")
+    finally:
+        heat.delete_stack(name, stack_id)
+
+
+def test_real_heat_refuses_an_agent_package_that_could_break_out_of_the_script(heat):
+    request = stack_request(BOOT_CONFIG / "debian_pip_env.yaml")
+    request["environment"]["parameter_defaults"]["agent_package"] = "os-config-agents'; reboot; '"
+    name = "bootcfg-bad-%s" % uuid.uuid4().hex[:8]
+    try:
+        stack_id = heat.call("POST", "/stacks", {"stack_name": name, "timeout_mins": 5, "parameters": {}, **request})
+    except controlplane.ApiError as exc:  # refused while validating the request
+        assert "agent_package" in exc.body
+        return
+    try:
+        stack = heat.wait(name, stack_id, timeout=120)
+        assert stack["stack_status"] == "CREATE_FAILED"
+        assert "agent_package" in stack["stack_status_reason"]
+    finally:
+        heat.delete_stack(name, stack_id)
