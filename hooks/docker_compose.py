@@ -279,16 +279,9 @@ def refresh(environ: Mapping[str, str]) -> int:
     """
     working = environ.get(WORKING_ENV) or WORKING_DEFAULT
     ensure_dir(working, 0o700)
-    deployments = group_deployments(environ, "docker-compose")
-    if deployments is None:
+    wanted = group_deployments(environ, "docker-compose", "name")
+    if wanted is None:
         return 0
-    wanted: Dict[str, Deployment] = {}
-    for dep in deployments:
-        problem = name_problem(dep.get("name"))
-        if problem:
-            LOG.error("docker-compose deployment %s: name %s; skipped", dep.get("id"), problem)
-            continue
-        wanted[dep["name"]] = dep
 
     cmd = compose_command(environ)
     for name in sorted(os.listdir(working)):

@@ -43,7 +43,6 @@ from hooks.protocol import (
     HookResult,
     deployment_id,
     group_deployments,
-    name_problem,
     timeout_message,
 )
 
@@ -278,19 +277,15 @@ def refresh(environ: Mapping[str, str]) -> int:
     """
     manifests = environ.get(MANIFESTS_ENV) or MANIFESTS_DEFAULT
     ensure_dir(manifests, 0o700)
-    deployments = group_deployments(environ, "kubelet")
+    deployments = group_deployments(environ, "kubelet", "id")
     if deployments is None:
         return 0
     wanted: Dict[str, str] = {}
-    for dep in deployments:
-        problem = name_problem(dep.get("id"))
-        if problem:
-            LOG.error("kubelet deployment %s: id %s; skipped", dep.get("name"), problem)
-            continue
+    for dep_id, dep in deployments.items():
         try:
-            wanted[dep["id"] + ".json"] = manifest_text(pod_spec(dep))
+            wanted[dep_id + ".json"] = manifest_text(pod_spec(dep))
         except BadDeployment as exc:
-            LOG.error("kubelet deployment %s: %s; skipped", dep["id"], exc)
+            LOG.error("kubelet deployment %s: %s; skipped", dep_id, exc)
 
     for name in sorted(os.listdir(manifests)):
         if name.endswith(".json") and name not in wanted:
