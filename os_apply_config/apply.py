@@ -87,6 +87,20 @@ def _read_bytes(path: str, strict: bool = False) -> Optional[bytes]:
         return None
 
 
+def _cache_key(text: str, control_text: Optional[bytes]) -> Optional[str]:
+    """The digest of a mustache template's inputs, or None when it reads more than its text and the metadata."""
+    if not cacheable(text):
+        return None
+    return digest(b"\0".join([text.encode("utf-8"), b"\0none" if control_text is None else control_text]))
+
+
+def _control(t: Template, control_text: Optional[bytes]) -> Control:
+    try:
+        return parse_control(control_text.decode("utf-8")) if control_text is not None else Control()
+    except (ControlError, UnicodeDecodeError) as exc:
+        raise render.TemplateError(t.path, "%s (in %s)" % (exc, t.control_path)) from None
+
+
 def render_all(root: str, templates: List[Template], context: Any, output_root: str = "",
                cache: Optional[RenderCache] = None) -> List[Rendered]:
     """Render every template or raise the first TemplateError; nothing is written here.
@@ -95,37 +109,27 @@ def render_all(root: str, templates: List[Template], context: Any, output_root: 
     is skipped: it is left out of the result.
     """
     jinja: Optional[render.JinjaRenderer] = None
-    recorder = RecordingDict(context) if isinstance(context, dict) else context
+    recorder = RecordingDict(context) if isinstance(context, dict) else None
     out = []
     for t in templates:
         control_text = _read_bytes(t.control_path, strict=True) if t.has_control else None
-        key = None
-        if t.kind == "mustache":
-            text = _read_template(t.path)
-            key = digest(b"\0".join([text.encode("utf-8"), control_text if control_text is not None else b"\0none"]))
-            if cache is not None and cacheable(text):
-                entry = cache.hit(t.target, key, os.path.join(output_root, t.target))
-                if entry is not None:
-                    render.warn_missing(t.path, entry.get("warnings", []))
-                    continue
-            elif not cacheable(text):
-                key = None
-        try:
-            control = parse_control(control_text.decode("utf-8")) if control_text is not None else Control()
-        except (ControlError, UnicodeDecodeError) as exc:
-            raise render.TemplateError(t.path, "%s (in %s)" % (exc, t.control_path)) from None
         if t.kind == "executable":
-            out.append(Rendered(t, render.render_executable(t.path, context).encode("utf-8"), control))
+            body = render.render_executable(t.path, context)
+            out.append(Rendered(t, body.encode("utf-8"), _control(t, control_text)))
         elif t.kind == "jinja":
-            if jinja is None:
-                jinja = render.JinjaRenderer(root)
+            jinja = jinja or render.JinjaRenderer(root)
             body = jinja.render(t.path, t.relpath, context if isinstance(context, dict) else {})
-            out.append(Rendered(t, body.encode("utf-8"), control))
+            out.append(Rendered(t, body.encode("utf-8"), _control(t, control_text)))
         else:
-            if isinstance(recorder, RecordingDict):
-                recorder.take()
-            body, missing = render.render_mustache(t.path, text, recorder)
-            deps = tuple(recorder.take()) if isinstance(recorder, RecordingDict) else ()
+            text = _read_template(t.path)
+            key = _cache_key(text, control_text)
+            entry = cache.hit(t.target, key, os.path.join(output_root, t.target)) if cache and key else None
+            if entry is not None:
+                render.warn_missing(t.path, entry.get("warnings", []))
+                continue
+            control = _control(t, control_text)
+            body, missing = render.render_mustache(t.path, text, context if recorder is None else recorder)
+            deps = tuple(recorder.take()) if recorder is not None else ()
             out.append(Rendered(t, body.encode("utf-8"), control, key, deps, tuple(missing)))
     return out
 
