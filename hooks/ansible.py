@@ -159,8 +159,8 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
 def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     """Remove playbooks, variables (they hold input values) and outputs of deployments gone from the metadata.
 
-    Only files this hook names are touched in the working directory: an inventory a
-    user keeps there stays.
+    Only files this hook names are touched in the working directory (an inventory a
+    user keeps there stays), and only those of ``ctx.gone_ids`` when the caller knows them.
     """
     keep = set(keep_ids)
     working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
@@ -170,12 +170,14 @@ def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
         names = []
     for name in names:
         for suffix in (PLAYBOOK_SUFFIX, VARIABLES_SUFFIX):
-            if name.endswith(suffix) and name[: -len(suffix)] not in keep:
-                try:
-                    os.unlink(os.path.join(working, name))
-                    LOG.debug("Removed %s/%s: its deployment is gone", working, name)
-                except OSError as exc:
-                    LOG.warning("Could not remove %s/%s: %s", working, name, exc.strerror)
+            owner = name[: -len(suffix)] if name.endswith(suffix) else None
+            if owner is None or owner in keep or (ctx.gone_ids is not None and owner not in ctx.gone_ids):
+                continue
+            try:
+                os.unlink(os.path.join(working, name))
+                LOG.debug("Removed %s/%s: its deployment is gone", working, name)
+            except OSError as exc:
+                LOG.warning("Could not remove %s/%s: %s", working, name, exc.strerror)
     outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    for name in prune_dir(outputs, keep):
+    for name in prune_dir(outputs, keep, ctx.gone_ids):
         LOG.debug("Removed %s/%s: its deployment is gone", outputs, name)

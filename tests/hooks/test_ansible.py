@@ -195,10 +195,14 @@ def test_cleanup_removes_files_of_gone_deployments_only(sandbox):
         (working / (dep_id + "_variables.json")).write_text("{}")
         (outputs / (dep_id + ".result")).write_text("r")
     (working / "hosts.ini").write_text("localhost\n")  # a user's inventory is not ours to remove
-    ctx = HookContext(environ={"HEAT_ANSIBLE_WORKING": str(working), "HEAT_ANSIBLE_OUTPUTS": str(outputs)})
-    ansible.cleanup(["kept"], ctx)
-    assert sorted(os.listdir(working)) == ["hosts.ini", "kept_playbook.yaml", "kept_variables.json"]
+    (working / "unknown_playbook.yaml").write_text("x")  # not known to have left: kept when gone_ids are given
+    env = {"HEAT_ANSIBLE_WORKING": str(working), "HEAT_ANSIBLE_OUTPUTS": str(outputs)}
+    ansible.cleanup(["kept"], HookContext(environ=env, gone_ids=["gone"]))
+    assert sorted(os.listdir(working)) == ["hosts.ini", "kept_playbook.yaml", "kept_variables.json",
+                                           "unknown_playbook.yaml"]
     assert os.listdir(outputs) == ["kept.result"]
+    ansible.cleanup(["kept"], HookContext(environ=env))  # gone ids unknown: everything not kept goes
+    assert sorted(os.listdir(working)) == ["hosts.ini", "kept_playbook.yaml", "kept_variables.json"]
 
 
 def test_output_is_bounded_and_the_cut_stated(run_tool, ansible_env):
