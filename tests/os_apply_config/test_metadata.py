@@ -115,3 +115,17 @@ def test_subhash_renders_against_a_sub_object(oac):
     # --subhash does not affect --key
     assert key(oac, "y", "-m", md, "-s", "a.b").stdout == "top\n"
     assert os.path.exists(oac.out / "etc" / "x")
+
+
+def test_deprecated_second_list_file_only_behind_the_builtin_default(monkeypatch, tmp_path, caplog):
+    from os_apply_config import metadata
+
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    monkeypatch.setattr(metadata, "DEFAULT_LIST_FILE", str(new))
+    monkeypatch.setattr(metadata, "OLD_LIST_FILE", str(old))
+    old.write_text('["/x.json"]')
+    assert metadata.main_list([], {}, str(new)) == ["/x.json"]
+    assert "DEPRECATED: falling back to %s" % old in caplog.text
+    assert metadata.main_list([], {}, str(tmp_path / "redirected.json")) == []
+    new.write_text('["/y.json"]')
+    assert metadata.main_list([], {}, str(new)) == ["/y.json"]
