@@ -35,12 +35,12 @@ from typing import Any, Dict, List, Mapping
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
+from hooks.companion import group_deployments
 from hooks.protocol import (
     BadDeployment,
     Deployment,
     HookContext,
     HookResult,
-    group_deployments,
     input_values,
     name_problem,
     result_from_proc,

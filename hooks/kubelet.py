@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.logs import HEAT_CONFIG_FORMAT, RedactingFormatter
+from hooks.companion import group_deployments
 from hooks.protocol import (
     TIMEOUT_STATUS,
     BadDeployment,
@@ -42,7 +43,6 @@ from hooks.protocol import (
     HookContext,
     HookResult,
     deployment_id,
-    group_deployments,
     timeout_message,
 )
 

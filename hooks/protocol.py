@@ -323,39 +323,6 @@ def prune_dir(directory: str, keep_ids: Iterable[str], gone_ids: Optional[Iterab
     return removed
 
 
-def group_deployments(environ: Mapping[str, str], group: str, key: str) -> Optional[Dict[str, Deployment]]:
-    """The deployments of ``group`` in the deployments file by their ``key`` field (``id`` or ``name``),
-    for the os-refresh-config companions of the docker-compose and kubelet hooks (SPEC §8.3, §8.4).
-
-    A deployment whose key cannot be a file name is logged and left out (SPEC §12.7).
-    None (logged) when the file is missing or unreadable: a companion then changes
-    nothing and exits 0, leaving the dispatcher to report the file (SPEC §11.25).
-    """
-    from agent_common.paths import get_path
-    from heat_config.deployment import BadDeploymentsFile, parse
-
-    conf = get_path("heat_shell_config", environ)
-    try:
-        with open(conf, encoding="utf-8") as f:
-            deployments = parse(f.read(), conf)
-    except FileNotFoundError:
-        LOG.warning("No config file %s; %s left as it is", conf, group)
-        return None
-    except (OSError, BadDeploymentsFile) as exc:
-        LOG.error("%s; %s left as it is", exc, group)
-        return None
-    found: Dict[str, Deployment] = {}
-    for dep in deployments:
-        if not isinstance(dep, dict) or dep.get("group") != group:
-            continue
-        problem = name_problem(dep.get(key))
-        if problem:
-            LOG.error("%s deployment %s: %s %s; skipped", group, dep.get("id") or dep.get("name"), key, problem)
-            continue
-        found[dep[key]] = dep
-    return found
-
-
 def ensure_private_dir(path: str) -> None:
     """Create a hook directory 0700 when missing (SPEC §8.0)."""
     os.makedirs(path, mode=0o700, exist_ok=True)
