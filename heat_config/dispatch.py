@@ -121,7 +121,7 @@ class Dispatcher:
             LOG.error("Deployment %s was interrupted while its hook ran; signalling it failed", record.id)
             record.interrupted = True
             data = HookResult.failure(INTERRUPTED_MESSAGE % self.marker(record.id), INTERRUPTED_STATUS)
-            self.finish(record, data.signal_data(), input_values(dep.load_file(self.marker(record.id))))
+            self.finish(record, data.signal_data(), dep.load_file(self.marker(record.id)))
 
     def process(self, item: Any) -> None:
         if not isinstance(item, dict):
@@ -170,23 +170,29 @@ class Dispatcher:
                     dep_id, group, ", ".join(hookrun.search_dirs(self.settings.environ)) or "no existing hook dir",
                     ", ".join(hooks.groups()))
             LOG.error("%s", message)
-            self.finish(record, HookResult.failure(message).signal_data(), input_values(item))
+            self.finish(record, HookResult.failure(message).signal_data(), item)
             return
 
         record.step, record.started_at = RUNNING, now()
         self.journal.save(record, durable=True)
         ctx = HookContext(environ=dict(self.settings.environ), timeout=hook_timeout(item, self.settings.environ))
         LOG.debug("Running %s < %s", ref.label, marker)
-        data = hookrun.execute(ref, item, ctx)
-        self.finish(record, data, input_values(item))
+        try:
+            data = hookrun.execute(ref, item, ctx)
+        except Exception as exc:  # a bug of ours must still end in a signal, not a deployment left running
+            LOG.exception("Running %s failed", ref.label)
+            message = "heat-config could not run the hook: %s: %s" % (type(exc).__name__, exc)
+            data = HookResult.failure(message).signal_data()
+        self.finish(record, data, item)
 
-    def finish(self, record: Record, data: Dict[str, Any], inputs: Mapping[str, Any]) -> None:
+    def finish(self, record: Record, data: Dict[str, Any], deployment: Dict[str, Any]) -> None:
         """Record the result (durably), write the debugging copy, then make the first signal attempt."""
+        inputs = input_values(deployment)
         record.step, record.finished_at = FINISHED, now()
         if record.started_at is None:
             record.started_at = record.finished_at
         record.status_code = data.get("deploy_status_code") if isinstance(data, dict) else None
-        outputs = dep.load_file(self.marker(record.id)).get("outputs")
+        outputs = deployment.get("outputs")
         record.failed = dep.signal_failed(outputs if isinstance(outputs, list) else [], data)
         if record.failed:
             record.error = _last_line(data.get("deploy_stderr")) if isinstance(data, dict) else ""
@@ -214,8 +220,10 @@ class Dispatcher:
                 except Exception:
                     LOG.exception("Cleaning up after the %s hook failed", group)
         for record in gone:
-            tombstone = {"id": record.id, "name": record.name, "group": record.group, "removed_from_metadata": True}
-            atomic_write(self.marker(record.id), pretty(tombstone), 0o600, sync=False)
+            if os.path.exists(self.marker(record.id)):
+                tombstone = {"id": record.id, "name": record.name, "group": record.group,
+                             "removed_from_metadata": True}
+                atomic_write(self.marker(record.id), pretty(tombstone), 0o600, sync=False)
             for path in (self.notify_file(record.id), self.journal.path(record.id)):
                 try:
                     os.unlink(path)
