@@ -404,3 +404,17 @@ def test_refusal_seen_by_our_notifier_program_is_recorded_in_the_journal(run_too
     assert record["signal"] == "refused" and "403" in record["signal_error"]
     run(run_tool, env=env)
     assert len(cloud.cfn.received("POST")) == 1  # refused for good: never sent again
+
+
+def test_log_lines_have_the_originals_format(run_tool, hc):
+    """SPEC §6.12: ``[<asctime>] (heat-config) [<LEVEL>] <message>`` on stderr, hook path logged before it runs."""
+    import re
+
+    recording_hook(hc, "rec")
+    write_deployments(hc, [deployment(0, group="rec")])
+    result = run(run_tool)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert lines and all(re.match(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \(heat-config\) \[(DEBUG|INFO|WARNING|ERROR)\] ",
+                                  line) for line in lines), lines
+    assert "Running %s < %s" % (hc.path("hooks", "rec"), deployed(hc, dep_id(0) + ".json")) in result.stderr
+    assert result.stdout == ""
