@@ -28,16 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.originals import orc_oac_originals  # noqa: E402
+from tests.originals import orc_oac_originals, original_oac_argv  # noqa: E402
 
 OURS = Path(sys.executable).parent
-SHIM = (
-    "import os, sys\n"
-    "sys.path = [p for p in sys.path if p not in ('', os.getcwd())]\n"
-    "os.geteuid = lambda: 65534\n"
-    "from os_apply_config.apply_config import main\n"
-    "sys.exit(main(['os-apply-config'] + sys.argv[1:]))\n"
-)
 
 
 def metadata() -> dict:
@@ -98,7 +91,7 @@ def bench_apply(work: Path, originals: Path, runs: int) -> dict:
     env.pop("OS_CONFIG_FILES", None)
     tools = {
         "ours": [str(OURS / "os-apply-config")],
-        "original": [str(originals / "python"), "-c", SHIM],
+        "original": original_oac_argv(originals),
     }
     results = {}
     for name, argv in tools.items():

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, List, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from agent_common.paths import PATHS
 

@@ -10,7 +10,7 @@ import fcntl
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import List, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / "bench" / ".venv-originals"
@@ -31,6 +31,22 @@ def ensure_originals(requirements: Sequence[str], marker_bins: Sequence[str]) ->
                 check=True,
             )
     return bin_dir
+
+
+#: Runs the original os-apply-config's real code, believing it is not root, so that it does not
+#: append to /var/log/os-apply-config.log; our own package of the same name is kept off sys.path.
+OAC_SHIM = (
+    "import os, sys\n"
+    "sys.path = [p for p in sys.path if p not in ('', os.getcwd())]\n"
+    "os.geteuid = lambda: 65534\n"
+    "from os_apply_config.apply_config import main\n"
+    "sys.exit(main(['os-apply-config'] + sys.argv[1:]))\n"
+)
+
+
+def original_oac_argv(bin_dir: Path) -> List[str]:
+    """The command line that starts the original os-apply-config from the originals' venv."""
+    return [str(bin_dir / "python"), "-c", OAC_SHIM]
 
 
 def orc_oac_originals() -> Path:

@@ -1,7 +1,6 @@
 """os-apply-config options, modes, --key/--type/--boolean-key, logging and exit statuses (SPEC §4.1, §4.10-§4.13)."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest

@@ -1,8 +1,7 @@
 """Byte-for-byte comparison with os-apply-config 14.1.0 (and os-refresh-config 14.1.0) installed from PyPI.
 
-The original runs its real code from its own virtualenv. It would append to
-/var/log/os-apply-config.log when root, so it is started through a two-line shim
-that makes it believe it is not root; nothing else of it is changed.
+The original runs its real code from its own virtualenv, through tests.originals.OAC_SHIM
+(it would append to /var/log/os-apply-config.log as root); nothing else of it is changed.
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.originals import orc_oac_originals
+from tests.originals import orc_oac_originals, original_oac_argv
 
 METADATA = {
     "s": "plain", "html": "<a href=\"x\">&amp;</a> 'q'", "uni": "caf\u00e9 \u2603", "i": 42, "neg": -3, "f": 1.5,
@@ -56,15 +55,6 @@ CORPUS = {
     "unicode-template": "\u00e9t\u00e9 {{uni}} \u2603\n",
 }
 
-SHIM = (
-    "import os, sys\n"
-    "sys.path = [p for p in sys.path if p not in ('', os.getcwd())]  # never our package of the same name\n"
-    "os.geteuid = lambda: 65534  # keep the original away from /var/log/os-apply-config.log\n"
-    "from os_apply_config.apply_config import main\n"
-    "sys.exit(main(['os-apply-config'] + sys.argv[1:]))\n"
-)
-
-
 @pytest.fixture(scope="session")
 def originals():
     return orc_oac_originals()
@@ -75,7 +65,7 @@ def original_oac(originals, sandbox):
     def run(*args: str, env=None):
         merged = dict(sandbox.env)
         merged.update(env or {})
-        return subprocess.run([str(originals / "python"), "-c", SHIM, *args], env=merged, capture_output=True,
+        return subprocess.run([*original_oac_argv(originals), *args], env=merged, capture_output=True,
                               text=True, timeout=120, cwd=str(sandbox.root))
 
     return run

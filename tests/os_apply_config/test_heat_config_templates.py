@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import PLANTED_SECRETS
-from tests.os_apply_config.test_differential import SHIM
-from tests.originals import orc_oac_originals
+from tests.originals import orc_oac_originals, original_oac_argv
 
 ELEMENT = Path(__file__).resolve().parents[2] / "elements" / "heat-config"
 TEMPLATES = ELEMENT / "os-apply-config"
@@ -79,8 +78,9 @@ def test_element_templates_render_like_the_original(oac, sandbox):
     _render(oac, md)
     theirs = sandbox.path("out-original")
     theirs.mkdir()
-    r = subprocess.run([str(originals / "python"), "-c", SHIM, "-t", str(TEMPLATES), "-o", str(theirs), "-m", md,
-                        "--fallback-metadata"], env=sandbox.env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([*original_oac_argv(originals), "-t", str(TEMPLATES), "-o", str(theirs), "-m", md,
+                        "--fallback-metadata"], env=sandbox.env, capture_output=True, text=True, timeout=120,
+                       cwd=str(sandbox.root))
     assert r.returncode == 0, r.stderr
     for rel in ("etc/os-collect-config.conf", "var/run/heat-config/heat-config"):
         assert (oac.out / rel).read_bytes() == (theirs / rel).read_bytes(), rel
