@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -133,7 +132,8 @@ def environment_files(directory: str) -> List[str]:
 
 # Sourced inside a function, as the original does, so `local` and `declare` in an
 # environment file behave the same; positional parameters are cleared for the same reason.
-# Only exported variables are dumped after a marker; set -eu -o pipefail, and no xtrace.
+# What is exported (variables, and functions as bash exports them) is dumped after a marker by
+# env(1) from the system PATH; set -eu -o pipefail, and no xtrace.
 _SOURCE_SCRIPT = r"""
 set -eu -o pipefail
 __orc_marker=$1; shift
@@ -146,9 +146,7 @@ __orc_source_all() {
 }
 __orc_source_all
 printf '%s' "$__orc_marker"
-for __orc_v in $(compgen -e); do
-  printf '%s=%s\0' "$__orc_v" "${!__orc_v}"
-done
+command -p env -0
 """
 
 
@@ -174,7 +172,7 @@ def load_environment(
         return dict(base_env)
     for path in files:
         emit("Sourcing environment file %s" % path)
-    marker = "__orc_env_%s__" % secrets.token_hex(8)
+    marker = "__orc_env_%s__" % os.urandom(8).hex()
     result = proc.run(
         ["bash", "-c", _SOURCE_SCRIPT, "bash", marker, *files],
         env=base_env,

@@ -210,3 +210,12 @@ def test_sigterm_stops_the_running_script_too(sandbox):
     pid = int(pidfile.read_text())
     assert wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
                     open("/proc/%d/stat" % pid).read().split()[2] == "Z"), "the script survived"
+
+
+def test_exported_functions_reach_bash_scripts_as_with_the_original(run_tool, sandbox):
+    d = sandbox.path("orc", "configure.d")
+    script(d, "10-use", "greet\n", shebang="#!/bin/bash\n")
+    sandbox.write("orc/environment.d/10-func", 'greet() { echo "hello from env"; }\nexport -f greet\n')
+    r = run_tool("dib-run-parts", [str(d)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello from env\n"
