@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -100,6 +101,8 @@ def test_user_data_installs_configures_collects_and_starts_the_agent(guest_root,
     result = run_part(root, 2, configure)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     assert_no_secret(result.stdout + result.stderr, "the configure part's output (cloud-init-output.log)")
+    assert re.search(r"^%s +10_hello +script +CREATE +succeeded +0 .* sent" % deployment["id"], result.stdout, re.M), \
+        "the configure part ends with heat-config status:\n" + result.stdout[-2000:]
 
     conf = root / "etc/os-collect-config.conf"
     text = conf.read_text()

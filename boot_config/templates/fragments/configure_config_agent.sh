@@ -73,3 +73,5 @@ grep -E '^(\[|collectors)' /etc/os-collect-config.conf || true
 # Second pass: poll the configured transport and run the deployments found there. A
 # failure here is not fatal: the service started next keeps polling and retrying.
 os-collect-config --one-time --debug || echo "boot-config: second poll failed with status $?; the agent service will retry" >&2
+# What happened to each deployment, for cloud-init-output.log (no input values, no secrets).
+heat-config status || true

@@ -26,7 +26,6 @@ for dir in var/lib/cloud var/lib/heat-cfntools; do
 done
 
 args=(--rm --name "$name" --init --net=host
-      --env "CONTAINER_NAME=$name"
       -v "$root/var/lib/cloud:/var/lib/cloud:ro"
       -v "$root/var/lib/heat-cfntools:/var/lib/heat-cfntools:ro"
       -v "$root/var/lib/heat-config:/var/lib/heat-config"
