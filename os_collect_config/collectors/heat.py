@@ -32,14 +32,13 @@ class HeatCollector(KeystoneCollector):
         Option("insecure", type="bool", default=False,
                help="Do not verify TLS certificates (new; not recommended)."),
     )
+    tls_off_setting = "[heat] insecure = true"
 
     def __init__(self, conf, ctx) -> None:
         super().__init__(conf, ctx)
         self.request_timeout = float(conf.get("timeout") or 10.0)
         #: ``name/id`` once a bare stack name has been looked up (it never changes for a stack; saved too).
         self._stack_path: Optional[str] = None
-
-    tls_off_setting = "[heat] insecure = true"
 
     def tls_off(self) -> bool:
         return bool(self.conf.get("insecure"))

@@ -77,6 +77,7 @@ class ZaqarCollector(KeystoneCollector):
                     "(the original did not verify by default)."),
         Option("ca-file", help="CA Cert file for connect to Zaqar (default: the system CAs)"),
     )
+    tls_off_setting = "[zaqar] ssl_certificate_validation = false"
 
     def __init__(self, conf, ctx) -> None:
         super().__init__(conf, ctx)
@@ -87,8 +88,6 @@ class ZaqarCollector(KeystoneCollector):
         self._said_empty = False
 
     # -- settings ------------------------------------------------------------------------------
-    tls_off_setting = "[zaqar] ssl_certificate_validation = false"
-
     def tls_off(self) -> bool:
         """Only an explicit ``false`` turns verification off; unset means verify (see the module docstring)."""
         return self.conf.get("ssl_certificate_validation") is False
