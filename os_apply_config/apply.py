@@ -9,12 +9,10 @@ atomic and happen together, so a failure leaves every target as it was.
 """
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import stat
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from agent_common.atomic import AtomicBatch
 from os_apply_config import render
@@ -26,8 +24,7 @@ CONTROL_SUFFIX = ".oac"
 JINJA_SUFFIX = ".j2"
 
 
-@dataclass(frozen=True)
-class Template:
+class Template(NamedTuple):
     path: str  # the template file
     relpath: str  # its path under the template root
     target: str  # the output path, relative to the output root
@@ -63,8 +60,7 @@ def discover(root: str) -> List[Template]:
     return found
 
 
-@dataclass
-class Rendered:
+class Rendered(NamedTuple):
     template: Template
     body: bytes
     control: Control
@@ -144,8 +140,7 @@ def _read_template(path: str) -> str:
         raise render.TemplateError(path, "cannot read template: %s" % exc.strerror) from None
 
 
-@dataclass
-class Change:
+class Change(NamedTuple):
     """What happens to one output path. ``action``: create, update, delete, unchanged, skip."""
 
     path: str
@@ -251,6 +246,8 @@ def describe(changes: List[Change], show_diff: bool) -> str:
             continue
         old = (c.old_body or b"").decode("utf-8", "replace").splitlines(True)
         new = c.body.decode("utf-8", "replace").splitlines(True)
+        import difflib
+
         diff = difflib.unified_diff(old, new, c.path if c.action == "update" else "/dev/null", c.path)
         lines.extend(line.rstrip("\n") for line in diff)
     return "\n".join(lines) + ("\n" if lines else "")

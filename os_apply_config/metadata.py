@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from agent_common.paths import PATHS
@@ -66,13 +65,13 @@ def main_list(cli_files: Sequence[str], environ: Mapping[str, str], list_file: s
     return files
 
 
-@dataclass
 class Metadata:
     """The merged document and the files it came from."""
 
-    config: Dict[str, Any] = field(default_factory=dict)
-    read: List[str] = field(default_factory=list)
-    looked_at: List[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.config: Dict[str, Any] = {}
+        self.read: List[str] = []
+        self.looked_at: List[str] = []
 
 
 def _read_document(path: str) -> Optional[Any]:

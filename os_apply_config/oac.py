@@ -16,8 +16,7 @@ import grp
 import logging
 import pwd
 import re
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 LOG = logging.getLogger("os-apply-config")
 
@@ -36,16 +35,14 @@ class ControlError(Exception):
     """A control file that cannot be applied; the message is the original's where it had one."""
 
 
-@dataclass(frozen=True)
-class Control:
+class Control(NamedTuple):
     allow_empty: bool = True
     mode: Optional[int] = None
     owner: Optional[int] = None
     group: Optional[int] = None
 
 
-@dataclass(frozen=True)
-class _Scalar:
+class _Scalar(NamedTuple):
     """A YAML scalar as written: its value, and for integers the digits as typed."""
 
     value: Any
