@@ -192,11 +192,40 @@ class Agent:
         return out
 
     # -- one poll ---------------------------------------------------------------------------
+    def _collect_all(self) -> List[Optional[List[Collected]]]:
+        """Every collector's outcome, in list order; they run side by side so a slow source (up to its
+        timeout) does not hold up the others' changes."""
+        for name, _ in self.collectors:
+            self._health(name)  # created before the threads share the table
+        if len(self.collectors) < 2:
+            return [self._collect_one(name, collector) for name, collector in self.collectors]
+        import threading
+
+        outcomes: List[Any] = [None] * len(self.collectors)
+
+        def work(index: int, name: str, collector: Optional[Collector]) -> None:
+            try:
+                outcomes[index] = (True, self._collect_one(name, collector))
+            except BaseException as exc:  # handed to the main thread below
+                outcomes[index] = (False, exc)
+
+        threads = [threading.Thread(target=work, args=(i, name, collector), name="collect-%s" % name, daemon=True)
+                   for i, (name, collector) in enumerate(self.collectors)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results = []
+        for ok, value in outcomes:
+            if not ok:
+                raise value
+            results.append(value)
+        return results
+
     def poll(self) -> Poll:
         result = Poll()
         sources: Dict[str, List[str]] = {}
-        for name, collector in self.collectors:
-            pairs = self._collect_one(name, collector)
+        for (name, _), pairs in zip(self.collectors, self._collect_all()):
             if pairs is None:
                 continue
             kept = []

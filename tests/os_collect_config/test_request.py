@@ -167,3 +167,20 @@ def test_unconfigured_default_collectors_are_quiet(occ, ec2):
     res = occ("--print", "--ec2-metadata-url", ec2.metadata_url)  # the default collector list
     assert res.returncode == 0 and set(json.loads(res.stdout)) == {"ec2", "l"}
     assert res.stderr == "", res.stderr
+
+
+def test_slow_sources_are_polled_side_by_side(occ, swift, ec2):
+    url = _url(swift)
+    ec2.delay_s = 0.5
+    ec2_requests_when_request_ran = []
+    dispatch = swift.dispatch
+
+    def spy(request):
+        ec2_requests_when_request_ran.append(len(ec2.received()))
+        return dispatch(request)
+    swift.dispatch = spy
+    res = occ("--print", "--request-metadata-url", url, "--ec2-metadata-url", ec2.metadata_url, "ec2", "request")
+    assert res.returncode == 0 and list(json.loads(res.stdout))[:2] == ["ec2", "request"], res.stderr
+    # ec2 (listed first) walks its tree one slow request at a time; request did not wait for that walk.
+    walk = len(ec2.received())
+    assert walk >= 7 and ec2_requests_when_request_ran[0] <= 2
