@@ -211,16 +211,35 @@ def _busybox_tar() -> bytes:
 
 
 def start_engine() -> DockerEngine:
-    """Start a private dockerd and import the busybox base image; raise EngineUnavailable if it cannot run."""
+    """Start a private dockerd and import the busybox base image; raise EngineUnavailable if it cannot run.
+
+    A private network namespace is tried first; if the engine cannot start there it
+    is tried once more in the host namespace without bridge or iptables.
+    """
     if os.geteuid() != 0:
         raise EngineUnavailable("dockerd needs root")
     dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None)
     if not dockerd:
         raise EngineUnavailable("no dockerd (Debian package docker.io)")
     _docker_cli()
+    reasons = []
+    for private_net in (True, False):
+        try:
+            return _start(dockerd, private_net)
+        except EngineUnavailable as exc:
+            reasons.append("%s: %s" % ("in its own network namespace" if private_net else "in the host namespace", exc))
+    raise EngineUnavailable("\n".join(reasons))
+
+
+def _start(dockerd: str, private_net: bool) -> DockerEngine:
     root = tempfile.mkdtemp(prefix="oca-", dir="/tmp")  # short: the socket path must fit sun_path
     tag = "oca%d%s" % (os.getpid(), os.urandom(3).hex())  # netns and containerd names: [A-Za-z0-9] only
-    netns: Optional[str] = tag if shutil.which("nsenter") and _make_netns(tag) else None
+    netns: Optional[str] = None
+    if private_net:
+        if not (shutil.which("nsenter") and shutil.which("ip") and _make_netns(tag)):
+            shutil.rmtree(root, ignore_errors=True)
+            raise EngineUnavailable("cannot make a network namespace (ip netns add, nsenter)")
+        netns = tag
     with open(os.path.join(root, "daemon.json"), "w") as f:
         json.dump({}, f)  # never the host's /etc/docker/daemon.json
     argv = [
