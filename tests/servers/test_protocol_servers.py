@@ -113,6 +113,8 @@ def test_zaqar_http_post_pop_claim(cloud):
     h = {"X-Auth-Token": tok, "Client-ID": "c1", "X-Project-Id": cloud.project_id}
     q = cloud.zaqar.url + "/v2/queues/q1"
     assert requests.post(q + "/messages", headers={"X-Auth-Token": tok}, json={"messages": []}).status_code == 400
+    no_project = {"X-Auth-Token": tok, "Client-ID": "c1"}
+    assert requests.delete(q + "/messages?pop=1", headers=no_project).status_code == 400
     r = requests.post(q + "/messages", headers=h, json={"messages": [{"body": {"n": 1}, "ttl": 600}]})
     assert r.status_code == 201 and r.json()["resources"][0].startswith("/v2/queues/q1/messages/")
     assert requests.get(q + "/messages", headers=h).json()["messages"] == []  # own messages need echo

@@ -197,6 +197,8 @@ class ZaqarServer(LoopbackServer):
         issued = self.keystone.token_info(request.header("X-Auth-Token"))
         if issued is None:
             return None, Response(401, {"title": "Unauthorized", "description": "Invalid token"})
+        if request.path.startswith("/v2/") and not request.header("X-Project-Id"):
+            return None, Response(400, {"title": "Bad request", "description": "The header X-PROJECT-ID was missing"})
         return issued.project_id, None
 
     def _client(self, request: Request) -> Tuple[Optional[str], Optional[str], Optional[Response]]:
