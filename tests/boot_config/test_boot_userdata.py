@@ -114,6 +114,7 @@ def test_user_data_installs_configures_collects_and_starts_the_agent(guest_root,
                        ("usr/libexec/os-refresh-config/configure.d/55-heat-config", 0o700),
                        ("var/lib/heat-config/hooks/script", 0o755)):
         assert (root / path).stat().st_mode & 0o777 == mode, path
+    assert os.readlink(root / "usr/bin/heat-config-notify") == "/usr/local/bin/heat-config-notify"
     deployments_file = root / "run/heat-config/heat-config"  # /var/run is a link to /run
     assert deployments_file.stat().st_mode & 0o777 == 0o600
     assert json.loads(deployments_file.read_text())[0]["id"] == deployment["id"]

@@ -65,6 +65,9 @@ place "$hooks_dir/script" 0755 <<'OS_CONFIG_AGENTS_EOF'
 __HOOK_SCRIPT__
 OS_CONFIG_AGENTS_EOF
 
+# heat-config-notify also where the originals' boot-config put it, for scripts that call it there.
+ln -sf "$(command -v heat-config-notify)" /usr/bin/heat-config-notify
+
 # First pass: heat_local reads cfn-init-data and os-apply-config renders the real config.
 os-collect-config --one-time --debug
 # Show what the agent will poll, without the credentials the file holds.
