@@ -36,6 +36,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
+#: Environment variable naming another dockerd binary (the skip path is tested with one that cannot start).
+DOCKERD_ENV = "OCA_TEST_DOCKERD"
 #: Tag of the busybox base image every engine gets.
 BASE_IMAGE = "oca-busybox:latest"
 _BUSYBOX = "/bin/busybox"
@@ -218,7 +220,8 @@ def start_engine() -> DockerEngine:
     """
     if os.geteuid() != 0:
         raise EngineUnavailable("dockerd needs root")
-    dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None)
+    dockerd = (os.environ.get(DOCKERD_ENV) or shutil.which("dockerd")
+               or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None))
     if not dockerd:
         raise EngineUnavailable("no dockerd (Debian package docker.io)")
     _docker_cli()
