@@ -83,8 +83,10 @@ class Dispatcher:
         self.via_program = bool(settings.notify_program)
         self.outbox = Outbox(self.journal, sender, budget_s=retry_budget(settings.environ))
         self.current: Set[str] = set()
-        #: Every journal record, read once per run and kept up to date by this run.
+        #: The journal records this run needs (the unsettled ones, then those it writes), by id.
         self.known: Dict[str, Record] = {}
+        #: Every id the journal held when the run started.
+        self.journaled: List[str] = []
 
     # -- paths --------------------------------------------------------------------------------
     def marker(self, dep_id: str) -> str:
@@ -96,7 +98,7 @@ class Dispatcher:
     # -- the run ------------------------------------------------------------------------------
     def run(self, deployments: List[Any], *, signals_only: bool = False) -> None:
         self.journal.lock()
-        self.known = {r.id: r for r in self.journal.records()}
+        self.load_journal()
         self.outbox.load(self.known.values())
         self.recover()
         self.outbox.retry_all()
@@ -112,6 +114,18 @@ class Dispatcher:
             LOG.warning("%d signal(s) still pending; they will be retried by the next run", remaining)
         if not signals_only:
             self.cleanup()
+
+    def load_journal(self) -> None:
+        """Read only the records that are not settled: a run with nothing new reads none."""
+        self.journaled, flagged = self.journal.index()
+        for dep_id in flagged:
+            record = self.journal.load(dep_id)
+            if record is None:
+                self.journal.remove(dep_id)
+            elif record.settled:
+                self.journal.save(record, durable=False)  # a flag left by a kill between two writes
+            else:
+                self.known[dep_id] = record
 
     def recover(self) -> None:
         """A hook that was running when the dispatcher died is reported failed, once, never re-run (§12.3)."""
@@ -204,7 +218,9 @@ class Dispatcher:
     def cleanup(self) -> None:
         """Deployments gone from the metadata with nothing left to send: drop their hook files and
         journal, and keep only a credential-free marker so they never run again (§11.11, §12.13.15)."""
-        gone = [r for r in self.known.values() if r.id not in self.current and (
+        candidates = (set(self.journaled) | set(self.known)) - self.current
+        records = [self.known.get(i) or self.journal.load(i) for i in sorted(candidates)]
+        gone = [r for r in records if r is not None and (
             r.settled or r.step == RECEIVED or (r.step == RUNNING and not os.path.exists(self.marker(r.id))))]
         if not gone:
             return
@@ -224,11 +240,11 @@ class Dispatcher:
                 tombstone = {"id": record.id, "name": record.name, "group": record.group,
                              "removed_from_metadata": True}
                 atomic_write(self.marker(record.id), pretty(tombstone), 0o600, sync=False)
-            for path in (self.notify_file(record.id), self.journal.path(record.id)):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+            try:
+                os.unlink(self.notify_file(record.id))
+            except FileNotFoundError:
+                pass
+            self.journal.remove(record.id)
             LOG.debug("Deployment %s left the metadata; its files are removed", record.id)
 
 

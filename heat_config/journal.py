@@ -12,6 +12,12 @@ finished (signal it from the outbox).  The signal's own state (none, pending,
 sent, refused) is part of the record: the records whose signal is pending are
 the durable outbox.  A lock file held by the running dispatcher tells
 ``heat-config status`` "running" from "interrupted".
+
+Beside each record that is not settled (its hook not finished, or its signal
+pending) lies an empty ``<id>.open``: one directory listing tells a run which
+records it must read, so a run with nothing new reads none of them.  The flag
+is created before such a record is written and removed after a settled one is,
+and the record's directory fsync makes both durable together.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from agent_common.atomic import atomic_write, ensure_dir
 
 JOURNAL_DIRNAME = "journal"
 LOCK_NAME = ".lock"
+OPEN_SUFFIX = ".open"
 
 # Journal steps.
 RECEIVED, RUNNING, FINISHED, SIGNALLED = "received", "running", "finished", "signalled"
@@ -95,13 +102,26 @@ class Journal:
     def save(self, record: Record, *, durable: bool = True) -> None:
         """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run)."""
         ensure_dir(self.dir, 0o700)
+        flag = os.path.join(self.dir, record.id + OPEN_SUFFIX)
+        if not record.settled:
+            os.close(os.open(flag, os.O_WRONLY | os.O_CREAT, 0o600))
         atomic_write(self.path(record.id), json.dumps(record.to_dict(), sort_keys=True), 0o600, sync=durable)
+        if record.settled:
+            _unlink(flag)
 
     def remove(self, dep_id: str) -> None:
+        _unlink(self.path(dep_id))
+        _unlink(os.path.join(self.dir, dep_id + OPEN_SUFFIX))
+
+    def index(self) -> "tuple[List[str], List[str]]":
+        """(every id with a record, the ids whose record is not settled), from one directory listing."""
         try:
-            os.unlink(self.path(dep_id))
-        except FileNotFoundError:
-            pass
+            names = os.listdir(self.dir)
+        except OSError:
+            return [], []
+        ids = [n[: -len(".json")] for n in names if n.endswith(".json")]
+        flagged = [n[: -len(OPEN_SUFFIX)] for n in names if n.endswith(OPEN_SUFFIX)]
+        return ids, flagged
 
     def records(self) -> Iterator[Record]:
         try:
@@ -138,6 +158,13 @@ class Journal:
         finally:
             os.close(fd)
         return False
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def now() -> float:

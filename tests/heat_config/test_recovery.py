@@ -114,6 +114,7 @@ def test_signal_server_down_then_back_delivers_from_the_outbox(run_tool, hc):
     assert time.monotonic() - start < 20  # bounded: the agent does not hang on a dead endpoint
     assert "still pending" in result.stderr
     assert journal(hc, dep_id(0))["signal"] == "pending"
+    assert deployed(hc, "journal", dep_id(0) + ".open").exists()  # what the next run must read
     wait = run_tool("heat-config", ["status", "--wait", "--timeout", "1"])
     assert wait.returncode == 2
 
@@ -123,6 +124,7 @@ def test_signal_server_down_then_back_delivers_from_the_outbox(run_tool, hc):
         assert result.returncode == 0
         assert [s.body["deploy_stdout"] for s in back.signals] == ["hello\n"]
         assert run_tool("heat-config", ["status", "--wait", "--timeout", "5"]).returncode == 0
+        assert not deployed(hc, "journal", dep_id(0) + ".open").exists()
         run_tool("heat-config")
         assert len(back.signals) == 1
     finally:
