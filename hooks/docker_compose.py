@@ -183,7 +183,7 @@ def compose_project_name(directory: str) -> str:
     return re.sub(r"[^-_a-z0-9]", "", os.path.basename(directory).lower())
 
 
-def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
+def failing_services(directory: str, names: List[str], environ: Mapping[str, str]) -> List[str]:
     """One report per project container that is unhealthy, or stopped other than with 0: status and log tails."""
     from hooks.docker_api import Engine, EngineError
 
@@ -197,6 +197,8 @@ def failing_services(directory: str, environ: Mapping[str, str]) -> List[str]:
             if healthy_enough or re.search(r"Exited \(0\)", status):
                 continue
             service = (c.get("Labels") or {}).get("com.docker.compose.service", "?")
+            if service not in names:  # an orphan of an earlier version of the project is not this deployment's
+                continue
             name = (c.get("Names") or ["?"])[0].lstrip("/")
             report = "service %s (container %s) is %s\n" % (service, name, status or c.get("State"))
             tails = engine.log_tails(c["Id"], LOG_TAIL_LINES)
@@ -242,7 +244,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     if not result_proc.timed_out:
         if result_proc.returncode == 0:
             time.sleep(min(SETTLE_S, ctx.remaining() or SETTLE_S))  # a service that dies at once did not come up
-        reports = failing_services(directory, ctx.environ)
+        reports = failing_services(directory, list(services(document)), ctx.environ)
         if reports:
             if result.stderr and not result.stderr.endswith("\n"):
                 result.stderr += "\n"

@@ -163,6 +163,18 @@ def test_a_service_that_exits_at_once_fails_the_deployment(run_tool, compose_env
 
 
 @needs_compose
+def test_an_orphan_of_an_earlier_version_does_not_fail_the_update(run_tool, compose_env, docker_engine, down_after):
+    down_after("orphanapp")
+    first = {"version": "2.2", "services": {"old": service(docker_engine, ["sh", "-c", "exit 3"])}}
+    out, _ = run_hook(run_tool, compose_env, deployment("orphanapp", first))
+    assert out["deploy_status_code"] == 1 and "service old" in out["deploy_stderr"]
+    second = {"version": "2.2", "services": {"new": service(docker_engine, ["sleep", "300"], init=True)}}
+    out, _ = run_hook(run_tool, compose_env, deployment("orphanapp", second))
+    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    assert containers(docker_engine, "orphanapp") == {"orphanapp_old_1": "exited", "orphanapp_new_1": "running"}
+
+
+@needs_compose
 def test_delete_and_empty_config_succeed_without_running_compose(run_tool, compose_env, docker_engine, down_after):
     """SPEC §11.22: the original crashed here, failing the Heat resource delete."""
     down_after("gone")
