@@ -43,6 +43,7 @@ m=$OVL_MERGED
 if [ -n "$OVL_UPPER" ]; then
     mount -t overlay overlay -o "lowerdir=/,upperdir=$OVL_UPPER,workdir=$OVL_WORK" "$m"
 fi
+mkdir -p "$m/dev" "$m/proc" "$m/sys"
 mount --rbind /dev "$m/dev"
 mount -t proc proc "$m/proc"
 mount --rbind /sys "$m/sys"

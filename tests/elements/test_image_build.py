@@ -97,16 +97,14 @@ def build_dir() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def built_image(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequest) -> ChrootRoot:
-    """Build the image once for this module, then extract it; prints the build time and the image size."""
+def _build(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequest) -> None:
+    """disk-image-create into build_dir/image.tar; prints the build time and the image size."""
     missing = [tool for tool in ("debootstrap", "sudo", "losetup") if not shutil.which(tool)]
     assert not missing, "the image build needs %s (scripts/debian-packages.txt)" % ", ".join(missing)
     assert _free_loop_device(), "diskimage-builder needs one free loop device, even for tar output"
     mirrors = apt_mirrors()
     assert "DIB_DISTRIBUTION_MIRROR" in mirrors, "no apt source for %s on this machine" % RELEASE
     mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", mirrors["DIB_DISTRIBUTION_MIRROR"] + "-security")
-
     venv = build_dir / "dib-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
@@ -148,6 +146,19 @@ def built_image(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequ
         reporter.write_line(message.strip())
     else:
         print(message)
+
+
+@pytest.fixture(scope="module")
+def built_image(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequest) -> ChrootRoot:
+    """Build the image once for this module (OCA_IMAGE_TAR: keep it there, or reuse it), then extract it."""
+    tarball = build_dir / "image.tar"
+    reuse = os.environ.get("OCA_IMAGE_TAR", "")
+    if reuse and os.path.exists(reuse):  # a developer re-running the inspection: no second build
+        shutil.copyfile(reuse, tarball)
+    else:
+        _build(build_dir, agents_wheel, request)
+        if reuse:
+            shutil.copyfile(tarball, reuse)
 
     root = build_dir / "root"
     root.mkdir()
