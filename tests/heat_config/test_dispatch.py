@@ -418,3 +418,15 @@ def test_log_lines_have_the_originals_format(run_tool, hc):
                                   line) for line in lines), lines
     assert "Running %s < %s" % (hc.path("hooks", "rec"), deployed(hc, dep_id(0) + ".json")) in result.stderr
     assert result.stdout == ""
+
+
+# -- heat-config-hook (the protocol by hand) ------------------------------------------------------
+def test_hook_command_runs_builtin_and_executable_hooks(run_tool, hc):
+    dep = deployment(0, config="#!/bin/sh\necho by-hand\n")
+    out = run_tool("heat-config", ["hook", "script"], input=json.dumps(dep))
+    assert out.returncode == 0 and json.loads(out.stdout)["deploy_stdout"] == "by-hand\n"
+    hook(hc, "mine", "#!/bin/sh\ncat >/dev/null\necho '{\"deploy_status_code\": 0, \"x\": 1}'\n")
+    out = run_tool("heat-config-hook", ["mine"], input=json.dumps(deployment(1, group="mine")))
+    assert out.returncode == 0 and json.loads(out.stdout) == {"deploy_status_code": 0, "x": 1}
+    out = run_tool("heat-config-hook", ["nosuch"], input="{}")
+    assert out.returncode == 1 and "No hook for group nosuch" in out.stderr and str(hc.path("hooks")) in out.stderr
