@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -69,17 +70,28 @@ def build_templates(root: Path, count: int = 500) -> None:
         (d / ("conf%03d" % i)).write_text(text)
 
 
-def timed(argv, env, cwd=None) -> float:
+class Sample(NamedTuple):
+    """Wall-clock seconds and CPU seconds (user + system, the process and its children)."""
+
+    wall: float
+    cpu: float
+
+
+def timed(argv, env, cwd=None) -> Sample:
     start = time.perf_counter()
-    r = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        raise SystemExit("benchmark command failed: %s\n%s" % (argv, r.stderr.decode()[-2000:]))
-    return elapsed
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit("benchmark command failed: %s\n%s" % (argv, stderr.decode()[-2000:]))
+    return Sample(elapsed, usage.ru_utime + usage.ru_stime)
 
 
-def median(values) -> float:
-    return statistics.median(values)
+def median(samples) -> Sample:
+    samples = list(samples)
+    return Sample(statistics.median(s.wall for s in samples), statistics.median(s.cpu for s in samples))
 
 
 def bench_apply(work: Path, originals: Path, runs: int) -> dict:
@@ -89,10 +101,7 @@ def bench_apply(work: Path, originals: Path, runs: int) -> dict:
     md.write_text(json.dumps(metadata()))
     env = dict(os.environ, OS_APPLY_CONFIG_LOG_FILE="", LC_ALL="C.UTF-8")
     env.pop("OS_CONFIG_FILES", None)
-    tools = {
-        "ours": [str(OURS / "os-apply-config")],
-        "original": original_oac_argv(originals),
-    }
+    tools = {"ours": [str(OURS / "os-apply-config")], "original": original_oac_argv(originals)}
     results = {}
     for name, argv in tools.items():
         render, unchanged = [], []
@@ -102,14 +111,14 @@ def bench_apply(work: Path, originals: Path, runs: int) -> dict:
             args = argv + ["-t", str(templates), "-o", str(out), "-m", str(md), "--fallback-metadata"]
             render.append(timed(args, env, cwd=str(work)))
             unchanged.append(timed(args, env, cwd=str(work)))
-        outputs = [p for p in out.rglob("*") if p.is_file() and "os-apply-config" not in p.parts]
-        results[name] = {"render": median(render), "unchanged": median(unchanged), "files": len(outputs)}
-        results[name]["help"] = median([timed(argv + ["--help"], env, cwd=str(work)) for _ in range(runs)])
-    same = all(
-        (work / ("out-ours-0") / rel).read_bytes() == (work / "out-original-0" / rel).read_bytes()
-        for rel in (p.relative_to(work / "out-original-0") for p in (work / "out-original-0").rglob("*") if p.is_file())
-    )
-    results["identical_output"] = same
+        results[name] = {
+            "render": median(render), "unchanged": median(unchanged),
+            "help": median(timed(argv + ["--help"], env, cwd=str(work)) for _ in range(runs)),
+        }
+    theirs, ours = work / "out-original-0", work / "out-ours-0"
+    rendered = [p.relative_to(theirs) for p in theirs.rglob("*") if p.is_file()]
+    results["files"] = len(rendered)
+    results["identical_output"] = all((ours / rel).read_bytes() == (theirs / rel).read_bytes() for rel in rendered)
     return results
 
 
@@ -125,16 +134,23 @@ def bench_orc(work: Path, originals: Path, runs: int) -> dict:
         path.chmod(0o755)
         scripts.append(str(path))
     env = dict(os.environ, OS_REFRESH_CONFIG_BASE_DIR=str(base), LC_ALL="C.UTF-8")
-    bare_env = dict(env)
-    bare = median([timed(["/bin/sh", "-c", 'for f in "$@"; do "$f"; done', "sh", *scripts], bare_env)
-                   for _ in range(runs)])
-    results = {"bare_scripts": bare}
+    loop = ["/bin/sh", "-c", 'for f in "$@"; do "$f"; done', "sh", *scripts]
+    results = {"bare_scripts": median(timed(loop, env) for _ in range(runs))}
     for name, bindir in (("ours", OURS), ("original", originals)):
         run_env = dict(env, PATH="%s:%s" % (bindir, env.get("PATH", "/usr/bin:/bin")))
         argv = [str(bindir / "os-refresh-config"), "--lockfile", str(work / ("%s.lock" % name))]
-        total = median([timed(argv, run_env) for _ in range(runs)])
-        results[name] = {"total": total, "overhead": max(total - bare, 0.0)}
+        results[name] = median(timed(argv, run_env) for _ in range(runs))
     return results
+
+
+def _overhead(total: Sample, bare: Sample):
+    return max(total.wall - bare.wall, 1e-9), max(total.cpu - bare.cpu, 1e-9)
+
+
+def _row(label: str, theirs: Sample, ours: Sample, goal: str = "") -> str:
+    return "  %-36s %8.3fs %8.3fs %6.1fx   %8.3fs %8.3fs %6.1fx  %s" % (
+        label, theirs.wall, ours.wall, theirs.wall / ours.wall, theirs.cpu, ours.cpu, theirs.cpu / max(ours.cpu, 1e-9),
+        goal)
 
 
 def main() -> int:
@@ -144,27 +160,29 @@ def main() -> int:
     originals = orc_oac_originals()
     work = Path(tempfile.mkdtemp(prefix="bench-apply-"))
     try:
-        bare_python = median([timed([sys.executable, "-c", "pass"], dict(os.environ)) for _ in range(args.runs)])
+        bare_python = median(timed([sys.executable, "-c", "pass"], dict(os.environ)) for _ in range(args.runs))
         apply = bench_apply(work, originals, args.runs)
         orc = bench_orc(work, originals, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     o, t = apply["ours"], apply["original"]
-    print("os-apply-config, 500 templates (medians of %d runs)" % args.runs)
-    print("  %-34s %9s %9s %8s %s" % ("", "original", "ours", "speedup", "goal"))
-    print("  %-34s %8.3fs %8.3fs %7.1fx %s" % ("render into an empty root", t["render"], o["render"],
-                                               t["render"] / o["render"], ">= 3x"))
-    print("  %-34s %8.3fs %8.3fs %7.1fx %s" % ("same render again, nothing changed", t["unchanged"], o["unchanged"],
-                                               t["unchanged"] / o["unchanged"], ">= 5x"))
-    print("  %-34s %8.3fs %8.3fs %7.1fx" % ("os-apply-config --help", t["help"], o["help"], t["help"] / o["help"]))
-    print("  bare interpreter start: %.3fs; outputs identical: %s (%d files)" % (bare_python, apply["identical_output"],
-                                                                                 o["files"]))
-    oo, ot = orc["ours"], orc["original"]
-    print("os-refresh-config, 50 trivial scripts in 4 phases")
-    print("  running the 50 scripts from one shell loop: %.3fs" % orc["bare_scripts"])
-    print("  %-34s %8.3fs %8.3fs %7.2f" % ("total", ot["total"], oo["total"], oo["total"] / ot["total"]))
-    print("  %-34s %8.3fs %8.3fs %7.2f  goal <= 0.5" % ("overhead (total - shell loop)", ot["overhead"],
-                                                        oo["overhead"], oo["overhead"] / max(ot["overhead"], 1e-9)))
+    print("Medians of %d runs; wall clock, then CPU time (user+system), which a busy machine distorts less." % args.runs)
+    print("A bare interpreter starts in %.3fs wall here." % bare_python.wall)
+    print()
+    print("os-apply-config, 500 templates (%d files, identical output: %s)" % (apply["files"], apply["identical_output"]))
+    print("  %-36s %9s %9s %7s   %9s %9s %7s  %s" % ("", "original", "ours", "speedup", "cpu orig", "cpu ours",
+                                                    "speedup", "goal"))
+    print(_row("render into an empty root", t["render"], o["render"], ">= 3x"))
+    print(_row("same render again, nothing changed", t["unchanged"], o["unchanged"], ">= 5x"))
+    print(_row("os-apply-config --help", t["help"], o["help"]))
+    print()
+    bare, oo, ot = orc["bare_scripts"], orc["ours"], orc["original"]
+    print("os-refresh-config, 50 trivial scripts in 4 phases (overhead = total - one shell loop running them)")
+    print("  %-36s %8.3fs wall %8.3fs cpu" % ("shell loop", bare.wall, bare.cpu))
+    print("  %-36s %8.3fs wall %8.3fs cpu" % ("original total", ot.wall, ot.cpu))
+    print("  %-36s %8.3fs wall %8.3fs cpu" % ("ours total", oo.wall, oo.cpu))
+    (ow, oc), (tw, tc) = _overhead(oo, bare), _overhead(ot, bare)
+    print("  %-36s %8.2f wall %8.2f cpu   goal <= 0.5" % ("overhead ours / original", ow / tw, oc / tc))
     return 0
 
 
