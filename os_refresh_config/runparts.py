@@ -101,8 +101,14 @@ class Selection:
 
 
 def select(directory: str, regex: str) -> Selection:
-    """Direct entries that are (links to) regular files we may execute and whose name matches ``regex``."""
-    pattern = re.compile(regex)
+    """Direct entries that are (links to) regular files we may execute and whose name matches ``regex``.
+
+    Raises ValueError, naming RUN_PARTS_REGEX, when ``regex`` does not compile.
+    """
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise ValueError("RUN_PARTS_REGEX %r is not a valid regular expression: %s" % (regex, exc)) from None
     scripts, skipped = [], []
     with os.scandir(directory) as entries:
         for entry in entries:
@@ -278,7 +284,12 @@ def run_parts(
         result.status, result.error = 1, "Scripts directory [%s] must exist and be a directory" % directory
         emit(result.error)
         return result
-    selection = select(directory, regex)
+    try:
+        selection = select(directory, regex)
+    except ValueError as exc:
+        result.status, result.error = 1, str(exc)
+        emit(result.error)
+        return result
     for name in selection.skipped:
         emit("Skipping %s/%s: its name does not match %s" % (directory, name, regex))
 
@@ -359,7 +370,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     if show_list:
         regex = os.environ.get("RUN_PARTS_REGEX") or DEFAULT_REGEX
-        for script in select(directory, regex).scripts:
+        try:
+            scripts = select(directory, regex).scripts
+        except ValueError as exc:
+            emit(str(exc))
+            return 1
+        for script in scripts:
             print("%s/%s" % (directory, script))
         return 0
     stop_on_signals()

@@ -219,3 +219,12 @@ def test_exported_functions_reach_bash_scripts_as_with_the_original(run_tool, sa
     r = run_tool("dib-run-parts", [str(d)])
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello from env\n"
+
+
+def test_invalid_run_parts_regex_is_one_line(run_tool, sandbox):
+    d = sandbox.path("parts")
+    script(d, "10-a", "true\n")
+    for args in (["--list", str(d)], [str(d)]):
+        r = run_tool("dib-run-parts", args, env={"RUN_PARTS_REGEX": "(["})
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert "RUN_PARTS_REGEX '([' is not a valid regular expression" in r.stderr
