@@ -248,3 +248,11 @@ def test_scripts_do_not_inherit_the_lock_and_environment_d_is_sourced_per_phase(
     assert r.stdout.count("10-fds") == 2  # the shell's own script descriptor, listed in each phase
     assert orc.lockfile not in r.stdout
     assert r.stderr.count("Sourcing environment file") == 2
+
+
+def test_log_level_filters_our_lines(orc, base):
+    script(base / "configure.d", "10-x", "true\n")
+    assert "Starting phase configure" in orc("--log-level", "INFO").stderr
+    quiet = orc("--log-level", "WARN")
+    assert quiet.returncode == 0 and "[INFO]" not in quiet.stderr and "Summary" not in quiet.stderr
+    assert "Checking " in orc("--log-level", "DEBUG").stderr
