@@ -79,32 +79,55 @@ def serialise(data: Any) -> str:
     return json.dumps(data, ensure_ascii=True)
 
 
+def _cut_note(count: int) -> str:
+    return "[... %d characters cut to fit the signal ...]\n" % count
+
+
 def fit(data: Any, limit: int = MAX_SIGNAL_CHARS) -> str:
     """The serialised signal, trimmed to ``limit`` characters as §7.4 intends (SPEC §11.7, §11.8, §12.11).
 
     ``deploy_stdout`` and ``deploy_stderr`` lose characters from their start in
     proportion to their size, and say so; if that is not enough, the other string
-    values are cut the same way, largest first, so the signal always fits.
+    values are cut the same way, largest first; if even that is not enough (huge
+    non-string outputs), only the deploy_* keys are sent, with a line saying so.
     """
     body = serialise(data)
     if len(body) <= limit or not isinstance(data, dict):
         return body
+    body = _trim(data, limit)
+    if len(body) <= limit:
+        return body
+    note = "heat-config: outputs dropped, the signal was larger than %d characters\n" % limit
+    kept = {k: v for k, v in data.items() if k.startswith("deploy_")}
+    kept["deploy_stderr"] = "%s%s" % (kept.get("deploy_stderr") or "", note)
+    body = _trim(kept, limit)
+    if len(body) <= limit:
+        return body
+    return serialise({"deploy_stdout": "", "deploy_stderr": note, "deploy_status_code": 1})
+
+
+def _trim(data: Dict[str, Any], limit: int) -> str:
+    original = dict(data)
     data = dict(data)
-    keys = [k for k in ("deploy_stdout", "deploy_stderr") if isinstance(data.get(k), str)]
-    others = sorted((k for k, v in data.items() if isinstance(v, str) and k not in keys),
-                    key=lambda k: -len(data[k]))
-    for group in (keys, *[[k] for k in others]):
+    cuts: Dict[str, int] = {}
+    first = [k for k in ("deploy_stdout", "deploy_stderr") if isinstance(data.get(k), str)]
+    others = sorted((k for k, v in data.items() if isinstance(v, str) and k not in first),
+                    key=lambda k: -len(serialise(data[k])))
+    body = serialise(data)
+    for group in (first, *[[k] for k in others]):
         for _ in range(8):
             excess = len(body) - limit
             if excess <= 0:
                 return body
-            sizes = {k: len(serialise(data[k])) for k in group}
-            total = sum(sizes.values()) or 1
-            for key in group:
-                value = data[key]
-                cut = min(len(value), int(excess * sizes[key] / total) + 64)
-                note = "[... %d characters cut to fit the signal ...]\n" % cut
-                data[key] = note + value[cut + len(note):] if cut + len(note) < len(value) else note
+            sizes = {k: len(serialise(data[k])) for k in group if len(original[k]) - cuts.get(k, 0) > 200}
+            total = sum(sizes.values())
+            if not total:
+                break
+            for key, size in sizes.items():
+                chars_per_serialised = len(data[key]) / size
+                cuts[key] = min(len(original[key]),
+                                cuts.get(key, 0) + int(excess * size / total * chars_per_serialised) + 100)
+                data[key] = _cut_note(cuts[key]) + original[key][cuts[key]:]
             body = serialise(data)
     return body
 
