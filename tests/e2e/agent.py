@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -146,8 +147,9 @@ class VM:
                                 stdin=subprocess.DEVNULL, timeout=120).returncode
         rendered = self.occ_conf.read_text()
         if rc != 0 or "command = os-refresh-config" not in rendered or "collectors" not in rendered:
+            shown = re.sub(r"(?m)^((password|secret_access_key|metadata_url) = ).+$", r"\1<redacted>", rendered)
             raise AssertionError("boot pass failed (exit %s); rendered config:\n%s\nlog:\n%s"
-                                 % (rc, rendered, self.log()))
+                                 % (rc, shown, self.log()[-8000:]))
         return rendered
 
     # -- the running agent ------------------------------------------------------------------
