@@ -54,6 +54,7 @@ class Cloud:
 
 def start_cloud() -> Cloud:
     keystone = KeystoneServer({USER_ID: PASSWORD}, [PROJECT_ID]).start()
+    keystone.add_endpoint("identity", keystone.v3_url, "keystone", REGION)
     heat = HeatServer(keystone, PROJECT_ID).start().register(REGION)
     cfn = CfnServer({ACCESS_KEY: SECRET_KEY}, PROJECT_ID).start()
     keystone.add_endpoint("cloudformation", cfn.url + "/v1", "heat-api-cfn", REGION)

@@ -33,6 +33,7 @@ def test_keystone_discovery_auth_catalog_and_reuse(cloud):
     assert sess.get_endpoint(service_type="messaging", interface="public", region_name="RegionOne") == cloud.zaqar.url
     assert sess.get_endpoint(service_type="messaging-websocket", interface="public") == cloud.zaqar.ws_url
     assert sess.get_endpoint(service_type="cloudformation", interface="public") == cloud.cfn.url + "/v1"
+    assert sess.get_endpoint(service_type="identity", interface="public") == cloud.keystone.v3_url
     from keystoneauth1 import exceptions
 
     with pytest.raises(exceptions.EndpointNotFound):
