@@ -1,6 +1,7 @@
 """Fixtures for the element tests: a wheel of this checkout, and a root with the typical element chain installed."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +19,21 @@ NEEDS_A_REAL_BUILD = frozenset({"heat-config-kubelet"})
 
 @pytest.fixture(scope="session")
 def agents_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """os-config-agents built from the working tree, as DIB_OS_CONFIG_AGENTS_SOURCE gives it to the build."""
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    """os-config-agents built from the working tree, as DIB_OS_CONFIG_AGENTS_SOURCE gives it to the build.
+
+    Built from a copy: pip builds in place, and the checkout is shared with other runs.
+    """
+    base = tmp_path_factory.mktemp("wheel")
+    tree = base / "tree"
+    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".venv-*", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "bench"))
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
-         "-w", str(out), str(REPO)],
-        check=True, capture_output=True, text=True, timeout=300,
+         "-w", str(base), str(tree)],
+        capture_output=True, text=True, timeout=300,
     )
-    (wheel,) = out.glob("os_config_agents-*.whl")
+    assert built.returncode == 0, "pip wheel failed:\n%s" % built.stderr[-4000:]
+    (wheel,) = base.glob("os_config_agents-*.whl")
     return wheel
 
 
