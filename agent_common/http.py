@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Container, Dict, Mapping, Optional, Union
 
 from agent_common.backoff import Backoff
+from agent_common.record import Record
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
@@ -29,12 +29,14 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 Verify = Union[bool, str]
 
 
-@dataclass
-class Validators:
+class Validators(Record):
     """The validators of the last good response, sent back to ask "has it changed?"."""
 
-    etag: Optional[str] = None
-    last_modified: Optional[str] = None
+    _fields = ("etag", "last_modified")
+
+    def __init__(self, etag: Optional[str] = None, last_modified: Optional[str] = None) -> None:
+        self.etag = etag
+        self.last_modified = last_modified
 
     def headers(self) -> Dict[str, str]:
         out = {}
@@ -58,14 +60,18 @@ class Validators:
         return bool(self.etag or self.last_modified)
 
 
-@dataclass
-class ConditionalResult:
+class ConditionalResult(Record):
     """Outcome of a conditional GET: ``body`` is None when the server said 304 Not Modified."""
 
-    not_modified: bool
-    body: Optional[bytes]
-    validators: Validators
-    response: Any = field(repr=False, default=None)
+    _fields = ("not_modified", "body", "validators", "response")
+    _repr_skip = frozenset({"response"})
+
+    def __init__(self, not_modified: bool, body: Optional[bytes], validators: Validators,
+                 response: Any = None) -> None:
+        self.not_modified = not_modified
+        self.body = body
+        self.validators = validators
+        self.response = response
 
 
 class HttpError(Exception):
@@ -97,14 +103,16 @@ def new_session(verify: Verify = True, cert: Optional[str] = None) -> "requests.
     return session
 
 
-@dataclass
-class HttpResponse:
+class HttpResponse(Record):
     """What callers read of a response: status, headers (case-insensitive), body."""
 
-    status_code: int
-    headers: Any
-    content: bytes
-    url: str
+    _fields = ("status_code", "headers", "content", "url")
+
+    def __init__(self, status_code: int, headers: Any, content: bytes, url: str) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.url = url
 
     @property
     def text(self) -> str:

@@ -14,12 +14,12 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from agent_common.atomic import atomic_write, ensure_dir, read_text
 from agent_common.http import DEFAULT_TIMEOUT, Verify, new_session
 from agent_common.logs import register_secret
+from agent_common.record import FrozenRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -27,13 +27,15 @@ LOG = logging.getLogger(__name__)
 STALE_DURATION_S = 120
 
 
-@dataclass(frozen=True)
-class Credentials:
-    auth_url: str
-    user_id: str
-    password: str
-    project_id: str
-    region_name: Optional[str] = None
+class Credentials(FrozenRecord):
+    """Who to authenticate as; immutable, as it keys the token cache."""
+
+    _fields = ("auth_url", "user_id", "password", "project_id", "region_name")
+    _repr_skip = frozenset({"password"})
+
+    def __init__(self, auth_url: str, user_id: str, password: str, project_id: str,
+                 region_name: Optional[str] = None) -> None:
+        self._freeze(auth_url, user_id, password, project_id, region_name)
 
 
 def normalise_auth_url(auth_url: str) -> str:

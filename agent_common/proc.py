@@ -12,8 +12,9 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from typing import IO, Mapping, Optional, Sequence, Union
+
+from agent_common.record import Record
 
 #: Default cap on captured stdout/stderr, per stream (the tail is kept).
 DEFAULT_OUTPUT_CAP = 1024 * 1024
@@ -21,17 +22,20 @@ DEFAULT_OUTPUT_CAP = 1024 * 1024
 KILL_GRACE_S = 10.0
 
 
-@dataclass
-class ProcResult:
+class ProcResult(Record):
     """What a finished child left behind. ``returncode`` is negative for a signal, as subprocess gives it."""
 
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-    duration_s: float
-    timed_out: bool = False
-    stdout_truncated: int = 0
-    stderr_truncated: int = 0
+    _fields = ("returncode", "stdout", "stderr", "duration_s", "timed_out", "stdout_truncated", "stderr_truncated")
+
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes, duration_s: float, timed_out: bool = False,
+                 stdout_truncated: int = 0, stderr_truncated: int = 0) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.duration_s = duration_s
+        self.timed_out = timed_out
+        self.stdout_truncated = stdout_truncated
+        self.stderr_truncated = stderr_truncated
 
 
 class _TailBuffer:

@@ -21,9 +21,9 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from agent_common.record import Record
 from os_collect_config import collectors as registry
 from os_collect_config.cache import MISSING, Cache, check_key
 from os_collect_config.collectors.base import (
@@ -42,13 +42,15 @@ STATE_NAME = "os-collect-config"
 TIMEOUT_STATUS = 124
 
 
-@dataclass
-class SourceHealth:
+class SourceHealth(Record):
     """Backoff of one failing collector: when to try it next (continuous mode only)."""
 
-    backoff: "Backoff"
-    next_try: float = 0.0
-    last_error: str = ""
+    _fields = ("backoff", "next_try", "last_error")
+
+    def __init__(self, backoff: "Backoff", next_try: float = 0.0, last_error: str = "") -> None:
+        self.backoff = backoff
+        self.next_try = next_try
+        self.last_error = last_error
 
     def due(self, now: float) -> bool:
         return now >= self.next_try
@@ -66,14 +68,17 @@ class SourceHealth:
         return was_failing
 
 
-@dataclass
-class Poll:
+class Poll(Record):
     """One poll's outcome: the keys in force in collection order and what changed."""
 
-    pairs: List[Collected] = field(default_factory=list)
-    paths: List[str] = field(default_factory=list)
-    changed: List[str] = field(default_factory=list)
-    removed: List[str] = field(default_factory=list)
+    _fields = ("pairs", "paths", "changed", "removed")
+
+    def __init__(self, pairs: Optional[List[Collected]] = None, paths: Optional[List[str]] = None,
+                 changed: Optional[List[str]] = None, removed: Optional[List[str]] = None) -> None:
+        self.pairs: List[Collected] = [] if pairs is None else pairs
+        self.paths: List[str] = [] if paths is None else paths
+        self.changed: List[str] = [] if changed is None else changed
+        self.removed: List[str] = [] if removed is None else removed
 
     @property
     def keys(self) -> List[str]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from agent_common.atomic import atomic_write, ensure_dir, read_text
+from agent_common.record import FrozenRecord, Record
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent_common.http import HttpClient
@@ -35,26 +35,23 @@ class Unavailable(Exception):
     """The source is configured but could not give metadata this time: logged at WARNING, last good data stays."""
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(FrozenRecord):
     """One option as the original declares it.
 
     ``name`` is the declared name with its original dashes/underscores (``metadata-url``,
     ``ca_certificate``): the file key is it with dashes turned into underscores and the
     command-line flag is ``--<group>-<name>`` (SPEC §2.1.2, §2.1.3).
     ``type`` is one of ``str``, ``url``, ``bool``, ``float``, ``int``, ``multi``.
+    ``short`` is a one-letter command-line alias (``c`` gives ``-c``), global options only;
+    ``dest`` the file key / attribute name when it is not the declared name (``print`` is
+    stored as ``print_only``).
     """
 
-    name: str
-    type: str = "str"
-    default: Any = None
-    secret: bool = False
-    help: str = ""
-    deprecated: bool = False
-    #: One-letter command-line alias (``c`` gives ``-c``), global options only.
-    short: Optional[str] = None
-    #: File key / attribute name when it is not the declared name (``print`` is stored as ``print_only``).
-    dest: Optional[str] = None
+    _fields = ("name", "type", "default", "secret", "help", "deprecated", "short", "dest")
+
+    def __init__(self, name: str, type: str = "str", default: Any = None, secret: bool = False, help: str = "",
+                 deprecated: bool = False, short: Optional[str] = None, dest: Optional[str] = None) -> None:
+        self._freeze(name, type, default, secret, help, deprecated, short, dest)
 
     @property
     def key(self) -> str:
@@ -87,19 +84,22 @@ class StateStore:
             atomic_write(self._path(key), data, 0o600)
 
 
-@dataclass
-class CollectContext:
+class CollectContext(Record):
     """What the loop hands every collector."""
 
-    cachedir: str
-    #: The global ``deployment_key`` list (cfn has its own option, SPEC §2.7.1).
-    deployment_keys: Sequence[str] = ("deployments",)
-    #: True in print mode: collect, but keep no state and write nothing.
-    print_mode: bool = False
-    #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
-    wakeup: threading.Event = field(default_factory=threading.Event)
-    #: Every option group's values by group name (``keystone`` included), for options shared between collectors.
-    groups: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    _fields = ("cachedir", "deployment_keys", "print_mode", "wakeup", "groups")
+
+    def __init__(self, cachedir: str, deployment_keys: Sequence[str] = ("deployments",), print_mode: bool = False,
+                 wakeup: Optional[threading.Event] = None, groups: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
+        self.cachedir = cachedir
+        #: The global ``deployment_key`` list (cfn has its own option, SPEC §2.7.1).
+        self.deployment_keys = deployment_keys
+        #: True in print mode: collect, but keep no state and write nothing.
+        self.print_mode = print_mode
+        #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
+        self.wakeup = threading.Event() if wakeup is None else wakeup
+        #: Every option group's values by group name (``keystone`` included), for options shared between collectors.
+        self.groups: Dict[str, Dict[str, Any]] = {} if groups is None else groups
 
     def state(self, collector_name: str) -> StateStore:
         return StateStore(self.cachedir, collector_name)

@@ -1,0 +1,50 @@
+"""Value classes without dataclasses: equality, repr, hashability and immutability as a dataclass gives them."""
+import subprocess
+import sys
+
+import pytest
+
+from agent_common.http import ConditionalResult, Validators
+from agent_common.keystone import Credentials
+from agent_common.proc import ProcResult
+from os_collect_config.collectors.base import Option
+
+
+def test_mutable_record_compares_fields_and_is_unhashable():
+    assert Validators('"a"', "Mon") == Validators(etag='"a"', last_modified="Mon")
+    assert Validators('"a"') != Validators('"b"')
+    assert ProcResult(0, b"", b"", 0.0) != ProcResult(0, b"", b"", 0.0, timed_out=True)
+    assert Validators() != object() and Validators().__eq__(object()) is NotImplemented
+    with pytest.raises(TypeError):
+        hash(Validators())
+    v = Validators()
+    v.etag = '"c"'
+    assert v == Validators('"c"')
+
+
+def test_repr_names_fields_in_order_and_leaves_out_skipped_ones():
+    assert repr(Validators('"a"')) == "Validators(etag='\"a\"', last_modified=None)"
+    result = ConditionalResult(True, None, Validators(), response=object())
+    assert repr(result) == ("ConditionalResult(not_modified=True, body=None, "
+                            "validators=Validators(etag=None, last_modified=None))")
+    # A password never reaches a log line through a repr.
+    assert "s3cret" not in repr(Credentials("http://ks", "u", "s3cret", "p"))
+
+
+def test_frozen_record_refuses_assignment_and_hashes_its_fields():
+    opt = Option("metadata-url", type="url")
+    with pytest.raises(AttributeError):
+        opt.name = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del opt.type
+    assert opt == Option("metadata-url", "url") and hash(opt) == hash(Option("metadata-url", "url"))
+    assert {Credentials("a", "u", "p", "x"): 1}[Credentials("a", "u", "p", "x")] == 1
+
+
+def test_idle_agent_path_imports_no_dataclasses():
+    """dataclasses drags in inspect, ast, dis and tokenize: ~1.3 MiB an idle agent would carry for life."""
+    code = ("import sys, os_collect_config.cli, os_collect_config.loop, os_collect_config.collectors.request, "
+            "agent_common.http, agent_common.proc, agent_common.keystone, urllib.request; "
+            "print(sorted(m for m in ('dataclasses', 'inspect', 'ast') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
