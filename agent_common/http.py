@@ -168,7 +168,7 @@ class HttpClient:
         import urllib.request
 
         if self._opener is None or self._opener_verify != self.verify:
-            self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl_context(self.verify)))
+            self._opener = urllib.request.build_opener(_lazy_tls_handler(self.verify))
             self._opener_verify = self.verify
         return self._opener.open(req, timeout=timeout)
 
@@ -237,6 +237,27 @@ class HttpClient:
     def close(self) -> None:
         """Nothing is kept open between requests; present so owners can release clients uniformly."""
         self._opener = None
+
+
+def _lazy_tls_handler(verify: Verify) -> Any:
+    """An HTTPS handler that makes its TLS context (``verify`` applied) on its first https request.
+
+    Loading the CA store costs about 1.8 MiB resident: an agent polling a plain
+    http URL would otherwise carry it for life. A redirect from http to https
+    still gets the configured verification.
+    """
+    import http.client
+    import urllib.request
+
+    class LazyTLSHandler(urllib.request.HTTPSHandler):
+        context: Any = None
+
+        def https_open(self, req: Any) -> Any:
+            if self.context is None:
+                self.context = ssl_context(verify)
+            return self.do_open(http.client.HTTPSConnection, req, context=self.context)
+
+    return LazyTLSHandler()
 
 
 def _reason(exc: BaseException) -> str:

@@ -106,3 +106,32 @@ def test_tls_setting_wins_over_requests_ca_bundle_env(tmp_path, monkeypatch, ins
         assert client.request("GET", srv.url + "/x").text == "ok"
     finally:
         srv.stop()
+
+
+def test_tls_context_made_only_for_https_and_honoured_on_a_redirect_to_https(tmp_path, monkeypatch):
+    """Plain http never loads the CA store (~1.8 MiB resident); a redirect to https still verifies as configured."""
+    import agent_common.http as http_mod
+    from tests.servers.tls import make_self_signed
+
+    made = []
+    real = http_mod.ssl_context
+    monkeypatch.setattr(http_mod, "ssl_context", lambda verify: made.append(verify) or real(verify))
+    tls = make_self_signed(tmp_path)
+    secure = LoopbackServer()
+    secure.add_route("GET", "/x", lambda r, m: Response(200, b"secure"))
+    secure.start(ssl_context=tls.server_context())
+    plain = LoopbackServer()
+    plain.add_route("GET", "/plain", lambda r, m: Response(200, b"plain"))
+    plain.add_route("GET", "/moved", lambda r, m: Response(302, b"", {"Location": secure.url + "/x"}))
+    try:
+        assert secure.url.startswith("https://")
+        with plain:
+            client = HttpClient(timeout=5, verify=tls.cert)
+            assert client.request("GET", plain.url + "/plain").text == "plain"
+            assert made == []
+            assert client.request("GET", plain.url + "/moved").text == "secure"
+            assert made == [tls.cert]
+            with pytest.raises(HttpError):  # the system CAs do not know the self-signed server
+                HttpClient(timeout=5).request("GET", plain.url + "/moved")
+    finally:
+        secure.stop()
