@@ -8,6 +8,9 @@ is released by diskimage-builder and checked here. Inside the image's root
 (chroot, sharing this machine's network) os-collect-config polls a loopback
 Swift temp URL once, and the script deployment it finds is run and signalled
 back to that server, as Heat's POLL_TEMP_URL / TEMP_URL_SIGNAL transports do.
+
+OCA_IMAGE_TAR=<path>: the built tar is copied there, and when it already
+exists it is inspected instead of building again (for working on the checks).
 """
 from __future__ import annotations
 
