@@ -218,9 +218,9 @@ class Deployer:
 def deployer(heat, vm):
     d = Deployer(heat, vm)
     yield d
-    if d.stack_id:
-        vm.stop()
-        try:  # leave no stack waiting for a signal behind (its DELETE action has no agent any more)
-            heat.delete_stack(d.name, d.stack_id)
-        except controlplane.ApiError:
+    if d.stack_id:  # delete while the agent still runs (a DELETE action needs it), then stop the agent
+        try:
+            d.delete(timeout=90)
+        except (controlplane.ApiError, AssertionError, OSError):
             pass
+        vm.stop()
