@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional
-from urllib.parse import quote
 
 from heat_config.journal import (
     SIGNAL_NONE,
@@ -217,6 +216,8 @@ class HeatSignal(KeystoneSignal):
     service_type = "orchestration"
 
     def send(self, data: Any) -> None:
+        from urllib.parse import quote
+
         token, endpoint = self._token_and_endpoint()
         url = "%s/stacks/%s/resources/%s/signal" % (
             endpoint, self.inputs.get("deploy_stack_id"), quote(str(self.inputs.get("deploy_resource_name")), ""))
@@ -233,6 +234,7 @@ class ZaqarSignal(KeystoneSignal):
 
     def send(self, data: Any) -> None:
         import uuid
+        from urllib.parse import quote
 
         token, endpoint = self._token_and_endpoint()
         base = endpoint if endpoint.endswith("/v2") else endpoint + "/v2"
