@@ -217,3 +217,17 @@ def test_secrets_never_logged_by_notify(run_tool, hc, cloud):
     signature = cloud.cfn.signals[0].params["Signature"]
     assert signature not in result.stderr
     assert dep_id(0)  # the deployment file itself is the only place the password lives
+
+
+def test_heat_style_encoded_signal_url_reaches_the_server_byte_for_byte(run_tool, hc, cloud):
+    """SPEC §7.2: Heat's URL has the ARN fully percent-encoded (``%3A``, ``%2F``); it must not be re-encoded."""
+    inputs = cfn_inputs(cloud)
+    url = inputs[1]["value"]
+    base, rest = url.split("/v1/signal/", 1)
+    arn, query = rest.split("?", 1)
+    inputs[1]["value"] = "%s/v1/signal/%s?%s" % (base, arn.replace("/", "%2F"), query)
+    assert "%2F" in inputs[1]["value"] and "%3A" in inputs[1]["value"]
+    assert notify(run_tool, hc, deployment(signal=inputs)).returncode == 0
+    (request,) = cloud.cfn.received("POST")
+    assert "http://127.0.0.1:%d%s" % (cloud.cfn.port, request.raw_path) == inputs[1]["value"]
+    assert len(cloud.cfn.signals) == 1
