@@ -189,3 +189,18 @@ def test_executable_hook_timeout_from_environment(run_tool, hc):
     assert run_tool("heat-config", env={"HEAT_CONFIG_HOOK_TIMEOUT": "1"}).returncode == 0
     data = json.loads(deployed(hc, dep_id(0) + ".notify.json").read_text())
     assert data["deploy_status_code"] == 124 and data["deploy_stderr"].endswith("timed out after 1 seconds\n")
+
+
+def test_received_but_never_started_runs_on_the_next_run(run_tool, hc, cloud):
+    """State a kill between "received" and "running" leaves: marker written, hook never started → it runs."""
+    runs = hc.path("runs")
+    dep = deployment(0, config="#!/bin/sh\necho run >> %s\n" % runs, signal=cfn_inputs(cloud))
+    write_deployments(hc, [dep])
+    deployed(hc, dep["id"] + ".json").write_text(json.dumps(dep))
+    deployed(hc, "journal").mkdir()
+    deployed(hc, "journal", dep["id"] + ".json").write_text(json.dumps(
+        {"id": dep["id"], "name": dep["name"], "group": "script", "step": "received", "signal": "none"}))
+    deployed(hc, "journal", dep["id"] + ".open").write_text("")
+    assert run_tool("heat-config").returncode == 0
+    assert runs.read_text() == "run\n"
+    assert len(cloud.cfn.signals) == 1 and cloud.cfn.signals[0].body["deploy_status_code"] == 0
