@@ -91,7 +91,8 @@ def agent_wheel(tmp_path_factory) -> Path:
     """A wheel of this checkout (dependencies come from the index when it is installed)."""
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(REPO)],
+        [str(BOOT_CONFIG / "heat-container-agent" / "build"), "--wheelhouse", str(out), "--no-deps",
+         "--python", sys.executable],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
