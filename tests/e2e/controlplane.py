@@ -2,7 +2,7 @@
 """A real Keystone + Heat control plane on 127.0.0.1, for the end-to-end suite and for developers.
 
     python tests/e2e/controlplane.py setup                  create/refresh the pinned virtualenv (cached)
-    python tests/e2e/controlplane.py start [--state-dir D]  start rabbitmq, keystone, heat-engine, heat-api, heat-api-cfn
+    python tests/e2e/controlplane.py start [--state-dir D]  start every service below (prints each step's time)
     python tests/e2e/controlplane.py check [--state-dir D]  create and delete a trivial stack (CREATE_COMPLETE)
     python tests/e2e/controlplane.py env   [--state-dir D]  print shell exports for the openstack/heat CLIs
     python tests/e2e/controlplane.py stop  [--state-dir D]  stop every process started, by the PIDs in D/run
@@ -24,6 +24,8 @@ Why it looks like this (facts measured on Debian 12 / Python 3.11):
   Heat gets a MariaDB server, run by hand as a child like rabbitmq.
 - Swift (a one-replica SAIO with tempurl and keystone auth) and Zaqar (over a redis-server run by hand)
   are real too, for the POLL_TEMP_URL/TEMP_URL_SIGNAL and ZAQAR_MESSAGE/ZAQAR_SIGNAL transports.
+- Heat asks Nova whether a DeployedServer still exists before it waits for a DELETE action's signal; Nova
+  cannot run here, so compute_stub.py answers that one call (every server ACTIVE).
 - One worker per service: the machine's CPUs are shared.
 
 Standard library only, so that any python3 can run it; the services run from the cached virtualenv.
