@@ -40,6 +40,15 @@ def dispatch(run_tool, sandbox, deployments, env=None):
     return result
 
 
+def signal_via(via, run_tool, sandbox, dep):
+    """Signal ``dep`` through heat-config-notify or a dispatcher run; the body the server should receive."""
+    if via == "notify":
+        assert notify(run_tool, sandbox, dep).returncode == 0
+        return SIGNAL
+    dispatch(run_tool, sandbox, [dep])
+    return {"deploy_stdout": "hello\n", "deploy_stderr": "", "deploy_status_code": 0}
+
+
 @pytest.fixture
 def swift():
     server = SwiftServer().start()
@@ -103,12 +112,7 @@ def test_temp_url_signal_puts_the_object(run_tool, hc, swift):
 def test_heat_signal_authenticates_and_posts_to_the_resource(run_tool, hc, cloud, via):
     dep = deployment(signal=keystone_inputs(cloud, "HEAT_SIGNAL"))
     dep["inputs"] = [i if i["name"] != "deploy_resource_name" else dict(i, value="my deploy/0") for i in dep["inputs"]]
-    if via == "notify":
-        assert notify(run_tool, hc, dep).returncode == 0
-        expected = SIGNAL
-    else:
-        dispatch(run_tool, hc, [dep])
-        expected = {"deploy_stdout": "hello\n", "deploy_stderr": "", "deploy_status_code": 0}
+    expected = signal_via(via, run_tool, hc, dep)
     assert cloud.keystone.auth_count == 1
     (signal,) = cloud.heat.signals
     assert (signal.stack_name, signal.stack_id, signal.resource) == (STACK, STACK_ID, "my deploy/0")
@@ -136,12 +140,7 @@ def test_heat_signal_wrong_password_is_refused_for_good(run_tool, hc, cloud):
 @pytest.mark.parametrize("via", ["notify", "dispatcher"])
 def test_zaqar_signal_posts_one_message(run_tool, hc, cloud, via):
     dep = deployment(signal=keystone_inputs(cloud, "ZAQAR_SIGNAL"))
-    if via == "notify":
-        assert notify(run_tool, hc, dep).returncode == 0
-        expected = SIGNAL
-    else:
-        dispatch(run_tool, hc, [dep])
-        expected = {"deploy_stdout": "hello\n", "deploy_stderr": "", "deploy_status_code": 0}
+    expected = signal_via(via, run_tool, hc, dep)
     (posted,) = cloud.zaqar.posted
     assert posted.queue == "signal-queue-deploy_0"
     assert posted.message == {"body": expected, "ttl": 600}
