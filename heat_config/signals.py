@@ -3,9 +3,9 @@
 Each transport is one class with ``send(data)``; the routes of a deployment are
 chosen from its inputs exactly as the original notifier chooses them (§7.1), and
 the bytes on the wire are the original's (verbs, headers, bodies).  What changes
-is failure handling: one attempt has a timeout and ends in ``Sent``, a
-``Refused`` that will never succeed (a 4xx other than 408/429, refused
-credentials) or a ``Retry`` (connection error, time-out, 408, 429, 5xx).  The
+is failure handling: one attempt has a timeout and ends sent, refused for good
+(a 4xx other than 408/429, refused credentials: ``SignalFailed`` not retryable)
+or pending (connection error, time-out, 408, 429, 5xx: retryable).  The
 ``Outbox`` keeps pending signals in the journal and retries them with
 exponential backoff and jitter, bounded per run (§12.13.6), across restarts.
 """
