@@ -13,10 +13,13 @@ import json
 import logging
 import os
 import re
-from typing import Any, Iterable, Optional, Sequence, Set, Tuple
 
 from agent_common.atomic import atomic_copy, atomic_write, fsync_dir, read_text
 from os_collect_config.collectors.base import STATE_DIRNAME
+
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Iterable, Optional, Sequence, Set, Tuple
 
 LOG = logging.getLogger(__name__)
 

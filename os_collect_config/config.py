@@ -10,12 +10,16 @@ message names the file, line and option, so ``main`` never shows a traceback.
 """
 from __future__ import annotations
 
+import collections.abc
 import os
 import re
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from agent_common.record import Record
 from os_collect_config.collectors.base import Option
+
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 PROG = "os-collect-config"
 DEFAULT_GROUP = "DEFAULT"
@@ -328,10 +332,11 @@ class CliEvent(Record):
         self.flag = flag
 
 
-GroupLoader = Callable[[], Sequence[Option]]
+#: (collections.abc generics: the run time does not import typing.)
+GroupLoader = collections.abc.Callable[[], collections.abc.Sequence[Option]]
 
 
-class OptionTable(Mapping[str, Dict[str, Option]]):
+class OptionTable(collections.abc.Mapping[str, dict[str, Option]]):
     """{group: {file key (and alias keys): Option}}; a collector group's options are loaded on first use.
 
     Loading a group imports its collector module, so a run that never mentions a

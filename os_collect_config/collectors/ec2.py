@@ -15,12 +15,15 @@ import json
 import logging
 import os
 import tempfile
-from typing import Any, Dict, List, Optional
 
 from agent_common import proc
 from agent_common.http import HttpError, Validators
 from agent_common.paths import get_path
 from os_collect_config.collectors.base import Collected, Collector, Option, Unavailable
+
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List, Optional
 
 LOG = logging.getLogger("os_collect_config.ec2")  # the original's logger name (SPEC §2.19.3)
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, List
 
 from agent_common.paths import get_path
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
+
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, List
 
 LOG = logging.getLogger("os_collect_config.heat_local")  # the original's logger name (SPEC §2.19.3)
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Dict, List, Optional
 
 from agent_common.http import HttpError, Validators, strip_query
 from os_collect_config.cache import MISSING, Cache
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
 from os_collect_config.merge import explode
+
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List, Optional
 
 
 def digest(value: Any) -> str:

@@ -1,7 +1,4 @@
 """Value classes without dataclasses: equality, repr, hashability and immutability as a dataclass gives them."""
-import subprocess
-import sys
-
 import pytest
 
 from agent_common.http import ConditionalResult, Validators
@@ -39,12 +36,3 @@ def test_frozen_record_refuses_assignment_and_hashes_its_fields():
         del opt.type
     assert opt == Option("metadata-url", "url") and hash(opt) == hash(Option("metadata-url", "url"))
     assert {Credentials("a", "u", "p", "x"): 1}[Credentials("a", "u", "p", "x")] == 1
-
-
-def test_idle_agent_path_imports_no_dataclasses():
-    """dataclasses drags in inspect, ast, dis and tokenize: ~1.3 MiB an idle agent would carry for life."""
-    code = ("import sys, os_collect_config.cli, os_collect_config.loop, os_collect_config.collectors.request, "
-            "agent_common.http, agent_common.proc, agent_common.keystone, urllib.request; "
-            "print(sorted(m for m in ('dataclasses', 'inspect', 'ast') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
