@@ -37,8 +37,10 @@ pytestmark = pytest.mark.image
 
 DIB_VERSION = "3.43.0"
 RELEASE = "bookworm"
+#: The hooks the image gets and the one-shot run exercises (ansible: a hook whose tool the build installs).
+HOOK_GROUPS = ["script", "ansible"]
 #: debian-minimal plus the chain an operator lists for Heat software deployments.
-ELEMENT_CHAIN = ["debian-minimal"] + TYPICAL_CHAIN
+ELEMENT_CHAIN = ["debian-minimal"] + TYPICAL_CHAIN + ["heat-config-ansible"]
 BUILD_TIMEOUT_S = 1500
 
 
@@ -202,8 +204,10 @@ def test_spec_9_7_files_are_in_the_image(built_image: ChrootRoot) -> None:
     for template in ("etc/os-collect-config.conf", "etc/os-collect-config.conf.oac",
                      "var/run/heat-config/heat-config"):
         assert built_image.path(templates + "/" + template).is_file(), template
-    shim = built_image.path("/var/lib/heat-config/hooks/script")
-    assert _mode(shim) == 0o755 and "heat-config-hook script" in shim.read_text()
+    for group in HOOK_GROUPS:
+        shim = built_image.path("/var/lib/heat-config/hooks/" + group)
+        assert _mode(shim) == 0o755 and "heat-config-hook " + group in shim.read_text()
+    assert built_image.path("/usr/bin/ansible-playbook").exists(), "heat-config-ansible did not install ansible"
     for tool in ("heat-config-notify", "heat-config-rebuild-deployed"):
         assert built_image.path("/usr/local/bin/" + tool).is_symlink()
     conf = built_image.path("/etc/os-collect-config.conf")
@@ -221,50 +225,72 @@ def test_service_is_installed_enabled_and_verifies_in_the_image(built_image: Chr
     assert "os-collect-config" not in result.stderr, result.stderr
 
 
-def test_one_shot_collects_and_runs_a_script_deployment(built_image: ChrootRoot) -> None:
-    """occ --one-time → orc → oac renders the deployments and occ.conf → dispatcher → script hook → signal."""
+PLAYBOOK = """- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - copy:
+        content: "ansible {{ who }}\\n"
+        dest: /root/hello-from-ansible
+    - copy:
+        content: "done-{{ who }}"
+        dest: "{{ heat_outputs_path }}.result"
+"""
+
+
+def _deployment(id_: str, group: str, config: str, signal_url: str) -> dict:
+    return {"id": id_, "name": "hello-" + group, "group": group, "config": config, "options": {},
+            "outputs": [{"name": "result"}],
+            "inputs": [
+                {"name": "who", "type": "String", "value": "image"},
+                {"name": "deploy_server_id", "value": "server-1"},
+                {"name": "deploy_action", "value": "CREATE"},
+                {"name": "deploy_stack_id", "value": "stack-1/1"},
+                {"name": "deploy_resource_name", "value": "deployment-" + group},
+                {"name": "deploy_signal_transport", "value": "TEMP_URL_SIGNAL"},
+                {"name": "deploy_signal_id", "value": signal_url},
+                {"name": "deploy_signal_verb", "value": "PUT"},
+            ]}
+
+
+def test_one_shot_collects_and_runs_deployments(built_image: ChrootRoot) -> None:
+    """occ --one-time → orc → oac renders the deployments and occ.conf → dispatcher → hooks → signals."""
     swift = SwiftServer().start()
     try:
         metadata_url = swift.temp_url("stack-1", "server-metadata")
-        signal_url = swift.temp_url("stack-1", "deployment-1", method="PUT")
+        signal_urls = {g: swift.temp_url("stack-1", "deployment-" + g, method="PUT") for g in HOOK_GROUPS}
+        configs = {
+            "script": "#!/bin/sh\necho \"hello $who\" > /root/hello-from-script\n"
+                      "printf done-%s \"$who\" > \"$heat_outputs_path.result\"\necho deployed\n",
+            "ansible": PLAYBOOK,
+        }
         swift.put_object("stack-1", "server-metadata", {
             "os-collect-config": {"collectors": ["request"], "request": {"metadata_url": metadata_url}},
-            "deployments": [{
-                "id": "5d6e6c1e-0000-4000-8000-00000000image", "name": "hello", "group": "script",
-                "config": "#!/bin/sh\necho \"hello $who\" > /root/hello-from-heat\n"
-                          "printf done-%s \"$who\" > \"$heat_outputs_path.result\"\necho deployed\n",
-                "inputs": [
-                    {"name": "who", "type": "String", "value": "image"},
-                    {"name": "deploy_server_id", "value": "server-1"},
-                    {"name": "deploy_action", "value": "CREATE"},
-                    {"name": "deploy_stack_id", "value": "stack-1/1"},
-                    {"name": "deploy_resource_name", "value": "deployment"},
-                    {"name": "deploy_signal_transport", "value": "TEMP_URL_SIGNAL"},
-                    {"name": "deploy_signal_id", "value": signal_url},
-                    {"name": "deploy_signal_verb", "value": "PUT"},
-                ],
-                "outputs": [{"name": "result"}], "options": {},
-            }],
+            "deployments": [_deployment("5d6e6c1e-0000-4000-8000-0000000%s" % g[:5], g, configs[g], signal_urls[g])
+                            for g in HOOK_GROUPS],
         })
         result = built_image.run(["os-collect-config", "--one-time", "--request-metadata-url", metadata_url,
-                                  "request"], timeout=300)
+                                  "request"], timeout=600)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-6000:]
-        signal = swift.get_object("stack-1", "deployment-1")
-        assert signal is not None, "no signal PUT:\n" + output[-6000:]
-        data = json.loads(signal)
-        assert data["deploy_status_code"] == 0
-        assert data["deploy_stdout"] == "deployed\n"
-        assert data["result"] == "done-image"
-        assert built_image.path("/root/hello-from-heat").read_text() == "hello image\n"
-        assert built_image.path("/var/lib/heat-config/deployed/5d6e6c1e-0000-4000-8000-00000000image.json").exists()
+        for group in HOOK_GROUPS:
+            signal = swift.get_object("stack-1", "deployment-" + group)
+            assert signal is not None, "no signal PUT for %s:\n%s" % (group, output[-6000:])
+            data = json.loads(signal)
+            assert data["deploy_status_code"] == 0, data
+            assert data["result"] == "done-image"
+            assert built_image.path("/root/hello-from-" + group).read_text() == "%s image\n" % (
+                "hello" if group == "script" else group)
+            marker = "/var/lib/heat-config/deployed/5d6e6c1e-0000-4000-8000-0000000%s.json" % group[:5]
+            assert built_image.path(marker).exists()
+        assert json.loads(swift.get_object("stack-1", "deployment-script"))["deploy_stdout"] == "deployed\n"
         conf = built_image.path("/etc/os-collect-config.conf")
         assert _mode(conf) == 0o600
         rendered = configparser.ConfigParser(interpolation=None)
         rendered.read_string(conf.read_text())
         assert rendered.get("request", "metadata_url") == metadata_url
         assert rendered.get("DEFAULT", "command") == "os-refresh-config"
-        for url in (metadata_url, signal_url):
+        for url in [metadata_url] + list(signal_urls.values()):
             assert url.split("temp_url_sig=")[1].split("&")[0] not in output, "a temp URL signature was logged"
     finally:
         swift.stop()
