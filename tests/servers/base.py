@@ -137,17 +137,20 @@ class LoopbackServer:
                     response = server.dispatch(request)
                 except Exception as exc:  # a bug in a test server should show, not hang
                     response = Response(500, ("server error: %r" % exc).encode())
-                payload = b"" if self.command == "HEAD" else response.encoded()
+                has_body = response.status not in (204, 304)
+                payload = response.encoded() if has_body and self.command != "HEAD" else b""
+                # Counted before the client can see the response, so a test that clears the
+                # counters after its request returned never catches a late count.
+                with server.lock:
+                    server.bytes_sent += len(payload)
                 self.send_response(response.status)
                 for key, value in response.headers.items():
                     self.send_header(key, value)
-                if response.status not in (204, 304):
+                if has_body:
                     self.send_header("Content-Length", str(len(response.encoded())))
                 self.end_headers()
-                if payload and response.status not in (204, 304):
+                if payload:
                     self.wfile.write(payload)
-                with server.lock:
-                    server.bytes_sent += len(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
