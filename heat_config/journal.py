@@ -134,9 +134,6 @@ class Journal:
                 if record is not None:
                     yield record
 
-    def pending(self) -> List[Record]:
-        return [r for r in self.records() if r.signal == SIGNAL_PENDING]
-
     # -- who is running -----------------------------------------------------------------------
     def lock(self) -> None:
         """Hold the dispatcher lock for the life of this process (released by the OS on any exit)."""

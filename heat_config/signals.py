@@ -388,7 +388,7 @@ class Outbox:
     def pending(self) -> Dict[str, Record]:
         """id → record of every signal still to deliver (read from the journal once per run)."""
         if self._pending is None:
-            self._pending = {r.id: r for r in self.journal.pending()}
+            self.load(self.journal.records())
         return self._pending
 
     def deployment_file(self, dep_id: str) -> str:
