@@ -12,8 +12,10 @@ import time
 from typing import Any, Dict, List, Optional, TextIO
 
 from agent_common.atomic import read_text
+from agent_common.logs import redact
 from heat_config import deployment as dep
 from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_NONE, SIGNAL_PENDING, SIGNALLED, Journal, Record
+from hooks.protocol import register_input_secrets
 
 FIELDS = ("id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error")
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2
@@ -60,6 +62,7 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
         if not isinstance(item, dict):
             continue
         item = dict(item)
+        register_input_secrets(item)  # a hook may have echoed one into the error shown below (§12.10)
         if not dep.resolve_component(item):
             continue  # no config for this action: the dispatcher leaves it alone, so does status
         group = dep.group_of(item)
@@ -82,6 +85,9 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
     for record in journal.records():
         if record.id not in seen and record.signal == SIGNAL_PENDING:
             rows.append(_from_record(record, running))
+    for row in rows:
+        if row["error"]:
+            row["error"] = redact(row["error"])
     return rows, problem
 
 

@@ -163,3 +163,15 @@ def test_status_wait_ignores_components_with_nothing_for_their_action(run_tool, 
     rows = rows_of(run_tool)
     assert [r["id"] for r in rows] == [dep_id(1)]
     assert run_tool("heat-config", ["status", "--wait", "--timeout", "5"]).returncode == 0
+
+
+def test_status_never_shows_a_secret_a_hook_echoed(run_tool, hc):
+    from tests.conftest import PLANTED_SECRETS
+
+    dep = deployment(0, config="#!/bin/sh\necho \"login failed for $deploy_password\" >&2\nexit 1\n",
+                     signal=[{"name": "deploy_password", "type": "String", "value": PLANTED_SECRETS[0]}])
+    write_deployments(hc, [dep])
+    run_tool("heat-config")
+    for args in (["status"], ["status", "--json"]):
+        out = run_tool("heat-config", args).stdout
+        assert "login failed for ***" in out and PLANTED_SECRETS[0] not in out
