@@ -190,7 +190,8 @@ def cold_start(exe: str, work: Path, runs: int) -> float:
 
 # -- 2. idle poll cost ---------------------------------------------------------------------------------
 def one_time(exe: str, work: Path, args: List[str], command: str = "true") -> None:
-    argv = [exe, "--one-time", "--command", command, "--cachedir", str(work / "cache"), *args]
+    argv = [exe, "--one-time", "--command", command, "--cachedir", str(work / "cache"),
+            "--backup-cachedir", str(work / "backup"), *args]
     subprocess.run(argv, env=clean_env(str(work)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

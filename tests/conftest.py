@@ -109,3 +109,44 @@ def run_tool(sandbox: Sandbox):
         return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+#: Host paths the tools use by default; the suite redirects every one of them, and this proves it.
+HOST_DEFAULT_PATHS = (
+    "/etc/os-collect-config.conf", "/etc/os-collect-config.conf.d",
+    "/var/lib/os-collect-config", "/var/run/os-collect-config", "/var/lib/heat-cfntools",
+    "/var/lib/heat-config", "/var/run/heat-config", "/var/lib/os-apply-config-deployments",
+    "/var/log/os-apply-config.log", "/var/run/os-refresh-config.lock",
+    "/usr/libexec/os-refresh-config", "/usr/libexec/os-apply-config", "/usr/libexec/heat-config",
+    "/opt/stack",
+)
+
+
+def _host_paths_state() -> Dict[str, Optional[int]]:
+    """Each default path's newest mtime (itself and its direct entries), or None when absent."""
+    state: Dict[str, Optional[int]] = {}
+    for path in HOST_DEFAULT_PATHS:
+        try:
+            newest = os.lstat(path).st_mtime_ns
+        except FileNotFoundError:
+            state[path] = None
+            continue
+        if os.path.isdir(path):
+            for entry in os.scandir(path):
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
+        state[path] = newest
+    return state
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._host_paths_before = _host_paths_state()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = getattr(session.config, "_host_paths_before", None)
+    if before is None:
+        return
+    touched = [p for p, mtime in _host_paths_state().items() if mtime != before.get(p)]
+    if touched:
+        sys.stderr.write("\nFAILED: the test run wrote to host paths it must redirect: %s\n" % ", ".join(touched))
+        session.exitstatus = 1
