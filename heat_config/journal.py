@@ -25,9 +25,11 @@ import fcntl
 import json
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional
-
 from agent_common.atomic import atomic_write, ensure_dir
+
+TYPE_CHECKING = False  # the running agent probes the journal between polls: typing would cost it ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, Iterator, List, Optional
 
 JOURNAL_DIRNAME = "journal"
 LOCK_NAME = ".lock"
@@ -166,3 +168,14 @@ def _unlink(path: str) -> None:
 
 def now() -> float:
     return time.time()
+
+
+def has_unsettled(deployed_dir: str) -> bool:
+    """Whether any deployment's hook or signal is not settled: one directory listing, no record read.
+
+    The running os-collect-config asks this between polls to retry pending signals (SPEC §12.4).
+    """
+    try:
+        return any(name.endswith(OPEN_SUFFIX) for name in os.listdir(os.path.join(deployed_dir, JOURNAL_DIRNAME)))
+    except OSError:
+        return False

@@ -42,6 +42,10 @@ LOG = logging.getLogger("os-collect-config")
 STATE_NAME = "os-collect-config"
 #: Exit status reported for a command killed by --command-timeout (as timeout(1)).
 TIMEOUT_STATUS = 124
+#: Pending heat-config signals: first retry between polls after this many seconds, backing off to the cap.
+SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
+#: One between-polls delivery run may take this long (one attempt per pending signal).
+SIGNAL_RETRY_TIMEOUT_S = 120.0
 
 
 class SourceHealth(Record):
@@ -104,6 +108,8 @@ class Agent:
             groups=settings.groups,
         )
         self.state = StateStore(settings.cachedir, STATE_NAME)
+        #: Backoff of the between-polls delivery of pending heat-config signals, made when first needed.
+        self.signal_health: Optional[SourceHealth] = None
         self.min_interval, self.max_interval = settings.min_polling_interval, settings.polling_interval
         if self.min_interval > self.max_interval:
             LOG.warning("min_polling_interval %.2f is larger than polling_interval %.2f; using %.2f for both.",
@@ -339,6 +345,7 @@ class Agent:
                 return status
             if settings.watch.fingerprint() != fingerprint:
                 self.reexec("Configuration changed. Re-executing %s" % self.argv)
+            self.retry_pending_signals()
             interval = self.min_interval if succeeded else min(interval * 2, self.max_interval)
             pause = interval
             if status != 0:  # a failed command is retried on a jittered backoff, not in lock-step (weakness 14)
@@ -350,6 +357,40 @@ class Agent:
             self.ctx.wakeup.clear()
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
+
+    def retry_pending_signals(self) -> None:
+        """Deliver the heat-config signals a dispatcher run left pending, between polls (SPEC §12.4).
+
+        Without this a signal whose endpoint was down waits until the metadata changes
+        again, which for a finished stack is never, and Heat times out.  The check is one
+        directory listing; the delivery is the same ``heat-config dispatch --signals-only``
+        a user would run (one attempt per signal, so it never holds the loop for long),
+        spaced by its own backoff.
+        """
+        from agent_common.paths import get_path
+        from heat_config.journal import has_unsettled
+
+        if not has_unsettled(get_path("heat_config_deployed")):
+            if self.signal_health is not None:
+                self.signal_health.recovered()
+            return
+        if self.signal_health is None:
+            from agent_common.backoff import Backoff
+
+            self.signal_health = SourceHealth(Backoff(initial=SIGNAL_RETRY_FIRST_S, cap=SIGNAL_RETRY_CAP_S))
+        now = self.monotonic()
+        if not self.signal_health.due(now):
+            return
+        from agent_common import proc
+
+        env = dict(os.environ, HEAT_CONFIG_SIGNAL_RETRY_S="0")
+        result = proc.run([sys.executable, "-m", "heat_config", "dispatch", "--signals-only"], env=env,
+                          capture=False, timeout=SIGNAL_RETRY_TIMEOUT_S)
+        if result.returncode == 0 and not has_unsettled(get_path("heat_config_deployed")):
+            LOG.info("Pending heat-config signals delivered.")
+            self.signal_health.recovered()
+        else:
+            LOG.warning("heat-config signals still pending; next try in %.1f s.", self.signal_health.failed(now))
 
     def print_once(self) -> int:
         result = self.poll()
