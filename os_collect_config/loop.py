@@ -77,14 +77,17 @@ class SourceHealth(Record):
 class Poll(Record):
     """One poll's outcome: the keys in force in collection order and what changed."""
 
-    _fields = ("pairs", "paths", "changed", "removed")
+    _fields = ("pairs", "paths", "changed", "removed", "sources")
 
     def __init__(self, pairs: Optional[List[Collected]] = None, paths: Optional[List[str]] = None,
-                 changed: Optional[List[str]] = None, removed: Optional[List[str]] = None) -> None:
+                 changed: Optional[List[str]] = None, removed: Optional[List[str]] = None,
+                 sources: Optional[Dict[str, List[str]]] = None) -> None:
         self.pairs: List[Collected] = [] if pairs is None else pairs
         self.paths: List[str] = [] if paths is None else paths
         self.changed: List[str] = [] if changed is None else changed
         self.removed: List[str] = [] if removed is None else removed
+        #: The keys each source gave (fresh or last good), by source name: what a commit records.
+        self.sources: Dict[str, List[str]] = {} if sources is None else sources
 
     @property
     def keys(self) -> List[str]:
@@ -108,6 +111,8 @@ class Agent:
             groups=settings.groups,
         )
         self.state = StateStore(settings.cachedir, STATE_NAME)
+        #: The sources that answered in the poll under way (only they can report a key gone).
+        self._fresh: set = set()
         #: Backoff of the between-polls delivery of pending heat-config signals, made when first needed.
         self.signal_health: Optional[SourceHealth] = None
         self.min_interval, self.max_interval = settings.min_polling_interval, settings.polling_interval
@@ -174,6 +179,7 @@ class Agent:
             if health.recovered():
                 LOG.info("Source [%s] available again.", name)
             self.reported_unconfigured.discard(name)
+            self._fresh.add(name)
             return pairs
         last = self._last_good(name)
         tail = "keeping its last good data" if last else "no earlier data"
@@ -238,6 +244,7 @@ class Agent:
     def poll(self) -> Poll:
         result = Poll()
         sources: Dict[str, List[str]] = {}
+        self._fresh = set()
         for (name, _), pairs in zip(self.collectors, self._collect_all()):
             if pairs is None:
                 continue
@@ -262,11 +269,23 @@ class Agent:
         if self.store_mode:
             self.state.save("sources", sources)
             self._save_health()
-            committed = self.state.load("committed")
-            if isinstance(committed, list):
-                present = set(result.keys)
-                result.removed = [k for k in committed if isinstance(k, str) and k not in present]
+            result.removed = self._vanished(sources)
+        result.sources = sources
         return result
+
+    def _vanished(self, sources: Dict[str, List[str]]) -> List[str]:
+        """Keys a source gave at the last commit and no longer gives, though it answered just now (weakness 5).
+
+        Only a source that answered can say a key is gone: a source that is down, no
+        longer configured or no longer in the collector list removes nothing, so a
+        transport that is not up yet never makes the command run on no metadata.
+        """
+        committed = self.state.load("committed")
+        if not isinstance(committed, dict):  # none yet, or the key list of an older version
+            return []
+        present = {k for keys in sources.values() for k in keys}
+        return [k for name in self._fresh if isinstance(committed.get(name), list)
+                for k in committed[name] if isinstance(k, str) and k not in present]
 
     def run_command(self, paths: Sequence[str]) -> int:
         from agent_common import proc  # only store mode runs a command: --print does not pay for subprocess
@@ -288,8 +307,8 @@ class Agent:
             LOG.info("No source provides %s any more.", ", ".join(result.removed))
         if not (result.changed or result.removed or self.settings.force):
             LOG.debug("No changes detected.")
-            if self.state.load("committed") is None:
-                self.state.save("committed", result.keys)
+            if not isinstance(self.state.load("committed"), dict):
+                self.state.save("committed", result.sources)
             return False, 0
         if result.changed or result.removed:  # --force alone rewrites neither (SPEC §2.13.3)
             self.cache.write_file_list(result.keys)
@@ -305,7 +324,7 @@ class Agent:
         stale = [k for k in result.removed if check_key(k, k, registry.REGISTRY) is None]
         if stale:
             self.cache.remove(stale)
-        self.state.save("committed", result.keys)
+        self.state.save("committed", result.sources)
         return True, 0
 
     # -- process ----------------------------------------------------------------------------

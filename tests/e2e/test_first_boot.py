@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.conftest import PLANTED_SECRETS
 
 UNREACHABLE_HEAT = {
@@ -19,12 +17,6 @@ UNREACHABLE_HEAT = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "os-collect-config bug (issue 3): store_poll counts a key that stopped being collected (heat_local after "
-    "the boot pass) as a change and runs os-refresh-config with an empty OS_CONFIG_FILES while every source "
-    "is down; os-apply-config then renders /etc/os-collect-config.conf from no metadata, the agent re-execs "
-    "with its built-in collectors (ec2 at 169.254.169.254 included) and flaps between the two configs. The "
-    "originals never count a vanished key as a change (SPEC §2.13.4). Remove this mark once fixed."))
 def test_unreachable_transport_at_first_poll_keeps_the_rendered_config(vm):
     rendered = vm.boot(UNREACHABLE_HEAT)
     assert "[heat]" in rendered

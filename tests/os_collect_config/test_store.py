@@ -172,16 +172,6 @@ def test_backup_failure_does_not_block_the_command(occ, sandbox):
     assert occ.cachedir.joinpath("x.json.last").exists()
 
 
-def test_dropping_a_collector_removes_its_files(occ, sandbox):
-    occ.heat_local.write_text('{"h": 1}')
-    occ.write_local("x", {"v": 1})
-    assert occ("--one-time", "-c", "true", "heat_local", "local").returncode == 0
-    seen, cmd = _record(sandbox)
-    assert occ("--one-time", "-c", cmd, "local").returncode == 0
-    assert _runs(seen) == ["%s/x.json" % occ.cachedir]
-    assert not occ.cachedir.joinpath("heat_local.json").exists()
-
-
 def test_log_config_append_file_is_used_and_still_redacts(occ, sandbox):
     from tests.conftest import PLANTED_SECRETS
 
