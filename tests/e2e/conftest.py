@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
@@ -30,7 +30,8 @@ def pytest_collection_modifyitems(items):
 
 def pytest_runtest_logreport(report):
     if report.when == "call" and "e2e" in report.keywords:
-        TIMINGS.append(("%s [%s]" % (report.nodeid.split("::", 1)[-1], report.outcome), report.duration))
+        outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        TIMINGS.append(("%s [%s]" % (report.nodeid.split("::", 1)[-1], outcome), report.duration))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -141,6 +142,11 @@ def deployment_template(
     }
 
 
+def _query(url: Any) -> Optional[str]:
+    """The signed part of a pre-signed or temp URL."""
+    return url.split("?", 1)[1] if isinstance(url, str) and "?" in url else None
+
+
 def outputs_of(stack: Dict[str, Any]) -> Dict[str, Any]:
     return {o["output_key"]: o.get("output_value") for o in stack.get("outputs", [])}
 
@@ -173,6 +179,7 @@ class Deployer:
         self.name = "e2e-%d" % (time.time() * 1000)
         self.stack_id = ""
         self.rendered_conf = ""
+        self.secrets: Set[str] = set()
 
     def create(self, template: Dict[str, Any], start_agent: bool = True) -> Dict[str, Any]:
         self.stack_id = self.heat.create_stack(self.name, template, timeout_mins=10)
@@ -182,7 +189,33 @@ class Deployer:
             self.vm.start()
         return settings
 
+    def collect_secrets(self) -> None:
+        """Remember the credentials Heat handed this server (SPEC §12.10: none may reach a log)."""
+        try:
+            md = self.heat.call("GET", "/stacks/%s/%s/resources/server/metadata"
+                                % (self.name, self.stack_id))["metadata"] or {}
+        except controlplane.ApiError:
+            return
+        for section in (md.get("os-collect-config") or {}).values():
+            if isinstance(section, dict):
+                self._secret(section.get("password"), section.get("secret_access_key"),
+                             _query(section.get("metadata_url")))
+        for dep in md.get("deployments") or []:
+            for inp in dep.get("inputs") or []:
+                if inp.get("name") == "deploy_password":
+                    self._secret(inp.get("value"))
+                elif inp.get("name") == "deploy_signal_id":
+                    self._secret(_query(inp.get("value")))
+
+    def _secret(self, *values: Any) -> None:
+        self.secrets.update(v for v in values if isinstance(v, str) and len(v) >= 8)
+
+    def assert_no_secret_in(self, text: str, where: str) -> None:
+        leaked = [s[:4] + "..." for s in self.secrets if s in text]
+        assert not leaked, "credentials Heat gave the server appear in %s (starting %s)" % (where, leaked)
+
     def wait(self, timeout: float = 180) -> Dict[str, Any]:
+        self.collect_secrets()
         stack = self.heat.wait(self.name, self.stack_id, timeout)
         if stack["stack_status"].endswith("IN_PROGRESS"):
             raise AssertionError("stack still %s after %ss; agent log tail:\n%s"
@@ -224,3 +257,4 @@ def deployer(heat, vm):
         except (controlplane.ApiError, AssertionError, OSError):
             pass
         vm.stop()
+        d.assert_no_secret_in(vm.log(), "the agent log")
