@@ -294,21 +294,29 @@ class ControlPlane:
 
     def stop(self) -> List[str]:
         """Stop every service whose pidfile we wrote, newest first: SIGTERM, then SIGKILL after 10 s."""
-        stopped = []
-        for name in reversed(SERVICES):
-            pidfile = self.run_dir / (name + ".pid")
-            if not pidfile.exists():
-                continue
-            pid = int(pidfile.read_text().strip() or 0)
-            if pid > 0 and self._signal_group(pid, signal.SIGTERM):
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and _pid_alive(pid):
-                    time.sleep(0.1)
-                if _pid_alive(pid):
-                    self._signal_group(pid, signal.SIGKILL)
-                stopped.append(name)
-            pidfile.unlink()
+        return [name for name in reversed(SERVICES) if self.stop_service(name)]
+
+    def stop_service(self, name: str) -> bool:
+        """Stop one service (and its workers) by the PID in its pidfile; False if it was not running."""
+        pidfile = self.run_dir / (name + ".pid")
+        if not pidfile.exists():
+            return False
+        pid = int(pidfile.read_text().strip() or 0)
+        stopped = pid > 0 and self._signal_group(pid, signal.SIGTERM)
+        if stopped:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                self._signal_group(pid, signal.SIGKILL)
+        pidfile.unlink()
         return stopped
+
+    def start_service(self, name: str, port: int) -> None:
+        """Start again a service stopped by stop_service, exactly as start() first ran it."""
+        spec = json.loads((self.run_dir / (name + ".spawn.json")).read_text())
+        proc = self._spawn(name, spec["argv"], spec["env"], Path(spec["cwd"]))
+        wait_tcp(port, 60, proc, name)
 
     def env(self) -> Dict[str, str]:
         info = self.info()
@@ -326,6 +334,9 @@ class ControlPlane:
         """Start a service in its own session (so stop() can end it and its workers by its PID)."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
         full_env.update(env or {})
+        spec = self.run_dir / (name + ".spawn.json")
+        spec.write_text(json.dumps({"argv": argv, "env": env or {}, "cwd": str(cwd or self.dir)}))
+        spec.chmod(0o600)
         log = open(self.log_dir / (name + ".log"), "ab")
         proc = subprocess.Popen(argv, env=full_env, cwd=str(cwd or self.dir), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
