@@ -1,10 +1,14 @@
-"""Run the agents against a loopback metadata server and say, step by step, what changed.
+"""Run the agents against loopback servers and say, step by step, what happened.
 
-Everything happens in a temporary directory on 127.0.0.1: the Swift temp-URL server of
-the test suite holds the example metadata (demo/example/), and the real
-``os-collect-config`` console script polls it with ``--one-time`` and a command that
-lists the files it is given.  Each step is one function in STEPS; later parts of the
-pipeline (os-refresh-config, os-apply-config, heat-config) add steps the same way.
+Everything happens in a temporary directory on 127.0.0.1, with the real console
+scripts.  Steps 1-5: the Swift temp-URL server of the test suite holds the example
+metadata (demo/example/), and ``os-collect-config --one-time`` polls it and runs
+os-refresh-config, whose os-apply-config renders the bundled templates.  Step 6:
+script deployments signalled to a loopback heat-api-cfn.  Step 7: the whole pipeline
+on a server laid out from elements/: a loopback Keystone and Heat serve the bundled
+script, ansible and (where an engine can start) docker-compose deployments, and
+os-collect-config → os-refresh-config → os-apply-config and heat-config → hooks →
+signals back to Heat → ``heat-config status``.  Each step is one function in STEPS.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -21,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.servers.swift import SwiftServer  # noqa: E402  (the loopback server shared with the tests)
-from demo.deployments import step_hook_deployments  # noqa: E402  (ansible + compose hooks, signalled)
 from demo.script_deployments import step_script_deployments  # noqa: E402  (script hooks, CFN signals, status)
+from demo.pipeline import step_whole_pipeline  # noqa: E402  (Heat → occ → orc → oac + heat-config → hooks → Heat)
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "server1-metadata.json"
@@ -134,12 +139,13 @@ STEPS: List[Callable[[Demo], None]] = [
     step_deployment_changed,
     step_deployment_removed,
     step_source_down,
-    step_hook_deployments,
     step_script_deployments,
+    step_whole_pipeline,
 ]
 
 
 def main() -> int:
+    begun = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="os-config-agents-demo-") as tmp:
         root = Path(tmp)
         command = root / "command.sh"
@@ -159,11 +165,14 @@ def main() -> int:
             for number, step in enumerate(STEPS, 1):
                 say()
                 say("Step %d. %s" % (number, (step.__doc__ or "").strip()))
+                started = time.monotonic()
                 step(demo)
+                say("    [step %d: %.1f s]" % (number, time.monotonic() - started))
         finally:
             swift.stop()
     say()
-    say("Done: every step ran the real os-collect-config against a real HTTP server on 127.0.0.1.")
+    say("Done in %.1f s: every step ran the real agents against real HTTP servers on 127.0.0.1."
+        % (time.monotonic() - begun))
     return 0
 
 

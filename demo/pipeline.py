@@ -14,24 +14,65 @@ file and whose 55-heat-config runs each deployment's hook and signals Heat.
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from demo.deployments import STACK, STACK_ID, _deployment, _engine
 from tests.e2e.agent import VM
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "pipeline"
-SERVER = "server1"
+STACK, STACK_ID, SERVER = "shop", "5e1d0000-demo-stack", "server1"
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
+
+
+def _signal_inputs(cloud: Any, resource: str) -> List[Dict[str, Any]]:
+    """Heat's deploy_* inputs for HEAT_SIGNAL (SPEC §6.4): the signal goes to the Heat API as a stack user."""
+    return [
+        {"name": "deploy_server_id", "type": "String", "value": SERVER},
+        {"name": "deploy_action", "type": "String", "value": "CREATE"},
+        {"name": "deploy_stack_id", "type": "String", "value": "%s/%s" % (STACK, STACK_ID)},
+        {"name": "deploy_resource_name", "type": "String", "value": resource},
+        {"name": "deploy_signal_transport", "type": "String", "value": "HEAT_SIGNAL"},
+        {"name": "deploy_auth_url", "type": "String", "value": cloud.auth_url},
+        {"name": "deploy_username", "type": "String", "value": "shop-deploy-user"},
+        {"name": "deploy_user_id", "type": "String", "value": cloud.user_id},
+        {"name": "deploy_password", "type": "String", "value": cloud.password},
+        {"name": "deploy_project_id", "type": "String", "value": cloud.project_id},
+        {"name": "deploy_region_name", "type": "String", "value": cloud.region},
+    ]
+
+
+def _deployment(n: int, name: str, group: str, config: Any, cloud: Any, inputs: List[Dict[str, Any]] = (),
+                outputs: List[str] = ()) -> Dict[str, Any]:
+    """One deployment as Heat puts it in the server's metadata."""
+    return {
+        "id": "5b0c2f0e-7d3a-4f55-9d59-0d5f1c3a9e%02d" % n, "name": name, "group": group,
+        "creation_time": "2024-03-05T09:12:44Z", "options": {}, "config": config,
+        "outputs": [{"name": o, "type": "String", "error_output": False} for o in outputs],
+        "inputs": list(inputs) + _signal_inputs(cloud, "deploy_" + name),
+    }
+
+
+def _engine() -> Optional[Any]:
+    """The tests' private container engine, or None (with the reason said) where it cannot run."""
+    from tests.docker_engine import EngineUnavailable, start_engine
+
+    if not shutil.which("docker-compose"):
+        say("    (no docker-compose here: the docker-compose deployment is left out)")
+        return None
+    try:
+        return start_engine()
+    except EngineUnavailable as exc:
+        say("    (no container engine here, so no docker-compose deployment: %s)" % str(exc).splitlines()[0])
+        return None
 
 
 class Server(VM):
