@@ -771,17 +771,6 @@ class Heat:
     def events(self, name: str, stack_id: str) -> List[Dict[str, Any]]:
         return self.call("GET", "/stacks/%s/%s/events?nested_depth=2" % (name, stack_id))["events"]
 
-    def resource(self, name: str, stack_id: str, resource: str) -> Dict[str, Any]:
-        return self.call("GET", "/stacks/%s/%s/resources/%s" % (name, stack_id, resource))["resource"]
-
-    def attribute(self, name: str, stack_id: str, resource: str, attr: str) -> Any:
-        """A resource attribute, read through a stack output (works for any attribute)."""
-        st = self.stack(name, stack_id)
-        for out in st.get("outputs", []):
-            if out["output_key"] == "%s_%s" % (resource, attr):
-                return out["output_value"]
-        raise KeyError("%s.%s is not an output of %s" % (resource, attr, name))
-
 
 CHECK_TEMPLATE = {
     "heat_template_version": "2021-04-16",
