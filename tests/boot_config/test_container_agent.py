@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -81,6 +82,9 @@ def agent_image(docker_engine, debian_rootfs):
     build = subprocess.run([str(HCA / "build"), "--base", BASE_TAG, "--tag", IMAGE_TAG, "--python", sys.executable],
                            env=env, capture_output=True, text=True, timeout=1200)
     assert build.returncode == 0, (build.stdout + build.stderr)[-5000:]
+    pins = docker_engine.docker("run", "--rm", "--entrypoint", "cat", IMAGE_TAG,
+                                "/usr/local/share/heat-container-agent/constraints.txt").stdout.decode()
+    assert re.search(r"^requests==\S+$", pins, re.M) and "os-config-agents" not in pins, "§11.42: versions recorded"
     print("\nheat-container-agent: base imported in %.0f s (%.0f MB), image built in %.0f s (%.0f MB)" % (
         imported - started, image_size_mb(docker_engine, BASE_TAG), time.monotonic() - imported,
         image_size_mb(docker_engine, IMAGE_TAG)))
@@ -183,3 +187,16 @@ def test_container_agent_runs_deployments_and_keeps_its_state_across_containers(
         agent.stop()
     assert (host / "var/lib/heat-config/runs.log").read_text() == "CREATE\n"
     assert len(cfn_server.signals) == 2
+
+
+def test_build_pins_dependencies_with_a_constraints_file(tmp_path):
+    """§11.42: an image's recorded versions (or any pins) make the next build install the same ones."""
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("PyYAML==6.0.1\n")
+    wheels = tmp_path / "wheels"
+    build = subprocess.run([str(HCA / "build"), "--wheelhouse", str(wheels), "--constraint", str(constraints),
+                            "--python", sys.executable], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    names = sorted(p.name for p in wheels.iterdir())
+    assert any(n.startswith("PyYAML-6.0.1-") for n in names), names
+    assert any(n.startswith("os_config_agents-") for n in names), names
