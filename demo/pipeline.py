@@ -23,42 +23,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from tests.e2e.agent import VM
+from tests.heat_config.conftest import STACK, STACK_ID, deployment, keystone_inputs
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "pipeline"
-STACK, STACK_ID, SERVER = "shop", "5e1d0000-demo-stack", "server1"
+SERVER = "server1"
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def _signal_inputs(cloud: Any, resource: str) -> List[Dict[str, Any]]:
-    """Heat's deploy_* inputs for HEAT_SIGNAL (SPEC §6.4): the signal goes to the Heat API as a stack user."""
-    return [
-        {"name": "deploy_server_id", "type": "String", "value": SERVER},
-        {"name": "deploy_action", "type": "String", "value": "CREATE"},
-        {"name": "deploy_stack_id", "type": "String", "value": "%s/%s" % (STACK, STACK_ID)},
-        {"name": "deploy_resource_name", "type": "String", "value": resource},
-        {"name": "deploy_signal_transport", "type": "String", "value": "HEAT_SIGNAL"},
-        {"name": "deploy_auth_url", "type": "String", "value": cloud.auth_url},
-        {"name": "deploy_username", "type": "String", "value": "shop-deploy-user"},
-        {"name": "deploy_user_id", "type": "String", "value": cloud.user_id},
-        {"name": "deploy_password", "type": "String", "value": cloud.password},
-        {"name": "deploy_project_id", "type": "String", "value": cloud.project_id},
-        {"name": "deploy_region_name", "type": "String", "value": cloud.region},
-    ]
-
-
-def _deployment(n: int, name: str, group: str, config: Any, cloud: Any, inputs: List[Dict[str, Any]] = (),
-                outputs: List[str] = ()) -> Dict[str, Any]:
-    """One deployment as Heat puts it in the server's metadata."""
-    return {
-        "id": "5b0c2f0e-7d3a-4f55-9d59-0d5f1c3a9e%02d" % n, "name": name, "group": group,
-        "creation_time": "2024-03-05T09:12:44Z", "options": {}, "config": config,
-        "outputs": [{"name": o, "type": "String", "error_output": False} for o in outputs],
-        "inputs": list(inputs) + _signal_inputs(cloud, "deploy_" + name),
-    }
 
 
 def _engine() -> Optional[Any]:
@@ -92,23 +65,30 @@ class Server(VM):
 
 
 def _deployments(cloud: Any, server: Server, engine: Optional[Any]) -> List[Dict[str, Any]]:
-    """The bundled example as Heat puts it in the server's metadata."""
+    """The bundled example as Heat puts it in the server's metadata, each signalled over HEAT_SIGNAL."""
     shop = {"name": "shop_name", "type": "String", "value": "Demo Shop"}
+
+    def heat_deployment(n: int, name: str, group: str, config: Any, inputs: List[Dict[str, Any]],
+                        outputs: List[str] = ()) -> Dict[str, Any]:
+        return deployment(n, config, group, inputs=inputs, outputs=list(outputs), name=name,
+                          signal=keystone_inputs(cloud, "HEAT_SIGNAL", "deploy_%d" % n))
+
     deployments = [
-        _deployment(11, "10_install_web", "script", (EXAMPLE / "10_install_web.sh").read_text(), cloud, outputs=["url"],
-                    inputs=[shop, {"name": "package", "type": "String", "value": "nginx"},
-                            {"name": "www_root", "type": "String", "value": str(server.root / "srv" / "www")}]),
-        _deployment(12, "20_motd", "ansible", (EXAMPLE / "20_motd.yml").read_text(), cloud, outputs=["motd"],
-                    inputs=[shop, {"name": "port", "type": "Number", "value": 8080},
-                            {"name": "motd_path", "type": "String", "value": str(server.root / "etc" / "motd")}]),
+        heat_deployment(10, "10_install_web", "script", (EXAMPLE / "10_install_web.sh").read_text(),
+                        [shop, {"name": "package", "type": "String", "value": "nginx"},
+                         {"name": "www_root", "type": "String", "value": str(server.root / "srv" / "www")}], ["url"]),
+        heat_deployment(20, "20_motd", "ansible", (EXAMPLE / "20_motd.yml").read_text(),
+                        [shop, {"name": "port", "type": "Number", "value": 8080},
+                         {"name": "motd_path", "type": "String", "value": str(server.root / "etc" / "motd")}],
+                        ["motd"]),
     ]
     if engine:
         compose = (EXAMPLE / "30_web.yml").read_text().replace("image: IMAGE", "image: " + engine.base_image)
         if engine.compose_network_mode:
             compose += "    network_mode: %s\n" % engine.compose_network_mode
         env_files = json.dumps([{"file_name": "web.env", "content": "SHOP=Demo Shop\n"}])
-        deployments.append(_deployment(13, "30_web", "docker-compose", compose, cloud,
-                                       inputs=[{"name": "env_files", "type": "String", "value": env_files}]))
+        deployments.append(heat_deployment(30, "30_web", "docker-compose", compose,
+                                           [{"name": "env_files", "type": "String", "value": env_files}]))
     return deployments
 
 
@@ -147,7 +127,6 @@ def step_whole_pipeline(d: Any) -> None:
 
     started = time.monotonic()
     cloud = start_cloud()
-    cloud.heat.add_stack(STACK, STACK_ID)
     engine = _engine()
     server = Server(d.root / SERVER, engine)
     try:
@@ -179,11 +158,13 @@ def step_whole_pipeline(d: Any) -> None:
             say("    " + line)
         say("    (exit %d: %s)" % (status.returncode, {0: "all succeeded", 1: "one failed", 2: "time-out"}.get(
             status.returncode, status.stderr.strip())))
+        names = {i["value"]: x["name"] for x in deployments for i in x["inputs"] if i["name"] == "deploy_resource_name"}
         for signal in cloud.heat.signals:
             body = signal.body or {}
             outputs = {k: v for k, v in body.items() if not k.startswith("deploy_")}
-            say("    Heat received the signal of %s: deploy_status_code %s%s" % (
-                signal.resource, body.get("deploy_status_code"), ", outputs %s" % outputs if outputs else ""))
+            say("    Heat received the signal of %s (%s): deploy_status_code %s%s" % (
+                signal.resource, names.get(signal.resource, "?"), body.get("deploy_status_code"),
+                ", outputs %s" % outputs if outputs else ""))
         motd = server.root / "etc" / "motd"
         if motd.exists():
             say("    the playbook wrote /etc/motd: %s" % motd.read_text().strip())
