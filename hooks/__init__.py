@@ -18,6 +18,8 @@ BUILTIN: Dict[str, str] = {
     "ansible": "hooks.ansible",
     "docker-compose": "hooks.docker_compose",
     "kubelet": "hooks.kubelet",
+    "apply-config": "hooks.apply_config",
+    "json-file": "hooks.json_file",
 }
 
 

@@ -1,0 +1,52 @@
+"""The ``apply-config`` hook (SPEC §8.5): run os-apply-config and report its result to Heat.
+
+Compatible with the heat-agents apply-config hook: ``$HEAT_APPLY_CONFIG_CMD``
+(default ``os-apply-config``) runs without arguments in the hook's environment
+(so occ's ``OS_CONFIG_FILES`` applies all collected metadata), the deployment's
+``config`` is ignored, and deploy_* come from that command.  Better: the command
+is split like a shell line, as ``$HEAT_DOCKER_COMPOSE_CMD`` is, so it can carry
+options (``os-apply-config -o /srv/root``); a missing command is a failed
+deployment with a reason instead of a crash; the run is bounded by the hook
+timeout and its output by the cap (SPEC §12.5, §12.11).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import shlex
+from typing import List
+
+from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, result_from_proc
+
+LOG = logging.getLogger("heat-config")
+
+CMD_ENV, CMD_DEFAULT = "HEAT_APPLY_CONFIG_CMD", "os-apply-config"
+
+
+def command(ctx: HookContext) -> List[str]:
+    """The argv of ``$HEAT_APPLY_CONFIG_CMD`` (unset or blank: ``os-apply-config``)."""
+    line = ctx.environ.get(CMD_ENV, "").strip() or CMD_DEFAULT
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise BadDeployment("%s cannot be split into a command: %s" % (CMD_ENV, exc)) from None
+    if not argv:
+        raise BadDeployment("%s holds no command" % CMD_ENV)
+    return argv
+
+
+def run(deployment: Deployment, ctx: HookContext) -> HookResult:
+    argv = command(ctx)
+    LOG.debug("Running %s", " ".join(argv))
+    try:
+        result = ctx.run(argv)
+    except OSError as exc:
+        reason = "not installed" if exc.errno == errno.ENOENT else exc.strerror
+        LOG.error("%s cannot be run: %s", argv[0], reason)
+        return HookResult.failure("%s cannot be run: %s (install os-apply-config, or set %s)"
+                                  % (argv[0], reason, CMD_ENV), 127)
+    if result.returncode or result.timed_out:
+        LOG.error("Error running apply-config: [%s]", result.returncode)
+    else:
+        LOG.info("Completed apply-config.")
+    return result_from_proc(result, ctx)
