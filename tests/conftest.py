@@ -150,3 +150,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if touched:
         sys.stderr.write("\nFAILED: the test run wrote to host paths it must redirect: %s\n" % ", ".join(touched))
         session.exitstatus = 1
+
+
+def process_gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether ``pid`` has exited within ``timeout`` seconds (tests of group kills ask this of grandchildren)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False

@@ -3,6 +3,7 @@ import os
 import time
 
 from agent_common.proc import run
+from tests.conftest import process_gone
 
 
 def test_captures_output_status_and_stdin():
@@ -22,15 +23,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     assert result.timed_out
     assert time.monotonic() - start < 10
     grandchild = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(grandchild, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("grandchild %d survived the timeout" % grandchild)
+    assert process_gone(grandchild), "grandchild %d survived the timeout" % grandchild
 
 
 def test_term_ignoring_child_is_killed_after_grace():
@@ -106,13 +99,6 @@ def test_a_signal_while_the_child_starts_is_held_back_until_it_can_be_stopped():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 7, result.stderr
     child = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
+    if not process_gone(child):
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the child outlived the runner")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS
+from tests.conftest import PLANTED_SECRETS, process_gone
 
 
 @pytest.fixture
@@ -119,15 +119,7 @@ def test_timeout_kills_whole_process_group(run_tool, script_env, sandbox):
     assert out["deploy_stderr"].rstrip("\n").splitlines()[-1] == "timed out after 1 seconds"
     assert out["deploy_stdout"] == "started\n"
     grandchild = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(grandchild, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("background child of the timed-out script survived")
+    assert process_gone(grandchild), "background child of the timed-out script survived"
 
 
 @pytest.mark.parametrize("how", ["input", "env"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from os_refresh_config.cli import default_base_dir
-from tests.conftest import BIN_DIR
+from tests.conftest import BIN_DIR, process_gone
 from tests.os_refresh_config.conftest import script, wait_for
 
 PHASE_DIRS = ["pre-configure.d", "configure.d", "post-configure.d", "migration.d"]
@@ -215,15 +215,7 @@ class TestTimeLimits:
                "trap '' TERM\nsleep 60 &\necho $! > %s\nwhile true; do sleep 0.1; done\n" % pidfile)
         self.timed(orc, "--script-timeout", "0.5", "--kill-grace", "0.5")
         grandchild = int(pidfile.read_text())
-        assert wait_for(lambda: not _alive(grandchild)), "grandchild %d survived the group kill" % grandchild
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        assert process_gone(grandchild), "grandchild %d survived the group kill" % grandchild
 
 
 def test_sigterm_to_orc_stops_the_running_script(orc, base, sandbox):
