@@ -168,20 +168,19 @@ class ConfigWatch(Record):
     def __init__(self, files: List[str], dirs: List[str]) -> None:
         self.files = files
         self.dirs = dirs
+        #: Taken before any file is read, so a change made while the agent starts up is still seen.
+        self.baseline = self.fingerprint()
 
-    def fingerprint(self) -> str:
-        import hashlib
-
-        digest = hashlib.sha256()
+    def fingerprint(self) -> "Tuple[Tuple[str, Optional[bytes]], ...]":
+        """Every watched path with its content (None when absent); config files are small."""
+        snapshot = []
         for path in self.files + [p for d in self.dirs for p in _dir_conf_files(d)]:
-            digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
             try:
                 with open(path, "rb") as f:
-                    digest.update(f.read())
-                digest.update(b"\1")
+                    snapshot.append((path, f.read()))
             except OSError:
-                digest.update(b"\2")
-        return digest.hexdigest()
+                snapshot.append((path, None))
+        return tuple(snapshot)
 
 
 # -- INI files ------------------------------------------------------------------------------
@@ -478,8 +477,8 @@ def resolve(
     resolver = Resolver(table)
     explicit_files = [e.value for e in events if e.kind == "file"]
     explicit_dirs = [e.value for e in events if e.kind == "dir"]
-    watch_files = list(explicit_files) or default_config_files(home)
-    watch_dirs = list(explicit_dirs) or default_config_dirs(home)
+    watch = ConfigWatch(list(explicit_files) or default_config_files(home),
+                        list(explicit_dirs) or default_config_dirs(home))
     if not explicit_files:
         found = next((p for p in default_config_files(home) if os.path.isfile(p)), None)
         if found:
@@ -525,7 +524,7 @@ def resolve(
         logging={opt.key: glob_values[opt.key] for opt in LOG_OPTIONS},
         groups=group_values,
         config_files=resolver.files_read,
-        watch=ConfigWatch(watch_files, watch_dirs),
+        watch=watch,
         secrets_on_cli=secrets_on_cli,
         exposed_secret_files=[p for p in dict.fromkeys(resolver.secret_files) if _readable_by_others(p)],
         secret_values=resolver.secret_values,

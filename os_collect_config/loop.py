@@ -350,7 +350,7 @@ class Agent:
     def loop(self) -> int:
         """Store mode: poll, run, sleep; returns only with --one-time (or --force)."""
         settings = self.settings
-        fingerprint = settings.watch.fingerprint()
+        fingerprint = settings.watch.baseline
         interval = self.min_interval
         while True:
             try:
