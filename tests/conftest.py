@@ -164,3 +164,12 @@ def process_gone(pid: int, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def hook_json(run_tool, group: str, deployment: Dict, env: Optional[Dict[str, str]] = None, timeout: float = 60):
+    """Run one hook through ``heat-config-hook GROUP`` (deployment JSON on stdin) and return (its JSON result, the run)."""
+    import json
+
+    result = run_tool("heat-config-hook", [group], input=json.dumps(deployment), env=env, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result

@@ -11,7 +11,7 @@ import pytest
 
 from hooks import ansible
 from hooks.protocol import HookContext
-from tests.conftest import BIN_DIR, PLANTED_SECRETS
+from tests.conftest import BIN_DIR, PLANTED_SECRETS, hook_json
 
 DEP_ID = "7c1e4d2a-0b5f-4c3e-9a8d-1234567890ab"
 
@@ -42,11 +42,7 @@ def deployment(config, inputs=(), outputs=(), options=None, dep_id=DEP_ID):
 
 
 def run_hook(run_tool, ansible_env, dep, env=None, timeout=120):
-    merged = dict(ansible_env)
-    merged.update(env or {})
-    result = run_tool("heat-config-hook", ["ansible"], input=json.dumps(dep), env=merged, timeout=timeout)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result
+    return hook_json(run_tool, "ansible", dep, {**ansible_env, **(env or {})}, timeout)
 
 
 def playbook(*tasks, extra=""):

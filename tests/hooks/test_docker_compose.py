@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS
+from tests.conftest import PLANTED_SECRETS, hook_json
 
 pytestmark = pytest.mark.docker
 
@@ -57,11 +57,7 @@ def deployment(name, config, inputs=(), action="CREATE"):
 
 
 def run_hook(run_tool, compose_env, dep, env=None, timeout=180):
-    merged = dict(compose_env)
-    merged.update(env or {})
-    result = run_tool("heat-config-hook", ["docker-compose"], input=json.dumps(dep), env=merged, timeout=timeout)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result
+    return hook_json(run_tool, "docker-compose", dep, {**compose_env, **(env or {})}, timeout)
 
 
 def refresh(run_tool, compose_env, sandbox, deployments, env=None):

@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from tests.conftest import hook_json
 
 DEP_ID = "fc9070b3-ba4e-4f22-9c3a-5d6e7f809a1b"
 POD_PART = "fc9070b3ba4e4f2"  # SPEC §8.4's example
@@ -30,9 +31,7 @@ def deployment(containers, options=None, dep_id=DEP_ID, metadata=None):
 
 
 def run_hook(run_tool, dep, env, timeout=120):
-    result = run_tool("heat-config-hook", ["kubelet"], input=json.dumps(dep), env=env, timeout=timeout)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return hook_json(run_tool, "kubelet", dep, env, timeout)[0]
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
 """The script hook (SPEC §8.1), run as users and shims run it: ``heat-config-hook script < deployment``."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS, process_gone
+from tests.conftest import PLANTED_SECRETS, hook_json, process_gone
 
 
 @pytest.fixture
@@ -31,11 +30,7 @@ def deployment(config, inputs=(), outputs=(), options=None, dep_id="1f0c5d2e-aaa
 
 
 def run_hook(run_tool, script_env, dep, env=None, timeout=60):
-    merged = dict(script_env)
-    merged.update(env or {})
-    result = run_tool("heat-config-hook", ["script"], input=json.dumps(dep), env=merged, timeout=timeout)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result
+    return hook_json(run_tool, "script", dep, {**script_env, **(env or {})}, timeout)
 
 
 def test_inputs_become_environment_and_outputs_come_from_files(run_tool, script_env):
