@@ -724,11 +724,15 @@ class Heat:
         return rest(method, self.base + path, body, token=self.token, timeout=timeout)[2]
 
     def create_stack(self, name: str, template: Dict[str, Any], parameters: Optional[Dict[str, Any]] = None,
-                     environment: Optional[Dict[str, Any]] = None, timeout_mins: int = 10) -> str:
+                     environment: Optional[Dict[str, Any]] = None, timeout_mins: int = 10,
+                     files: Optional[Dict[str, str]] = None) -> str:
+        """POST a stack as heatclient does (``files`` holds get_file contents by URL); returns its id."""
         body = {"stack_name": name, "template": template, "parameters": parameters or {},
                 "timeout_mins": timeout_mins}
         if environment:
             body["environment"] = environment
+        if files:
+            body["files"] = files
         for attempt in range(4):
             try:
                 return self.call("POST", "/stacks", body)["stack"]["id"]

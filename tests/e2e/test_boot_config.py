@@ -65,8 +65,7 @@ def test_real_heat_renders_the_user_data_our_renderer_renders(heat, env_name):
     env_file = BOOT_CONFIG / env_name
     request = stack_request(env_file)
     name = "bootcfg-%s" % uuid.uuid4().hex[:8]
-    body = {"stack_name": name, "timeout_mins": 5, "parameters": {}, **request}
-    stack_id = heat.call("POST", "/stacks", body)["stack"]["id"]
+    stack_id = heat.create_stack(name, timeout_mins=5, **request)
     try:
         stack = heat.wait(name, stack_id, timeout=120)
         assert stack["stack_status"] == "CREATE_COMPLETE", stack.get("stack_status_reason")
@@ -86,7 +85,7 @@ def test_real_heat_refuses_an_agent_package_that_could_break_out_of_the_script(h
     request["environment"]["parameter_defaults"]["agent_package"] = "os-config-agents'; reboot; '"
     name = "bootcfg-bad-%s" % uuid.uuid4().hex[:8]
     try:
-        stack_id = heat.call("POST", "/stacks", {"stack_name": name, "timeout_mins": 5, "parameters": {}, **request})
+        stack_id = heat.create_stack(name, timeout_mins=5, **request)
     except controlplane.ApiError as exc:  # refused while validating the request
         assert "agent_package" in exc.body
         return
