@@ -257,6 +257,21 @@ def result_from_proc(
     return HookResult(outputs=dict(outputs or {}), stdout=stdout, stderr=stderr, status_code=status)
 
 
+def cannot_run(program: str, exc: OSError, remedy: str) -> HookResult:
+    """The result for a tool that could not be started: a failure, never a silent success (SPEC §11.18).
+
+    127 when it is not installed (as a shell says), 126 when it exists but cannot be
+    executed; deploy_stderr names the program, the reason and ``remedy`` (how to get it,
+    or the variable that names another one).
+    """
+    import errno
+
+    missing = exc.errno == errno.ENOENT
+    reason = "not installed" if missing else (exc.strerror or str(exc))
+    LOG.error("%s cannot be run: %s", program, reason)
+    return HookResult.failure("%s cannot be run: %s (%s)" % (program, reason, remedy), 127 if missing else 126)
+
+
 def output_files(base_path: str, deployment: Deployment) -> Dict[str, Any]:
     """Declared outputs read from ``<base_path>.<name>`` files, content unchanged; missing files skipped (§8.0)."""
     values: Dict[str, Any] = {}
