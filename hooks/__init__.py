@@ -20,6 +20,7 @@ BUILTIN: Dict[str, str] = {
     "kubelet": "hooks.kubelet",
     "apply-config": "hooks.apply_config",
     "json-file": "hooks.json_file",
+    "hiera": "hooks.hiera",
 }
 
 
