@@ -16,15 +16,19 @@ REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / "bench" / ".venv-originals"
 
 
-def ensure_originals(requirements: Sequence[str], marker_bins: Sequence[str]) -> Path:
-    """The venv's bin directory, with ``requirements`` installed unless every ``marker_bins`` is already there."""
-    bin_dir = VENV / "bin"
-    lock_dir = VENV.parent / ".cache"  # git-ignored, as the venv is
+def ensure_originals(requirements: Sequence[str], marker_bins: Sequence[str], venv: Path = VENV) -> Path:
+    """The venv's bin directory, with ``requirements`` installed unless every ``marker_bins`` is already there.
+
+    ``venv`` names another cached venv under bench/ (``.venv-*``, git-ignored) for a tool
+    that must not share the originals' (salt for the salt hook's tests).
+    """
+    bin_dir = venv / "bin"
+    lock_dir = venv.parent / ".cache"  # git-ignored, as the venv is
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "venv-originals.lock", "w") as lock:
+    with open(lock_dir / ("%s.lock" % venv.name.lstrip(".")), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (bin_dir / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         if not all((bin_dir / name).exists() for name in marker_bins):
             subprocess.run(
                 [str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", *requirements],
