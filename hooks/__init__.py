@@ -21,6 +21,7 @@ BUILTIN: Dict[str, str] = {
     "apply-config": "hooks.apply_config",
     "json-file": "hooks.json_file",
     "hiera": "hooks.hiera",
+    "cfn-init": "hooks.cfn_init",
 }
 
 

@@ -1,0 +1,72 @@
+"""The ``cfn-init`` hook (SPEC §8.12): hand the config to cfn-init as its last metadata, then run it.
+
+Compatible with the heat-agents cfn-init hook: ``config`` (an object, or a JSON
+string of one) is written as ``{"AWS::CloudFormation::Init": config}`` to
+``$HEAT_CFN_INIT_LAST_METADATA_DIR/last_metadata``, where heat-cfntools' cfn-init
+reads its metadata, and ``$HEAT_CFN_INIT_CMD`` runs with no arguments; deploy_*
+come from it.  Better: the file is replaced atomically and is 0600, not the
+original's 0700 (it is data, not a program, and the Init config may carry
+passwords in file contents); a config that is not valid JSON or not an object is
+a failed deployment naming ``config`` instead of a crash; a missing cfn-init is
+a failed deployment (127) naming the command and the variable that sets it; the
+run has the hook timeout and bounded output (§12.5, §12.11).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from typing import Any, Dict
+
+from agent_common.atomic import atomic_write
+from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, ensure_private_dir, result_from_proc
+
+LOG = logging.getLogger("heat-config")
+
+METADATA_DIR_ENV, METADATA_DIR_DEFAULT = "HEAT_CFN_INIT_LAST_METADATA_DIR", "/var/cache/heat-cfntools"
+CMD_ENV, CMD_DEFAULT = "HEAT_CFN_INIT_CMD", "cfn-init"
+METADATA_FILE = "last_metadata"
+INIT_KEY = "AWS::CloudFormation::Init"
+
+
+def init_config(deployment: Deployment) -> Dict[str, Any]:
+    """The AWS::CloudFormation::Init object: ``config`` itself, or parsed from its JSON text (absent: ``{}``)."""
+    config = deployment.get("config")
+    if isinstance(config, str):
+        if not config.strip():
+            return {}
+        try:
+            config = json.loads(config)
+        except ValueError as exc:
+            raise BadDeployment("config is not valid JSON: %s" % exc) from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise BadDeployment("config must be an AWS::CloudFormation::Init object, not %s" % type(config).__name__)
+    return config
+
+
+def run(deployment: Deployment, ctx: HookContext) -> HookResult:
+    metadata = {INIT_KEY: init_config(deployment)}
+    directory = ctx.path(METADATA_DIR_ENV, METADATA_DIR_DEFAULT)
+    ensure_private_dir(directory)
+    path = os.path.join(directory, METADATA_FILE)
+    atomic_write(path, json.dumps(metadata), 0o600)
+    LOG.info("Wrote %s", path)
+
+    cmd = ctx.environ.get(CMD_ENV) or CMD_DEFAULT
+    LOG.debug("Running %s", cmd)
+    try:
+        proc_result = ctx.run([cmd])
+    except OSError as exc:
+        missing = exc.errno == errno.ENOENT
+        reason = "not installed" if missing else exc.strerror
+        LOG.error("%s cannot be run: %s", cmd, reason)
+        return HookResult.failure("%s cannot be run: %s (install heat-cfntools, or set %s)" % (cmd, reason, CMD_ENV),
+                                  127 if missing else 126)
+    if proc_result.returncode or proc_result.timed_out:
+        LOG.error("Error running %s. [%s]", cmd, proc_result.returncode)
+    else:
+        LOG.info("Completed %s", cmd)
+    return result_from_proc(proc_result, ctx)
