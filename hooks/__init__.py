@@ -20,8 +20,12 @@ BUILTIN: Dict[str, str] = {
     "kubelet": "hooks.kubelet",
     "apply-config": "hooks.apply_config",
     "json-file": "hooks.json_file",
+    "chef": "hooks.chef",
+    "salt": "hooks.salt",
+    "puppet": "hooks.puppet",
     "hiera": "hooks.hiera",
     "cfn-init": "hooks.cfn_init",
+    "docker-cmd": "hooks.docker_cmd",
 }
 
 
