@@ -99,12 +99,17 @@ class DockerEngine:
         except OSError:
             return ""
 
+    def remove_containers(self, *filters: str) -> None:
+        """Force-remove the containers matching every ``docker ps`` filter given (``label=k=v``; none: all)."""
+        args = ["ps", "-aq"] + [arg for f in filters for arg in ("--filter", f)]
+        ids = self.docker(*args, check=False, timeout=30).stdout.split()
+        if ids:
+            self.docker("rm", "-f", *[i.decode() for i in ids], check=False, timeout=60)
+
     def _remove_containers(self) -> None:
         """Force-remove what tests left running: dockerd would give each one 10 s to stop."""
         try:
-            ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
-            if ids:
-                self.docker("rm", "-f", *[i.decode() for i in ids], check=False, timeout=60)
+            self.remove_containers()
         except (EngineUnavailable, subprocess.SubprocessError, OSError):
             pass
 

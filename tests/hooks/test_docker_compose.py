@@ -79,9 +79,7 @@ def down_after(docker_engine):
     projects = []
     yield projects.append
     for project in projects:
-        ids = docker_engine.docker("ps", "-aq", "--filter", "label=com.docker.compose.project=" + project).stdout.split()
-        if ids:
-            docker_engine.docker("rm", "-f", *[i.decode() for i in ids], check=False)
+        docker_engine.remove_containers("label=com.docker.compose.project=" + project)
 
 
 @needs_compose
