@@ -21,7 +21,6 @@ BUILTIN: Dict[str, str] = {
     "apply-config": "hooks.apply_config",
     "json-file": "hooks.json_file",
     "chef": "hooks.chef",
-    "chef": "hooks.chef",
     "salt": "hooks.salt",
     "puppet": "hooks.puppet",
     "hiera": "hooks.hiera",
