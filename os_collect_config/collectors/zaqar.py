@@ -14,7 +14,9 @@ value until a newer message arrives: in memory, and under ``<cachedir>/.agent-st
   given explicitly still turns it off, and ``ca_file`` is optional.
 * SPEC §5.9.12 — websocket mode never blocks the poll: a background thread keeps
   one authenticated, subscribed connection, stores each notification and wakes the
-  agent's loop at once; the poll just returns the latest body.
+  agent's loop at once; the poll just returns the latest body.  On (re)connecting it
+  pops everything queued, not one batch: notified messages stay on the queue, and the
+  oldest twenty of them would put an old body back over the newest.
 * Print mode consumes nothing: claims are released, the websocket lists instead of popping.
 """
 from __future__ import annotations
@@ -37,6 +39,8 @@ LOG = logging.getLogger(__name__)
 
 #: Zaqar's default ``max_messages_per_claim_or_pop``.
 BATCH = 20
+#: Batches popped on (re)connecting: Heat's messages live an hour, far fewer than this are ever queued.
+MAX_BATCHES = 50
 #: A claim only has to outlive saving the body and one DELETE.
 CLAIM = {"ttl": 60, "grace": 60}
 #: As the original asks; the connection is renewed before the subscription lapses.
@@ -284,15 +288,30 @@ class _WebsocketListener(threading.Thread):
         self._request("subscription_create", {"queue_name": queue, "ttl": SUBSCRIPTION_TTL_S})
         if collector.ctx.print_mode:
             found = self._request("message_list", {"queue_name": queue, "limit": BATCH})
+            messages = (found or {}).get("messages") or []
         else:
-            found = self._request("message_delete_many", {"queue_name": queue, "pop": BATCH})
-        messages = (found or {}).get("messages") or []
+            messages = self._pop_queued(queue)
+        LOG.info("Subscribed to zaqar queue %s over the websocket %s", queue, url)
         if messages:
             collector.deliver(newest(messages)["body"], wake=True)
         self.error = None
         self._backoff.reset()
         self.first_attempt.set()
         self._listen(time.monotonic() + SUBSCRIPTION_TTL_S - 600)
+
+    def _pop_queued(self, queue: str) -> List[Dict[str, Any]]:
+        """Pop everything queued, batch by batch: the newest message is the current metadata.
+
+        Zaqar's notifier leaves notified messages on the queue, so after a reconnect it holds all that
+        was posted since the last pop, oldest first; one batch alone would put an old body back."""
+        messages: List[Dict[str, Any]] = []
+        for _ in range(MAX_BATCHES):
+            found = self._request("message_delete_many", {"queue_name": queue, "pop": BATCH})
+            batch = (found or {}).get("messages") or []
+            messages.extend(batch)
+            if len(batch) < BATCH:
+                break
+        return messages
 
     def _listen(self, renew_at: float) -> None:
         import websocket

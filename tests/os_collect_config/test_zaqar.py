@@ -176,6 +176,37 @@ def test_websocket_notification_wakes_the_agent_at_once_and_survives_a_reconnect
     assert_no_planted_secret(err, "agent stderr")
 
 
+def test_websocket_reconnect_after_many_notifications_keeps_the_newest_metadata(cloud, occ, sandbox):
+    """Notified messages stay queued (real Zaqar's notifier does not remove them, nor does the loopback).
+
+    After a reconnect the queue holds everything posted since the last pop, oldest first; popping one
+    batch of 20 from 25 took #1..#20 and put #20 back over the #25 already run. All must be popped."""
+    runs = sandbox.path("run", "runs")
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 30, "polling_interval": 30},
+                                  "zaqar": zaqar_section(cloud, use_websockets=True)})
+    proc = occ.popen("--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
+    cached = lambda: json.loads(occ.cachedir.joinpath("zaqar.json").read_text())  # noqa: E731
+    try:
+        assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and len(cloud.zaqar.ws_requests) >= 4)
+        for v in range(1, 26):
+            heat_posts(cloud, {"v": v})
+        assert wait_for(lambda: occ.cachedir.joinpath("zaqar.json").exists() and cached() == {"v": 25})
+        assert len(cloud.zaqar.messages(cloud.project_id, QUEUE)) == 25
+        assert wait_for(lambda: runs.exists() and runs.read_text().count("run") >= 1)
+        time.sleep(1)
+        done = runs.read_text()
+        cloud.zaqar.drop_websockets()
+        assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and
+                        cloud.zaqar.messages(cloud.project_id, QUEUE) == []), \
+            "%d messages left queued" % len(cloud.zaqar.messages(cloud.project_id, QUEUE))
+        time.sleep(1.5)  # a regressed body would have been stored and run by now
+        assert cached() == {"v": 25}
+        assert runs.read_text() == done
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+
+
 def test_websocket_reconnects_with_a_new_token_when_zaqar_closes_on_expiry(cloud, occ, sandbox):
     cloud.keystone.token_ttl = 3  # Zaqar closes the socket (4003) when the token expires
     runs = sandbox.path("run", "runs")
