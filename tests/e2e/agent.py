@@ -135,9 +135,19 @@ class VM:
                 "--ec2-metadata-url", "http://127.0.0.1:9/latest/meta-data", "--debug"]
 
     # -- boot-config ------------------------------------------------------------------------
-    def boot(self, os_collect_config: Dict) -> str:
-        """First boot: occ.conf rendered from the server's os_collect_config, as boot-config does."""
-        (self.base / "cfn-init-data").write_text(json.dumps({"os-collect-config": os_collect_config}))
+    def boot(self, os_collect_config: Dict, image_settings: Optional[Dict[str, Dict]] = None) -> str:
+        """First boot: occ.conf rendered from the server's os_collect_config, as boot-config does.
+
+        ``image_settings`` are collector settings the image adds to Heat's (e.g. ``{"zaqar":
+        {"use_websockets": True}}``): merged into the first pass's data, and kept as a local-data file so
+        that every later rendering of occ.conf from Heat's metadata keeps them too."""
+        settings = dict(os_collect_config)
+        for section, values in (image_settings or {}).items():
+            settings[section] = dict(settings.get(section) or {}, **values)
+        if image_settings:
+            (self.base / "local-data" / "image-occ-settings.json").write_text(
+                json.dumps({"os-collect-config": image_settings}))
+        (self.base / "cfn-init-data").write_text(json.dumps({"os-collect-config": settings}))
         self.occ_conf.write_text("[DEFAULT]\ncommand = os-refresh-config\ncollectors = heat_local\n")
         with open(self.log_file, "ab") as log:
             log.write(b"=== boot: os-collect-config --one-time (heat_local) ===\n")

@@ -181,10 +181,11 @@ class Deployer:
         self.rendered_conf = ""
         self.secrets: Set[str] = set()
 
-    def create(self, template: Dict[str, Any], start_agent: bool = True) -> Dict[str, Any]:
+    def create(self, template: Dict[str, Any], start_agent: bool = True,
+               image_settings: Optional[Dict[str, Dict]] = None) -> Dict[str, Any]:
         self.stack_id = self.heat.create_stack(self.name, template, timeout_mins=10)
         settings = wait_for_occ_settings(self.heat, self.name, self.stack_id)
-        self.rendered_conf = self.vm.boot(settings)
+        self.rendered_conf = self.vm.boot(settings, image_settings)
         if start_agent:
             self.vm.start()
         return settings

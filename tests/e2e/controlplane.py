@@ -24,6 +24,11 @@ Why it looks like this (facts measured on Debian 12 / Python 3.11):
   Heat gets a MariaDB server, run by hand as a child like rabbitmq.
 - Swift (a one-replica SAIO with tempurl and keystone auth) and Zaqar (over a redis-server run by hand)
   are real too, for the POLL_TEMP_URL/TEMP_URL_SIGNAL and ZAQAR_MESSAGE/ZAQAR_SIGNAL transports.
+- Zaqar runs twice over the same redis: its WSGI transport (catalog type ``messaging``, what Heat posts
+  to) and its websocket transport (``messaging-websocket``, a ws:// URL, what os-collect-config's
+  ``use_websockets`` reads). A websocket client's subscription is a webhook to the websocket server's
+  notification listener, called by whichever server stores a message, so both run the notifier in
+  their message pipeline; the listener is bound to 127.0.0.1 (by default it names the host name).
 - Heat asks Nova whether a DeployedServer still exists before it waits for a DELETE action's signal; Nova
   cannot run here, so compute_stub.py answers that one call (every server ACTIVE).
 - One worker per service: the machine's CPUs are shared.
@@ -63,7 +68,8 @@ CACHE_ROOT = Path(os.environ.get("OCA_E2E_CACHE", str(Path.home() / ".cache" / "
 DEFAULT_STATE_DIR = Path(os.environ.get("OCA_E2E_STATE", "/tmp/oca-e2e"))
 REGION = "RegionOne"
 SERVICES = ("epmd", "rabbitmq", "mariadb", "keystone", "redis", "compute-stub", "swift-account",
-            "swift-container", "swift-object", "swift-proxy", "zaqar", "heat-engine", "heat-api", "heat-api-cfn")
+            "swift-container", "swift-object", "swift-proxy", "zaqar", "zaqar-websocket", "heat-engine", "heat-api",
+            "heat-api-cfn")
 
 #: Imported by gunicorn in place of the real app: hides gunicorn's argv from oslo.config.
 WSGI_ENTRY = '''\
@@ -245,6 +251,7 @@ class ControlPlane:
         self.info_file = self.dir / "controlplane.json"
         self.run_dir = self.dir / "run"
         self.log_dir = self.dir / "logs"
+        self._zaqar_websocket: Optional[subprocess.Popen] = None
 
     # -- public API -------------------------------------------------------------------------
     def info(self) -> Dict[str, Any]:
@@ -257,7 +264,8 @@ class ControlPlane:
             d.mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in ("epmd", "amqp", "dist", "mariadb", "keystone", "heat", "cfn", "redis",
                                                 "swift", "swift-account", "swift-container", "swift-object",
-                                                "zaqar", "compute")}
+                                                "zaqar", "zaqar-websocket", "zaqar-notification",
+                                                "compute")}
         pw = {name: secrets.token_hex(12) for name in ("admin", "heat", "domain_admin", "rabbit", "redis",
                                                        "heat_db")}
         info: Dict[str, Any] = {
@@ -268,6 +276,7 @@ class ControlPlane:
             "cfn_url": "http://127.0.0.1:%d/v1" % ports["cfn"],
             "swift_url": "http://127.0.0.1:%d" % ports["swift"],
             "zaqar_url": "http://127.0.0.1:%d" % ports["zaqar"],
+            "zaqar_websocket_url": "ws://127.0.0.1:%d" % ports["zaqar-websocket"],
         }
         (self.dir / "wsgi").mkdir(exist_ok=True)
         (self.dir / "wsgi" / "oca_wsgi_entry.py").write_text(WSGI_ENTRY)
@@ -280,6 +289,8 @@ class ControlPlane:
             ("keystone provisioning", lambda: self._provision_keystone(info, ports, pw)),
             ("swift", lambda: self._start_swift(ports, pw)),
             ("zaqar", lambda: self._start_zaqar(ports, pw)),
+            # started with the WSGI one; this step is only what it adds to the start-up
+            ("zaqar websocket", lambda: self._wait_zaqar_websocket(ports)),
             ("compute stub", lambda: self._start_compute_stub(ports)),
             ("heat", lambda: self._start_heat(info, ports, pw)),
         )
@@ -519,6 +530,7 @@ class ControlPlane:
                 ("cloudformation", "heat-cfn", "http://127.0.0.1:%d/v1" % ports["cfn"]),
                 ("object-store", "swift", "http://127.0.0.1:%d/v1/AUTH_%%(tenant_id)s" % ports["swift"]),
                 ("messaging", "zaqar", "http://127.0.0.1:%d" % ports["zaqar"]),
+                ("messaging-websocket", "zaqar-websocket", "ws://127.0.0.1:%d" % ports["zaqar-websocket"]),
                 ("compute", "nova", "http://127.0.0.1:%d/v2.1" % ports["compute"])):
             sid = create("service", {"type": stype, "name": sname})
             for iface in ("public", "internal"):
@@ -586,7 +598,10 @@ class ControlPlane:
 
     # -- zaqar ------------------------------------------------------------------------------
     def _start_zaqar(self, ports: Dict[str, int], pw: Dict[str, str]) -> None:
-        """Zaqar's WSGI transport over a redis-server we run by hand (data and management stores)."""
+        """Zaqar's WSGI and websocket transports over a redis-server we run by hand (see the module docstring).
+
+        The websocket server reads the same file plus one overriding the transport, so the two cannot
+        drift apart; both start at once, as neither needs the other to come up."""
         zdir = self.dir / "zaqar"
         zdir.mkdir(exist_ok=True)
         redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -606,11 +621,27 @@ class ControlPlane:
             "drivers:transport:wsgi": {"bind": "127.0.0.1", "port": str(ports["zaqar"])},
             "drivers:message_store:redis": {"uri": uri},
             "drivers:management_store:redis": {"uri": uri},
+            "storage": {"message_pipeline": "zaqar.notification.notifier"},
             "keystone_authtoken": dict(auth, www_authenticate_uri=auth["auth_url"] + "/v3"),
             "signed_url": {"secret_key": secrets.token_hex(16)},
         })
-        proc = self._spawn("zaqar", [str(self.venv / "bin" / "zaqar-server"), "--config-file", str(conf)])
+        ws_conf = zdir / "zaqar-websocket.conf"
+        write_ini(ws_conf, {
+            "drivers": {"transport": "websocket"},
+            "drivers:transport:websocket": {
+                "bind": "127.0.0.1", "port": str(ports["zaqar-websocket"]),
+                "notification_bind": "127.0.0.1", "notification_port": str(ports["zaqar-notification"])},
+        })
+        server = str(self.venv / "bin" / "zaqar-server")
+        proc = self._spawn("zaqar", [server, "--config-file", str(conf)])
+        ws_proc = self._spawn("zaqar-websocket", [server, "--config-file", str(conf), "--config-file", str(ws_conf)])
+        self._zaqar_websocket = ws_proc
         wait_http("http://127.0.0.1:%d/" % ports["zaqar"], 60, proc, "zaqar-server")
+
+    def _wait_zaqar_websocket(self, ports: Dict[str, int]) -> None:
+        """Ready when both its websocket port and its notification listener accept connections."""
+        for port in ("zaqar-websocket", "zaqar-notification"):
+            wait_tcp(ports[port], 60, self._zaqar_websocket, "zaqar-server (websocket)")
 
     def _start_compute_stub(self, ports: Dict[str, int]) -> None:
         """The one Nova call Heat makes about DeployedServers (see compute_stub.py)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,39 @@ def test_agent_killed_while_script_runs_never_leaves_heat_waiting(deployer, vm):
     out = outputs_of(stack)
     assert out["deploy_status_code"] not in (0, "0", None)
     assert re.search(r"interrupted|stopped while", out["deploy_stderr"] or ""), json.dumps(out)
+
+
+def test_zaqar_websocket_mode_gets_metadata_and_updates_from_the_real_websocket_transport(
+        deployer, vm, control_plane):
+    """``use_websockets = true`` (SPEC §2.10.5, §5.9.12): Zaqar's own websocket server, not the HTTP API.
+
+    The first metadata is popped right after subscribing; the update's can only come as a notification
+    (Heat posts it over HTTP, the WSGI server's notifier calls the websocket server's webhook, which
+    pushes it down our socket), as websocket mode never polls the HTTP API."""
+    log_file = str(vm.base / "runs.log")
+    actions = ["CREATE", "UPDATE"]
+    settings = deployer.create(greeter("ZAQAR_MESSAGE", "ZAQAR_SIGNAL", "hello", log_file, actions),
+                               image_settings={"zaqar": {"use_websockets": True}})
+    assert settings["collectors"] == ["zaqar", "local"]
+    assert re.search(r"(?m)^use_websockets = true$", deployer.rendered_conf, re.I), deployer.rendered_conf
+    stack = deployer.wait()
+    assert stack["stack_status"] == "CREATE_COMPLETE", deployer.explain(stack)
+    assert outputs_of(stack)["out_result"] == "hello from the-vm"
+
+    deployer.update(greeter("ZAQAR_MESSAGE", "ZAQAR_SIGNAL", "second", log_file, actions))
+    stack = deployer.wait()
+    assert stack["stack_status"] == "UPDATE_COMPLETE", deployer.explain(stack)
+    assert outputs_of(stack)["out_result"] == "second from the-vm"
+    assert (vm.base / "runs.log").read_text() == "CREATE hello\nUPDATE second\n"
+
+    # the websocket server itself saw our agent authenticate, subscribe to this server's queue and pop it
+    queue = json.dumps(settings["zaqar"]["queue_id"])
+    ws_log = (Path(control_plane["state_dir"]) / "logs" / "zaqar-websocket.log").read_text(errors="replace")
+    served = re.findall(r'Response: API v2 txt, (\d+)\. Request: action "(\w+)", body (.*)\.$', ws_log, re.M)
+    assert ("200", "authenticate") in [(status, action) for status, action, _ in served], ws_log[-4000:]
+    for action, status in (("subscription_create", "201"), ("message_delete_many", "200")):
+        assert any(a == action and s == status and queue in body for s, a, body in served), ws_log[-4000:]
+    agent_log = vm.log()
+    assert "Subscribed to zaqar queue %s over the websocket %s" % (
+        settings["zaqar"]["queue_id"], control_plane["zaqar_websocket_url"]) in agent_log, agent_log[-6000:]
+    assert "Zaqar websocket notification received" in agent_log, agent_log[-6000:]
