@@ -166,6 +166,12 @@ def test_name_collision_suffix_exec_in_own_container_and_companion(run_tool, san
     docker_engine.docker("run", "-d", "--name", "stranger", "--label", "config_id=" + stranger,
                          "--label", "container_name=renamed", image, "sleep", "300")
 
+    # While the first deployment is still in the metadata its "web" keeps the name: no rename, nothing removed.
+    done = refresh(run_tool, sandbox, [first, second], engine_env)
+    assert done.returncode == 0, done.stderr
+    assert 'Cannot rename "%s" since "web" still exists' % suffixed in done.stderr
+    assert names_of(docker_engine, first["id"]) == ["web"] and names_of(docker_engine, second["id"]) == [suffixed]
+
     done = refresh(run_tool, sandbox, [second, {"id": "s1", "group": "script", "config": ""}], engine_env)
     assert done.returncode == 0, done.stderr
     assert names_of(docker_engine, first["id"]) == []  # its deployment left the metadata: removed
