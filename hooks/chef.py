@@ -22,6 +22,7 @@ import socket
 from typing import Any, Dict, Iterable, List, Optional
 
 from agent_common.atomic import atomic_write
+from hooks.ansible import _options as options_of
 from hooks.protocol import (
     BadDeployment,
     Deployment,
@@ -57,11 +58,7 @@ HEAT_INPUTS = frozenset({
 
 
 def _options(deployment: Deployment) -> Dict[str, Any]:
-    options = deployment.get("options")
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise BadDeployment("options must be an object, not %s" % type(options).__name__)
+    options = options_of(deployment)
     for key in ("kitchen", "kitchen_path"):
         if options.get(key) is not None and not isinstance(options[key], str):
             raise BadDeployment("option %s must be a string" % key)
