@@ -25,7 +25,7 @@ from tests.conftest import PLANTED_SECRETS, hook_json
 DEP_ID = "3f6a1c2e-9b8d-4e7f-a1b2-c3d4e5f60718"
 
 FAKE_CHEF_CLIENT = r'''#!/usr/bin/env python3
-import json, os, re, sys
+import json, os, re, sys, time
 args = sys.argv[1:]
 if len(args) != 5 or args[:2] != ["-z", "--config"] or args[3] != "-j":
     sys.exit("usage: chef-client -z --config FILE -j FILE")
@@ -33,6 +33,7 @@ config = dict(line.split(" ", 1) for line in open(args[2]).read().split("\n"))
 node = json.load(open(args[4]))
 json.dump({"argv": args, "cwd": os.getcwd(), "heat_outputs_path": os.environ.get("heat_outputs_path")},
           open(os.environ["FAKE_CHEF_RECORD"], "w"))
+time.sleep(node.get("sleep", 0))
 status = 0
 for item in node["run_list"]:
     cookbook, _, recipe = re.fullmatch(r"recipe\[([^\]]+)\]", item).group(1).partition("::")
@@ -264,6 +265,13 @@ def test_missing_chef_client_is_127_naming_it(run_tool, chef_env, sandbox):
     assert out["deploy_status_code"] == 127
     assert out["deploy_stderr"].startswith("chef-client cannot be run: not installed")
     assert "Traceback" not in proc.stderr
+
+
+def test_timeout_stops_chef_client(run_tool, chef_env):
+    dep = deployment("[]", inputs=[{"name": "sleep", "value": 60}], options={"timeout": 2})
+    out, _ = hook_json(run_tool, "chef", dep, chef_env)
+    assert out["deploy_status_code"] == 124
+    assert out["deploy_stderr"].splitlines()[-1] == "timed out after 2 seconds"
 
 
 def test_cleanup_removes_outputs_of_gone_deployments(sandbox):

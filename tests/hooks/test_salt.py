@@ -202,6 +202,13 @@ def test_missing_salt_call_is_127_naming_it(run_tool, salt_env):
     assert "HEAT_SALT_CMD" in out["deploy_stderr"]
 
 
+def test_salt_call_that_cannot_be_executed_is_126(run_tool, salt_env, sandbox):
+    not_executable = sandbox.write("home/salt-call", "#!/bin/sh\nexit 0\n", mode=0o644)
+    out, _ = hook_json(run_tool, "salt", deployment("x: {}\n"), dict(salt_env, HEAT_SALT_CMD=str(not_executable)))
+    assert out["deploy_status_code"] == 126
+    assert out["deploy_stderr"].startswith("%s cannot be run: Permission denied" % not_executable)
+
+
 def test_unusable_minion_config_and_config_type_are_named(run_tool, salt_env, sandbox):
     minion = sandbox.write("etc/salt/broken", "root_dir: [unclosed\n")
     out, _ = hook_json(run_tool, "salt", deployment("x: {}\n"), dict(salt_env, SALT_MINION_CONFIG=str(minion)))
