@@ -12,7 +12,6 @@ gone from the metadata are removed (§12.13.15).
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
+    cannot_run,
     deployment_id,
     ensure_private_dir,
     input_values,
@@ -139,10 +139,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     try:
         proc_result = ctx.run(argv, env=env, cwd=working)
     except OSError as exc:
-        reason = "not installed" if exc.errno == errno.ENOENT else exc.strerror
-        LOG.error("%s cannot be run: %s", argv[0], reason)
-        return HookResult.failure("%s cannot be run: %s (install ansible-core, or set %s)"
-                                  % (argv[0], reason, CMD_ENV), 127)
+        return cannot_run(argv[0], exc, "install ansible-core, or set %s" % CMD_ENV)
     result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
     if proc_result.returncode:
         LOG.error("Error running %s. [%s]", playbook, proc_result.returncode)

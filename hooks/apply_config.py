@@ -11,12 +11,11 @@ timeout and its output by the cap (SPEC §12.5, §12.11).
 """
 from __future__ import annotations
 
-import errno
 import logging
 import shlex
 from typing import List
 
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, result_from_proc
+from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, cannot_run, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -41,10 +40,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     try:
         result = ctx.run(argv)
     except OSError as exc:
-        reason = "not installed" if exc.errno == errno.ENOENT else exc.strerror
-        LOG.error("%s cannot be run: %s", argv[0], reason)
-        return HookResult.failure("%s cannot be run: %s (install os-apply-config, or set %s)"
-                                  % (argv[0], reason, CMD_ENV), 127)
+        return cannot_run(argv[0], exc, "install os-apply-config, or set %s" % CMD_ENV)
     if result.returncode or result.timed_out:
         LOG.error("Error running apply-config: [%s]", result.returncode)
     else:

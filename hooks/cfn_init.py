@@ -13,14 +13,21 @@ run has the hook timeout and bounded output (§12.5, §12.11).
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 from typing import Any, Dict
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, ensure_private_dir, result_from_proc
+from hooks.protocol import (
+    BadDeployment,
+    Deployment,
+    HookContext,
+    HookResult,
+    cannot_run,
+    ensure_private_dir,
+    result_from_proc,
+)
 
 LOG = logging.getLogger("heat-config")
 
@@ -60,11 +67,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     try:
         proc_result = ctx.run([cmd])
     except OSError as exc:
-        missing = exc.errno == errno.ENOENT
-        reason = "not installed" if missing else exc.strerror
-        LOG.error("%s cannot be run: %s", cmd, reason)
-        return HookResult.failure("%s cannot be run: %s (install heat-cfntools, or set %s)" % (cmd, reason, CMD_ENV),
-                                  127 if missing else 126)
+        return cannot_run(cmd, exc, "install heat-cfntools, or set %s" % CMD_ENV)
     if proc_result.returncode or proc_result.timed_out:
         LOG.error("Error running %s. [%s]", cmd, proc_result.returncode)
     else:

@@ -15,7 +15,6 @@ input values are never logged; the run has the hook timeout and bounded output
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
+    cannot_run,
     deployment_id,
     ensure_private_dir,
     input_env,
@@ -171,11 +171,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     try:
         proc_result = ctx.run(argv, env=env, cwd=working)
     except OSError as exc:
-        missing = exc.errno == errno.ENOENT
-        reason = "not installed" if missing else exc.strerror
-        LOG.error("%s cannot be run: %s", argv[0], reason)
-        return HookResult.failure("%s cannot be run: %s (install puppet, or set %s)" % (argv[0], reason, CMD_ENV),
-                                  127 if missing else 126)
+        return cannot_run(argv[0], exc, "install puppet, or set %s" % CMD_ENV)
     result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
     _write_logs(base, result)
     LOG.info("Return code %s", proc_result.returncode)
