@@ -20,7 +20,6 @@ from typing import Any, Dict, Iterable, List
 
 from agent_common.atomic import atomic_write
 from hooks.protocol import (
-    BadDeployment,
     Deployment,
     HookContext,
     HookResult,
@@ -28,10 +27,12 @@ from hooks.protocol import (
     deployment_id,
     ensure_private_dir,
     input_values,
+    options_of,
     output_files,
     prune_dir,
     remove_output_files,
     result_from_proc,
+    string_option,
 )
 
 LOG = logging.getLogger("heat-config")
@@ -50,25 +51,6 @@ _FAILED = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\]")
 _IGNORED = "...ignoring"
 
 
-def _options(deployment: Deployment) -> Dict[str, Any]:
-    options = deployment.get("options")
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise BadDeployment("options must be an object, not %s" % type(options).__name__)
-    return options
-
-
-def _option(options: Dict[str, Any], key: str) -> str:
-    """A string option; empty strings and nulls count as unset (SPEC §8.2)."""
-    value = options.get(key)
-    if value is None or value == "":
-        return ""
-    if not isinstance(value, str):
-        raise BadDeployment("option %s must be a string" % key)
-    return value
-
-
 def variables(deployment: Deployment, heat_outputs_path: str) -> Dict[str, Any]:
     """The extra variables: heat_config_id, every input with its native JSON value, then heat_outputs_path."""
     result: Dict[str, Any] = {"heat_config_id": deployment["id"]}
@@ -81,7 +63,7 @@ def command(cmd: str, inventory: str, options: Dict[str, Any], playbook: str, va
     """ansible-playbook's argv, in the original's exact order (SPEC §8.2)."""
     argv = [cmd, "-i", inventory]
     for flag, key in (("--module-path", "modulepath"), ("--skip-tags", "skip_tags"), ("--tags", "tags")):
-        value = _option(options, key)
+        value = string_option(options, key)
         if value:
             argv += [flag, value]
     return argv + [playbook, "--extra-vars", "@" + variables_file]
@@ -106,7 +88,7 @@ def failed_tasks(stdout: str) -> List[str]:
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     dep_id = deployment_id(deployment)
-    options = _options(deployment)
+    options = options_of(deployment)
     working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
     outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
     ensure_private_dir(outputs)
@@ -127,12 +109,12 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     remove_output_files(heat_outputs_path)
 
     inventory = ctx.environ.get(INVENTORY_ENV) or INVENTORY_DEFAULT
-    if _option(options, "inventory"):
-        inventory = os.path.join(working, _option(options, "inventory"))
+    if string_option(options, "inventory"):
+        inventory = os.path.join(working, string_option(options, "inventory"))
     argv = command(ctx.environ.get(CMD_ENV) or CMD_DEFAULT, inventory, options, playbook, variables_file)
     env = dict(ctx.environ)
-    if _option(options, "callback_plugins"):
-        env["ANSIBLE_CALLBACK_PLUGINS"] = _option(options, "callback_plugins")
+    if string_option(options, "callback_plugins"):
+        env["ANSIBLE_CALLBACK_PLUGINS"] = string_option(options, "callback_plugins")
 
     LOG.info("Variables: %s", ", ".join(sorted(input_values(deployment))) or "(none)")
     LOG.debug("Running %s", " ".join(argv))

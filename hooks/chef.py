@@ -22,7 +22,6 @@ import socket
 from typing import Any, Dict, Iterable, List, Optional
 
 from agent_common.atomic import atomic_write
-from hooks.ansible import _options as options_of
 from hooks.protocol import (
     BadDeployment,
     Deployment,
@@ -33,6 +32,7 @@ from hooks.protocol import (
     ensure_private_dir,
     input_values,
     name_problem,
+    options_of,
     output_files,
     prune_dir,
     remove_output_files,

@@ -23,7 +23,6 @@ and never aborts the os-refresh-config run (§11.25).
 from __future__ import annotations
 
 import ast
-import errno
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
+    cannot_run,
     input_values,
     name_problem,
     result_from_proc,
@@ -237,9 +237,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     try:
         result_proc = ctx.run(argv, cwd=directory)
     except OSError as exc:
-        reason = "not installed" if exc.errno == errno.ENOENT else exc.strerror
-        return HookResult.failure("%s cannot be run: %s (install Compose v2 or docker-compose, or set %s)"
-                                  % (argv[0], reason, CMD_ENV), 127)
+        return cannot_run(argv[0], exc, "install Compose v2 or docker-compose, or set %s" % CMD_ENV)
     result = result_from_proc(result_proc, ctx)
     if not result_proc.timed_out:
         if result_proc.returncode == 0:

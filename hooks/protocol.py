@@ -257,6 +257,26 @@ def result_from_proc(
     return HookResult(outputs=dict(outputs or {}), stdout=stdout, stderr=stderr, status_code=status)
 
 
+def options_of(deployment: Deployment) -> Dict[str, Any]:
+    """The deployment's ``options`` object; absent is empty, anything else but an object is refused."""
+    options = deployment.get("options")
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise BadDeployment("options must be an object, not %s" % type(options).__name__)
+    return options
+
+
+def string_option(options: Dict[str, Any], key: str) -> str:
+    """A string option; empty strings and nulls count as unset (SPEC §8.2)."""
+    value = options.get(key)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise BadDeployment("option %s must be a string" % key)
+    return value
+
+
 def cannot_run(program: str, exc: OSError, remedy: str) -> HookResult:
     """The result for a tool that could not be started: a failure, never a silent success (SPEC §11.18).
 

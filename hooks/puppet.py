@@ -23,8 +23,6 @@ import time
 from typing import Any, Dict, Iterable, List, Optional
 
 from agent_common.atomic import atomic_write
-from hooks.ansible import _option as string_option
-from hooks.ansible import _options as options_of
 from hooks.hiera import DATADIR_DEFAULT as HIERA_DATADIR_DEFAULT
 from hooks.hiera import DATADIR_ENV as HIERA_DATADIR_ENV
 from hooks.hiera import file_name_problem, write_private
@@ -38,10 +36,12 @@ from hooks.protocol import (
     ensure_private_dir,
     input_env,
     input_values,
+    options_of,
     output_files,
     prune_dir,
     remove_output_files,
     result_from_proc,
+    string_option,
 )
 
 LOG = logging.getLogger("heat-config")
