@@ -275,18 +275,6 @@ def test_image_can_be_built_from_a_checkout(installed_root: OverlayRoot, tmp_pat
     assert result.stdout.startswith("/opt/stack/venvs/os-config-agents/lib/")
 
 
-@overlay
-def test_salt_element_lets_the_venv_see_the_system_salt_library(tmp_path: Path, agents_wheel: Path) -> None:
-    """The salt hook imports Salt in-process, and salt-minion installs it for the system Python."""
-    hooks_dir = merge_elements(["os-config-agents"], tmp_path / "hooks")
-    shutil.copy2(ELEMENTS / "heat-config-salt" / "environment.d" / "10-heat-config-salt.bash",
-                 hooks_dir / "environment.d")
-    root = OverlayRoot(tmp_path, hooks_dir)
-    run_build_phases(root, {"DIB_OS_CONFIG_AGENTS_SOURCE": str(agents_wheel)})
-    cfg = root.path("/opt/stack/venvs/os-config-agents/pyvenv.cfg").read_text()
-    assert "include-system-site-packages = true" in cfg
-
-
 # -- hook elements with build-side set-up ----------------------------------------------------------
 
 @overlay
