@@ -30,6 +30,7 @@ from hooks.protocol import (
     cannot_run,
     deployment_id,
     ensure_private_dir,
+    hostname_f,
     input_values,
     name_problem,
     options_of,
@@ -123,12 +124,7 @@ def node_attributes(inputs: Dict[str, Any], runs: List[Any]) -> Dict[str, Any]:
 
 def fqdn(ctx: HookContext) -> str:
     """The host's name as ``hostname -f`` prints it; Python's idea of the FQDN when that fails (§11.29)."""
-    try:
-        result = ctx.run(["hostname", "-f"])
-        name = "" if result.returncode or result.timed_out else result.stdout.decode("utf-8", "replace").strip()
-    except OSError as exc:
-        LOG.debug("hostname -f cannot be run: %s", exc.strerror)
-        name = ""
+    name = hostname_f(ctx)
     if not name:
         name = socket.getfqdn()
         LOG.warning("hostname -f gave no name; the node file is named after %s", name)

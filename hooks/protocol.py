@@ -277,6 +277,18 @@ def string_option(options: Dict[str, Any], key: str) -> str:
     return value
 
 
+def hostname_f(ctx: HookContext) -> str:
+    """The host's name as ``hostname -f`` prints it (what the originals' puppet and chef hooks used); "" when it fails."""
+    try:
+        result = ctx.run(["hostname", "-f"])
+    except OSError as exc:
+        LOG.debug("hostname -f cannot be run: %s", exc.strerror)
+        return ""
+    if result.returncode or result.timed_out:
+        return ""
+    return result.stdout.decode("utf-8", "replace").strip()
+
+
 def cannot_run(program: str, exc: OSError, remedy: str) -> HookResult:
     """The result for a tool that could not be started: a failure, never a silent success (SPEC §11.18).
 

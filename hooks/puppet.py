@@ -34,6 +34,7 @@ from hooks.protocol import (
     cannot_run,
     deployment_id,
     ensure_private_dir,
+    hostname_f,
     input_env,
     input_values,
     options_of,
@@ -98,14 +99,8 @@ def log_base(deployment: Deployment, logdir: str, dep_id: str) -> str:
 
 
 def fqdn(ctx: HookContext) -> Optional[str]:
-    """``hostname -f``, or None (logged) when it cannot tell."""
-    try:
-        result = ctx.run(["hostname", "-f"])
-    except OSError:
-        result = None
-    name = ""
-    if result is not None and not result.returncode and not result.timed_out:
-        name = result.stdout.decode("utf-8", "replace").strip()
+    """``hostname -f``, or None (logged) when it cannot tell: then no FACTER_fqdn, as in the original."""
+    name = hostname_f(ctx)
     if not name:
         LOG.warning("Failed to retrieve 'hostname -f' output")
     return name or None
