@@ -3,7 +3,8 @@
 
     .venv/bin/python bench/apply.py [--runs N]
 
-Installs the originals into bench/.venv-originals (once), builds a template tree of
+Installs the originals into bench/.venv-originals (once) and ours, not editable, into
+bench/.venv-ours (every run, as the other benches do), builds a template tree of
 500 templates (mixed small and ~4 KB, nested keys), and prints medians and ratios for:
 rendering into an empty root, the same render again with nothing changed,
 os-refresh-config running 50 trivial scripts across the four phases, and
@@ -29,9 +30,8 @@ from typing import NamedTuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.collect import install_ours  # noqa: E402
 from tests.originals import orc_oac_originals, original_oac_argv  # noqa: E402
-
-OURS = Path(sys.executable).parent
 
 
 def metadata() -> dict:
@@ -94,14 +94,14 @@ def median(samples) -> Sample:
     return Sample(statistics.median(s.wall for s in samples), statistics.median(s.cpu for s in samples))
 
 
-def bench_apply(work: Path, originals: Path, runs: int) -> dict:
+def bench_apply(work: Path, originals: Path, ours: Path, runs: int) -> dict:
     templates = work / "templates"
     build_templates(templates)
     md = work / "md.json"
     md.write_text(json.dumps(metadata()))
     env = dict(os.environ, OS_APPLY_CONFIG_LOG_FILE="", LC_ALL="C.UTF-8")
     env.pop("OS_CONFIG_FILES", None)
-    tools = {"ours": [str(OURS / "os-apply-config")], "original": original_oac_argv(originals)}
+    tools = {"ours": [str(ours / "os-apply-config")], "original": original_oac_argv(originals)}
     results = {}
     for name, argv in tools.items():
         render, unchanged = [], []
@@ -115,14 +115,15 @@ def bench_apply(work: Path, originals: Path, runs: int) -> dict:
             "render": median(render), "unchanged": median(unchanged),
             "help": median(timed(argv + ["--help"], env, cwd=str(work)) for _ in range(runs)),
         }
-    theirs, ours = work / "out-original-0", work / "out-ours-0"
-    rendered = [p.relative_to(theirs) for p in theirs.rglob("*") if p.is_file()]
+    theirs_out, ours_out = work / "out-original-0", work / "out-ours-0"
+    rendered = [p.relative_to(theirs_out) for p in theirs_out.rglob("*") if p.is_file()]
     results["files"] = len(rendered)
-    results["identical_output"] = all((ours / rel).read_bytes() == (theirs / rel).read_bytes() for rel in rendered)
+    results["identical_output"] = all((ours_out / rel).read_bytes() == (theirs_out / rel).read_bytes()
+                                      for rel in rendered)
     return results
 
 
-def bench_orc(work: Path, originals: Path, runs: int) -> dict:
+def bench_orc(work: Path, originals: Path, ours: Path, runs: int) -> dict:
     base = work / "orc"
     phases = ["pre-configure.d", "configure.d", "post-configure.d", "migration.d"]
     scripts = []
@@ -136,7 +137,7 @@ def bench_orc(work: Path, originals: Path, runs: int) -> dict:
     env = dict(os.environ, OS_REFRESH_CONFIG_BASE_DIR=str(base), LC_ALL="C.UTF-8")
     loop = ["/bin/sh", "-c", 'for f in "$@"; do "$f"; done', "sh", *scripts]
     results = {"bare_scripts": median(timed(loop, env) for _ in range(runs))}
-    for name, bindir in (("ours", OURS), ("original", originals)):
+    for name, bindir in (("ours", ours), ("original", originals)):
         run_env = dict(env, PATH="%s:%s" % (bindir, env.get("PATH", "/usr/bin:/bin")))
         argv = [str(bindir / "os-refresh-config"), "--lockfile", str(work / ("%s.lock" % name))]
         results[name] = median(timed(argv, run_env) for _ in range(runs))
@@ -158,11 +159,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7, help="runs per measurement; medians are printed")
     args = parser.parse_args()
     originals = orc_oac_originals()
+    ours = install_ours()
     work = Path(tempfile.mkdtemp(prefix="bench-apply-"))
     try:
         bare_python = median(timed([sys.executable, "-c", "pass"], dict(os.environ)) for _ in range(args.runs))
-        apply = bench_apply(work, originals, args.runs)
-        orc = bench_orc(work, originals, args.runs)
+        apply = bench_apply(work, originals, ours, args.runs)
+        orc = bench_orc(work, originals, ours, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     o, t = apply["ours"], apply["original"]

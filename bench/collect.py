@@ -52,16 +52,22 @@ def pip(venv: Path, *args: str) -> None:
         sys.exit("pip install %s failed:\n%s" % (" ".join(args), proc.stderr[-2000:]))
 
 
+def install_ours() -> Path:
+    """Ours from this checkout as users get it (not editable: a development install's import hook costs
+    every start), reinstalled every run, in bench/.venv-ours; returns its bin directory. Every bench uses it."""
+    if not (OURS / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(OURS)], check=True)
+        pip(OURS, str(REPO))
+    pip(OURS, "--no-deps", "--force-reinstall", str(REPO))
+    return OURS / "bin"
+
+
 def ensure_venvs() -> Tuple[str, str]:
     """Both tools' executables; the originals installed once, ours reinstalled from the checkout every run."""
     if not (ORIGINALS / "bin" / "os-collect-config").exists():
         subprocess.run([sys.executable, "-m", "venv", str(ORIGINALS)], check=True)
         pip(ORIGINALS, *ORIGINAL_PINS)
-    if not (OURS / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(OURS)], check=True)
-        pip(OURS, str(REPO))
-    pip(OURS, "--no-deps", "--force-reinstall", str(REPO))
-    return str(ORIGINALS / "bin" / "os-collect-config"), str(OURS / "bin" / "os-collect-config")
+    return str(ORIGINALS / "bin" / "os-collect-config"), str(install_ours() / "os-collect-config")
 
 
 def clean_env(home: str) -> Dict[str, str]:

@@ -34,7 +34,7 @@ from typing import Dict, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.collect import OURS, pip  # noqa: E402  (one way to install ours for benchmarks)
+from bench.collect import OURS, install_ours  # noqa: E402  (one way to install ours for benchmarks)
 from tests.servers.cfn import CfnServer  # noqa: E402
 
 DEFAULT_SNAPSHOT = "/work/.mirror/openstack+heat-agents/repo"
@@ -57,14 +57,6 @@ def read_original(snapshot: str, rel: str) -> str:
     if proc.returncode:
         sys.exit("cannot read %s from %s: %s" % (rel, snapshot, proc.stderr.strip()))
     return proc.stdout
-
-
-def install_ours() -> None:
-    """Ours from this checkout, installed as users get it (not editable), in bench/.venv-ours."""
-    if not (OURS / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(OURS)], check=True)
-        pip(OURS, str(REPO))
-    pip(OURS, "--no-deps", "--force-reinstall", str(REPO))
 
 
 def original_python() -> str:
