@@ -43,15 +43,17 @@ def discover(root: str) -> List[Template]:
     for current, dirs, files in os.walk(root):
         dirs.sort()
         names = set(files)
+        reldir = os.path.relpath(current, root)  # once per directory: relpath per file costs two abspaths
         for name in sorted(files):
             if name.endswith(CONTROL_SUFFIX):
                 continue
             path = os.path.join(current, name)
-            relpath = os.path.relpath(path, root)
+            relpath = name if reldir == "." else os.path.join(reldir, name)
             if name.endswith(JINJA_SUFFIX) and len(name) > len(JINJA_SUFFIX):
                 kind, target = "jinja", relpath[: -len(JINJA_SUFFIX)]
             else:
-                kind = "executable" if os.path.isfile(path) and os.access(path, os.X_OK) else "mustache"
+                # access() first: it is false for nearly every template, which then needs no stat
+                kind = "executable" if os.access(path, os.X_OK) and os.path.isfile(path) else "mustache"
                 target = relpath
             if target in targets:
                 raise render.TemplateError(path, "renders to the same file as %s" % targets[target])
@@ -68,6 +70,7 @@ class Rendered(NamedTuple):
     cache_key: Optional[str] = None
     deps: Tuple[str, ...] = ()
     warnings: Tuple[str, ...] = ()
+    signature: Optional[List[Any]] = None  # the template's and control's stat, taken before they were read
 
 
 def _read_bytes(path: str, strict: bool = False) -> Optional[bytes]:
@@ -108,6 +111,12 @@ def render_all(root: str, templates: List[Template], context: Any, output_root: 
     recorder = RecordingDict(context) if isinstance(context, dict) else None
     out = []
     for t in templates:
+        signature = None
+        if cache and t.kind == "mustache":
+            signature = cache.signature(t.path, t.control_path if t.has_control else None)
+            entry = _cached(cache, t, cache.known_key(t.target, signature), output_root)
+            if entry is not None:  # template and control unchanged since recorded: not even read
+                continue
         control_text = _read_bytes(t.control_path, strict=True) if t.has_control else None
         if t.kind == "executable":
             body = render.render_executable(t.path, context)
@@ -119,15 +128,21 @@ def render_all(root: str, templates: List[Template], context: Any, output_root: 
         else:
             text = _read_template(t.path)
             key = _cache_key(text, control_text)
-            entry = cache.hit(t.target, key, os.path.join(output_root, t.target)) if cache and key else None
-            if entry is not None:
-                render.warn_missing(t.path, entry.get("warnings", []))
+            if _cached(cache, t, key, output_root) is not None:
                 continue
             control = _control(t, control_text)
             body, missing = render.render_mustache(t.path, text, context if recorder is None else recorder)
             deps = tuple(recorder.take()) if recorder is not None else ()
-            out.append(Rendered(t, body.encode("utf-8"), control, key, deps, tuple(missing)))
+            out.append(Rendered(t, body.encode("utf-8"), control, key, deps, tuple(missing), signature))
     return out
+
+
+def _cached(cache: Optional[RenderCache], t: Template, key: Optional[str], output_root: str) -> Optional[Dict]:
+    """The cache entry when ``t`` with inputs ``key`` needs no render (its warnings repeated), else None."""
+    entry = cache.hit(t.target, key, os.path.join(output_root, t.target)) if cache and key else None
+    if entry is not None:
+        render.warn_missing(t.path, entry.get("warnings", []))
+    return entry
 
 
 def _read_template(path: str) -> str:
@@ -201,7 +216,7 @@ def remember(cache: RenderCache, rendered: List[Rendered], changes: List[Change]
     for item, change in zip(rendered, changes):
         if item.cache_key and change.action in ("create", "update", "unchanged"):
             cache.record(item.template.target, item.cache_key, list(item.deps), list(item.warnings), item.body,
-                         change.path)
+                         change.path, item.signature)
     cache.forget_except({t.target for t in templates})
     cache.save()
 

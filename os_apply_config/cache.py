@@ -2,8 +2,10 @@
 
 os-refresh-config runs os-apply-config whenever any metadata changed, and most
 templates read keys that did not. For each mustache template we remember the
-digest of its text and control file, the top-level metadata keys it looked up (and
-the digest of their values), and the digest, mode and owner of the file it wrote.
+digest of its text and control file (and, once they are a few seconds old, their
+stat identity, so that an unchanged template is not even read), the top-level
+metadata keys it looked up (and the digest of their values), and the digest, mode
+and owner of the file it wrote.
 When all of these still hold, including the file on disk, the template is neither
 rendered nor written. Anything else (Jinja2, executable templates, partials,
 delimiter changes, a failed run, `--validate`, `--dry-run`) renders as usual.
@@ -18,12 +20,14 @@ import json
 import os
 import re
 import stat
+import time
 from typing import Any, Dict, List, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir
 
 VERSION = 1
 CACHE_DIR = os.path.join("var", "lib", "os-apply-config")
+RACY_NS = 2 * 10**9  # see _racy()
 WHOLE = "\0whole"  # the template used the whole document ({{.}} at the top)
 _UNCACHEABLE = re.compile(r"\{\{\s*[>=]")  # partials read other files; new delimiters could hide them
 
@@ -52,6 +56,16 @@ class RecordingDict(dict):
         return keys
 
 
+def _racy(signature: List[Any]) -> bool:
+    """Whether a file of ``signature`` changed too recently to be told apart by its times from a later edit.
+
+    Timestamps move in clock ticks, so a same-size edit within the tick of the one recorded
+    would keep every field: such a template is identified by its content until it is older.
+    """
+    newest = max(sig[3] for sig in signature if sig is not None)
+    return time.time_ns() - newest < RACY_NS
+
+
 def cacheable(text: str) -> bool:
     return not _UNCACHEABLE.search(text)
 
@@ -63,13 +77,13 @@ class RenderCache:
         self.context = context
         self._key_digests: Dict[str, str] = {}
         self.entries: Dict[str, Dict[str, Any]] = {}
-        self._saved = ""
+        self._changed = True  # until the file on disk is known to hold exactly self.entries
         try:
             with open(self.path, encoding="utf-8") as f:
-                self._saved = f.read()
-            doc = json.loads(self._saved)
+                doc = json.loads(f.read())
             if doc.get("version") == VERSION and isinstance(doc.get("entries"), dict):
                 self.entries = doc["entries"]
+                self._changed = False
         except (OSError, ValueError, AttributeError):
             pass  # no cache, or a broken one: everything renders
 
@@ -81,6 +95,33 @@ class RenderCache:
                 self._key_digests[key] = digest(json.dumps(value, sort_keys=True).encode())
             parts.append("%s=%s" % (key, self._key_digests[key]))
         return digest("\n".join(parts).encode())
+
+    @staticmethod
+    def signature(template_path: str, control_path: Optional[str]) -> Optional[List[Any]]:
+        """The identity of a template and its control file as stat sees it, or None when one cannot be read.
+
+        Inode, size, mtime and ctime: any write or replacement changes one of them, and ctime
+        cannot be set back by anyone. Taken before the files are read, so an edit that lands
+        while they are read shows on the next run.
+        """
+        sig: List[Any] = []
+        for path in (template_path, control_path):
+            if path is None:
+                sig.append(None)
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            sig.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+        return sig
+
+    def known_key(self, target: str, signature: Optional[List[Any]]) -> Optional[str]:
+        """The template digest recorded for ``target`` when its template and control still have ``signature``."""
+        entry = self.entries.get(target)
+        if signature is None or not entry or entry.get("signature") != signature:
+            return None
+        return entry.get("template")
 
     def hit(self, target: str, template_digest: str, target_path: str) -> Optional[Dict[str, Any]]:
         """The entry for ``target`` if its template, its dependencies and the file on disk are all as recorded."""
@@ -106,25 +147,32 @@ class RenderCache:
         return entry
 
     def record(self, target: str, template_digest: str, deps: List[str], warnings: List[str], body: bytes,
-               target_path: str) -> None:
+               target_path: str, signature: Optional[List[Any]] = None) -> None:
         try:
             st = os.lstat(target_path)
         except OSError:
-            self.entries.pop(target, None)
+            if self.entries.pop(target, None) is not None:
+                self._changed = True
             return
-        self.entries[target] = {
+        entry = {
             "template": template_digest, "deps": deps, "deps_digest": self.deps_digest(deps), "warnings": warnings,
             "body": digest(body), "file": [st.st_size, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid],
         }
+        if signature is not None and not _racy(signature):
+            entry["signature"] = signature
+        if self.entries.get(target) != entry:
+            self.entries[target] = entry
+            self._changed = True
 
     def forget_except(self, targets: Set[str]) -> None:
         for target in set(self.entries) - targets:
             del self.entries[target]
+            self._changed = True
 
     def save(self) -> None:
-        """Write the cache if it changed: a run that changed nothing writes nothing."""
-        data = json.dumps({"version": VERSION, "entries": self.entries}, sort_keys=True)
-        if data == self._saved:
+        """Write the cache if it changed: a run that changed nothing writes nothing (nor serialises it)."""
+        if not self._changed:
             return
+        data = json.dumps({"version": VERSION, "entries": self.entries}, sort_keys=True)
         ensure_dir(os.path.dirname(self.path), 0o755)
         atomic_write(self.path, data, 0o600, sync=False)

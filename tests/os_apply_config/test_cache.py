@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from pathlib import Path
+
+from os_apply_config.cache import RACY_NS
 
 
 def cache_files(oac):
@@ -57,6 +61,38 @@ def test_edits_to_templates_controls_or_targets_are_noticed(oac):
     assert written(oac.render("-m", md)) == []  # an existing file keeps its owner, as always
     (oac.out / "etc" / "a").unlink()
     assert written(oac.render("-m", md)) == ["a"]
+
+
+def test_settled_templates_are_known_by_their_stat_yet_every_edit_is_noticed(oac):
+    """A template older than the racy window is identified by inode, size, mtime and ctime instead of
+    being read again; an edit that keeps the size and puts the mtime back still changes the ctime."""
+    md = oac.metadata("m.json", {"a": 1})
+    a = oac.template("etc/a", "{{a}}.", oac="mode: 0640\n")
+    b = oac.template("etc/b", "[{{a}}]")
+    control = Path(str(a) + ".oac")
+    time.sleep(RACY_NS / 1e9 + 0.2)
+    assert written(oac.render("-m", md)) == ["a", "b"]
+    [cache] = cache_files(oac)
+    entries = json.loads(cache.read_text())["entries"]
+    assert entries["etc/a"]["signature"][0][0] == a.stat().st_ino
+    assert written(oac.render("-m", md)) == []
+
+    before = a.stat()
+    a.write_text("{{a}}!")  # same size, mtime put back: only the ctime tells
+    os.utime(a, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert written(oac.render("-m", md)) == ["a"] and oac.output("etc/a") == "1!"
+
+    before = control.stat()
+    control.write_text("mode: 0600\n")
+    os.utime(control, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert written(oac.render("-m", md)) == ["a"] and (oac.out / "etc" / "a").stat().st_mode & 0o777 == 0o600
+
+    before = b.stat()
+    replacement = b.with_name("b.new")
+    replacement.write_text("<{{a}}>")
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, b)  # a new inode of the same size and mtime
+    assert written(oac.render("-m", md)) == ["b"] and oac.output("etc/b") == "<1>"
 
 
 def test_a_lost_or_broken_cache_only_costs_a_render(oac):
