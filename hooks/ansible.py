@@ -33,6 +33,7 @@ from hooks.protocol import (
     remove_output_files,
     result_from_proc,
     string_option,
+    suffix_owner,
 )
 
 LOG = logging.getLogger("heat-config")
@@ -141,22 +142,6 @@ def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     Only files this hook names are touched in the working directory (an inventory a
     user keeps there stays), and only those of ``ctx.gone_ids`` when the caller knows them.
     """
-    keep = set(keep_ids)
-    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    try:
-        names = os.listdir(working)
-    except OSError:
-        names = []
-    for name in names:
-        for suffix in (PLAYBOOK_SUFFIX, VARIABLES_SUFFIX):
-            owner = name[: -len(suffix)] if name.endswith(suffix) else None
-            if owner is None or owner in keep or (ctx.gone_ids is not None and owner not in ctx.gone_ids):
-                continue
-            try:
-                os.unlink(os.path.join(working, name))
-                LOG.debug("Removed %s/%s: its deployment is gone", working, name)
-            except OSError as exc:
-                LOG.warning("Could not remove %s/%s: %s", working, name, exc.strerror)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    for name in prune_dir(outputs, keep, ctx.gone_ids):
-        LOG.debug("Removed %s/%s: its deployment is gone", outputs, name)
+    keep = list(keep_ids)
+    prune_dir(ctx.path(WORKING_ENV, WORKING_DEFAULT), keep, ctx.gone_ids, suffix_owner(PLAYBOOK_SUFFIX, VARIABLES_SUFFIX))
+    prune_dir(ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT), keep, ctx.gone_ids)

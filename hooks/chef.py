@@ -194,6 +194,4 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
 
 def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     """Remove output files of deployments gone from the metadata; client.rb and the node file are per host."""
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    for name in prune_dir(outputs, keep_ids, ctx.gone_ids):
-        LOG.debug("Removed %s/%s: its deployment is gone", outputs, name)
+    prune_dir(ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT), keep_ids, ctx.gone_ids)

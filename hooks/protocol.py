@@ -338,13 +338,15 @@ def _owner(name: str, ids: Iterable[str]) -> bool:
     return any(name == i or name.startswith(i + ".") for i in ids)
 
 
-def prune_dir(directory: str, keep_ids: Iterable[str], gone_ids: Optional[Iterable[str]] = None) -> List[str]:
-    """Remove the entries ``<id>`` / ``<id>.<anything>`` of deployments no longer in the metadata (§12.13.15).
+def prune_dir(directory: str, keep_ids: Iterable[str], gone_ids: Optional[Iterable[str]] = None,
+              owner_of: Optional[Callable[[str], Optional[str]]] = None) -> List[str]:
+    """Remove the entries of deployments no longer in the metadata (§12.13.15); returns the names removed.
 
+    An entry belongs to the deployment ``owner_of(name)`` names (None: not this hook's
+    file, never touched); by default ``<id>`` and ``<id>.<anything>`` belong to ``<id>``.
     With ``gone_ids`` (the dispatcher knows which deployments left: ``ctx.gone_ids``)
     only their entries are removed, so a directory a user pointed elsewhere loses
-    nothing else; without it, every entry no kept id owns is removed.  Returns the
-    names removed.
+    nothing else; without it, every entry no kept id owns is removed.
     """
     import shutil
 
@@ -356,8 +358,13 @@ def prune_dir(directory: str, keep_ids: Iterable[str], gone_ids: Optional[Iterab
     except OSError:
         return removed
     for name in names:
-        if _owner(name, keep) or (gone is not None and not _owner(name, gone)):
-            continue
+        if owner_of is None:
+            if _owner(name, keep) or (gone is not None and not _owner(name, gone)):
+                continue
+        else:
+            owner = owner_of(name)
+            if owner is None or owner in keep or (gone is not None and owner not in gone):
+                continue
         path = os.path.join(directory, name)
         try:
             if os.path.isdir(path) and not os.path.islink(path):
@@ -365,9 +372,21 @@ def prune_dir(directory: str, keep_ids: Iterable[str], gone_ids: Optional[Iterab
             else:
                 os.unlink(path)
             removed.append(name)
+            LOG.debug("Removed %s: its deployment is gone", path)
         except OSError as exc:
             LOG.warning("Could not remove %s: %s", path, exc.strerror)
     return removed
+
+
+def suffix_owner(*suffixes: str) -> Callable[[str], Optional[str]]:
+    """An ``owner_of`` for prune_dir: ``<id><suffix>`` belongs to ``<id>``, any other name to nobody."""
+    def owner(name: str) -> Optional[str]:
+        for suffix in suffixes:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+        return None
+
+    return owner
 
 
 def ensure_private_dir(path: str) -> None:

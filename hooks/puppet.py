@@ -43,6 +43,7 @@ from hooks.protocol import (
     remove_output_files,
     result_from_proc,
     string_option,
+    suffix_owner,
 )
 
 LOG = logging.getLogger("heat-config")
@@ -184,31 +185,12 @@ def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     Only names this hook gives its files are touched (a module path a user keeps in
     the working directory stays), and only those of ``ctx.gone_ids`` when known.
     """
-    keep = set(keep_ids)
-
-    def gone(owner: Optional[str]) -> bool:
-        return owner is not None and owner not in keep and (ctx.gone_ids is None or owner in ctx.gone_ids)
-
-    def manifest_owner(name: str) -> Optional[str]:
-        return name[:-3] if name.endswith(".pp") else None
+    keep = list(keep_ids)
 
     def log_owner(name: str) -> Optional[str]:
         match = _LOG_NAME.match(name)
         return match.group("id") if match else None
 
-    for directory, owner in ((ctx.path(WORKING_ENV, WORKING_DEFAULT), manifest_owner),
-                             (ctx.path(LOGDIR_ENV, LOGDIR_DEFAULT), log_owner)):
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            continue
-        for name in names:
-            if gone(owner(name)):
-                try:
-                    os.unlink(os.path.join(directory, name))
-                    LOG.debug("Removed %s/%s: its deployment is gone", directory, name)
-                except OSError as exc:
-                    LOG.warning("Could not remove %s/%s: %s", directory, name, exc.strerror)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    for name in prune_dir(outputs, keep, ctx.gone_ids):
-        LOG.debug("Removed %s/%s: its deployment is gone", outputs, name)
+    prune_dir(ctx.path(WORKING_ENV, WORKING_DEFAULT), keep, ctx.gone_ids, suffix_owner(".pp"))
+    prune_dir(ctx.path(LOGDIR_ENV, LOGDIR_DEFAULT), keep, ctx.gone_ids, log_owner)
+    prune_dir(ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT), keep, ctx.gone_ids)

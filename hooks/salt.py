@@ -47,6 +47,7 @@ from hooks.protocol import (
     prune_dir,
     remove_output_files,
     result_from_proc,
+    suffix_owner,
 )
 
 LOG = logging.getLogger("heat-config")
@@ -215,15 +216,6 @@ def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     The working directory is Salt's file root, where a user may keep states of
     their own, so only ``<id>.sls`` of ``ctx.gone_ids`` is removed there.
     """
-    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    for dep_id in set(ctx.gone_ids or ()) - set(keep_ids):
-        try:
-            os.unlink(os.path.join(working, dep_id + ".sls"))
-            LOG.debug("Removed %s/%s.sls: its deployment is gone", working, dep_id)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            LOG.warning("Could not remove %s/%s.sls: %s", working, dep_id, exc.strerror)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    for name in prune_dir(outputs, keep_ids, ctx.gone_ids):
-        LOG.debug("Removed %s/%s: its deployment is gone", outputs, name)
+    keep = list(keep_ids)
+    prune_dir(ctx.path(WORKING_ENV, WORKING_DEFAULT), keep, ctx.gone_ids or (), suffix_owner(".sls"))
+    prune_dir(ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT), keep, ctx.gone_ids)

@@ -72,5 +72,4 @@ def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     """Remove scripts and output files of deployments no longer in the metadata (SPEC §12.13.15)."""
     keep = list(keep_ids)
     for directory in (ctx.path(WORKING_ENV, WORKING_DEFAULT), ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)):
-        for name in prune_dir(directory, keep, ctx.gone_ids):
-            LOG.debug("Removed %s/%s: its deployment is gone", directory, name)
+        prune_dir(directory, keep, ctx.gone_ids)
