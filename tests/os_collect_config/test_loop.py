@@ -6,7 +6,6 @@ the command's records and what the loopback server received.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -125,12 +124,13 @@ def test_failing_source_backs_off_keeps_last_good_and_recovers(occ, sandbox, swi
     c = occ.cachedir
     wait_for(lambda: len(seen.read_text().splitlines()) == 2, what="run during the outage")
     assert seen.read_text().splitlines()[-1] == "%s/request.json:%s/l.json" % (c, c)
-    # Recovery within one polling interval (+ one poll).
+    # Recovery on the next try, and tries are never further apart than one polling interval (the
+    # delays above): counted in requests, not in wall time, which a loaded machine stretches.
+    gets = len(swift.received("GET"))
     swift.fail_with = None
     swift.put_object("heat", "server1", {"a": 2})
-    t0 = time.monotonic()
     wait_for(lambda: r.count("Source [request] available again.") == 1, timeout=10, what="recovery")
-    assert time.monotonic() - t0 < 1.6 + 1.0
+    assert len(swift.received("GET")) - gets <= 2  # the recovering GET, plus at most one already in flight
     wait_for(lambda: len(seen.read_text().splitlines()) == 3, what="run after recovery")
     assert occ.cache_json("request.json") == {"a": 2}
     assert json.loads(health.read_text()) == {}
