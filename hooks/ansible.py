@@ -23,7 +23,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    cannot_run,
     deployment_id,
     ensure_private_dir,
     input_values,
@@ -118,11 +117,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
         env["ANSIBLE_CALLBACK_PLUGINS"] = string_option(options, "callback_plugins")
 
     LOG.info("Variables: %s", ", ".join(sorted(input_values(deployment))) or "(none)")
-    LOG.debug("Running %s", " ".join(argv))
-    try:
-        proc_result = ctx.run(argv, env=env, cwd=working)
-    except OSError as exc:
-        return cannot_run(argv[0], exc, "install ansible-core, or set %s" % CMD_ENV)
+    proc_result = ctx.run_tool(argv, "install ansible-core, or set %s" % CMD_ENV, env=env, cwd=working)
     result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
     if proc_result.returncode:
         LOG.error("Error running %s. [%s]", playbook, proc_result.returncode)
@@ -143,5 +138,6 @@ def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:
     user keeps there stays), and only those of ``ctx.gone_ids`` when the caller knows them.
     """
     keep = list(keep_ids)
-    prune_dir(ctx.path(WORKING_ENV, WORKING_DEFAULT), keep, ctx.gone_ids, suffix_owner(PLAYBOOK_SUFFIX, VARIABLES_SUFFIX))
+    ours = suffix_owner(PLAYBOOK_SUFFIX, VARIABLES_SUFFIX)
+    prune_dir(ctx.path(WORKING_ENV, WORKING_DEFAULT), keep, ctx.gone_ids, ours)
     prune_dir(ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT), keep, ctx.gone_ids)

@@ -15,7 +15,7 @@ import logging
 import shlex
 from typing import List
 
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, cannot_run, result_from_proc
+from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -36,11 +36,7 @@ def command(ctx: HookContext) -> List[str]:
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     argv = command(ctx)
-    LOG.debug("Running %s", " ".join(argv))
-    try:
-        result = ctx.run(argv)
-    except OSError as exc:
-        return cannot_run(argv[0], exc, "install os-apply-config, or set %s" % CMD_ENV)
+    result = ctx.run_tool(argv, "install os-apply-config, or set %s" % CMD_ENV)
     if result.returncode or result.timed_out:
         LOG.error("Error running apply-config: [%s]", result.returncode)
     else:

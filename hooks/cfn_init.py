@@ -24,7 +24,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    cannot_run,
     ensure_private_dir,
     result_from_proc,
 )
@@ -63,11 +62,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     LOG.info("Wrote %s", path)
 
     cmd = ctx.environ.get(CMD_ENV) or CMD_DEFAULT
-    LOG.debug("Running %s", cmd)
-    try:
-        proc_result = ctx.run([cmd])
-    except OSError as exc:
-        return cannot_run(cmd, exc, "install heat-cfntools, or set %s" % CMD_ENV)
+    proc_result = ctx.run_tool([cmd], "install heat-cfntools, or set %s" % CMD_ENV)
     if proc_result.returncode or proc_result.timed_out:
         LOG.error("Error running %s. [%s]", cmd, proc_result.returncode)
     else:

@@ -27,7 +27,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    cannot_run,
     deployment_id,
     ensure_private_dir,
     hostname_f,
@@ -136,11 +135,7 @@ def clone_kitchen(kitchen: str, kitchen_path: str, action: Any, working: str,
     """git clone the kitchen (afresh on UPDATE); the failed result when the clone did not succeed."""
     if action == "UPDATE":
         shutil.rmtree(os.path.join(working, kitchen_path), ignore_errors=True)
-    LOG.debug("Cloning the kitchen into %s", kitchen_path)
-    try:
-        result = ctx.run(["git", "clone", kitchen, kitchen_path], cwd=working)
-    except OSError as exc:
-        return cannot_run("git", exc, "install git to use the kitchen option")
+    result = ctx.run_tool(["git", "clone", kitchen, kitchen_path], "install git to use the kitchen option", cwd=working)
     if result.returncode or result.timed_out:
         LOG.error("Error cloning the kitchen into %s. [%s]", kitchen_path, result.returncode)
         return result_from_proc(result, ctx)
@@ -180,11 +175,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     env = dict(ctx.environ, heat_outputs_path=heat_outputs_path)
     argv = [CHEF_CLIENT, "-z", "--config", config_path, "-j", node_file]
     LOG.info("Node attributes: %s", ", ".join(sorted(attributes)))
-    LOG.debug("Running %s", " ".join(argv))
-    try:
-        result = ctx.run(argv, env=env, cwd=working)
-    except OSError as exc:
-        return cannot_run(CHEF_CLIENT, exc, "install the chef package; it is looked up on PATH")
+    result = ctx.run_tool(argv, "install the chef package; it is looked up on PATH", env=env, cwd=working)
     if result.returncode or result.timed_out:
         LOG.error("Chef return code %s", result.returncode)
     else:

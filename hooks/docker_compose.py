@@ -40,7 +40,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    cannot_run,
     input_values,
     name_problem,
     result_from_proc,
@@ -233,11 +232,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     write_env_files(directory, document, env_file_inputs(inputs.get("env_files")))
 
     argv = cmd + ["up", "-d", "--no-build"]
-    LOG.debug("Running %s in %s", " ".join(argv), directory)
-    try:
-        result_proc = ctx.run(argv, cwd=directory)
-    except OSError as exc:
-        return cannot_run(argv[0], exc, "install Compose v2 or docker-compose, or set %s" % CMD_ENV)
+    result_proc = ctx.run_tool(argv, "install Compose v2 or docker-compose, or set %s" % CMD_ENV, cwd=directory)
     result = result_from_proc(result_proc, ctx)
     if not result_proc.timed_out:
         if result_proc.returncode == 0:

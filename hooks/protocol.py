@@ -125,6 +125,22 @@ class HookContext:
             output_cap=self.output_cap,
         )
 
+    def run_tool(
+        self,
+        argv: Sequence[str],
+        remedy: str,
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[str] = None,
+    ) -> "ProcResult":
+        """``run`` for the tool a hook drives: logged, and when it cannot start, ToolCannotRun ends the hook
+        with the failed result of ``cannot_run`` (``remedy`` says how to get the tool)."""
+        LOG.debug("Running %s%s", " ".join(argv), " in %s" % cwd if cwd else "")
+        try:
+            return self.run(argv, env=env, cwd=cwd)
+        except OSError as exc:
+            raise ToolCannotRun(cannot_run(argv[0], exc, remedy)) from None
+
     def path(self, env_name: str, default: str) -> str:
         """A hook directory: its environment override when set and non-empty, else the default."""
         return self.environ.get(env_name) or default
@@ -146,6 +162,14 @@ def name_problem(value: Any) -> Optional[str]:
     if not _SAFE_NAME.match(value):
         return "has characters other than letters, digits, '-', '_', '.' and ':'"
     return None
+
+
+class ToolCannotRun(Exception):
+    """Raised by HookContext.run_tool; ``call`` reports ``result``, the failed deployment."""
+
+    def __init__(self, result: HookResult) -> None:
+        super().__init__(result.stderr)
+        self.result = result
 
 
 class BadDeployment(ValueError):
@@ -278,7 +302,7 @@ def string_option(options: Dict[str, Any], key: str) -> str:
 
 
 def hostname_f(ctx: HookContext) -> str:
-    """The host's name as ``hostname -f`` prints it (what the originals' puppet and chef hooks used); "" when it fails."""
+    """The host's name as ``hostname -f`` prints it (as the originals' puppet and chef hooks asked); "" on failure."""
     try:
         result = ctx.run(["hostname", "-f"])
     except OSError as exc:
@@ -410,6 +434,8 @@ def call(hook: Hook, deployment: Deployment, ctx: HookContext) -> HookResult:
     register_input_secrets(deployment)
     try:
         return hook(deployment, ctx)
+    except ToolCannotRun as exc:
+        return exc.result
     except BadDeployment as exc:
         LOG.error("Refused: %s", exc)
         return HookResult.failure("refused: %s" % exc)

@@ -31,7 +31,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    cannot_run,
     deployment_id,
     ensure_private_dir,
     hostname_f,
@@ -163,11 +162,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     remove_output_files(heat_outputs_path)
 
     LOG.info("Facts: %s", ", ".join(sorted(fact_env)))
-    LOG.debug("Running %s", " ".join(argv))
-    try:
-        proc_result = ctx.run(argv, env=env, cwd=working)
-    except OSError as exc:
-        return cannot_run(argv[0], exc, "install puppet, or set %s" % CMD_ENV)
+    proc_result = ctx.run_tool(argv, "install puppet, or set %s" % CMD_ENV, env=env, cwd=working)
     result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
     _write_logs(base, result)
     LOG.info("Return code %s", proc_result.returncode)

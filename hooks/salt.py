@@ -39,7 +39,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    cannot_run,
     deployment_id,
     ensure_private_dir,
     input_values,
@@ -195,11 +194,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
             return HookResult.failure(str(exc))
         argv = command(ctx.environ.get(CMD_ENV) or CMD_DEFAULT, config_dir, dep_id)
         LOG.info("Inputs as minion options: %s", ", ".join(sorted(input_values(deployment))) or "(none)")
-        LOG.debug("Applying Salt state %s", state_file)
-        try:
-            proc = ctx.run(argv, cwd=working)
-        except OSError as exc:
-            return cannot_run(argv[0], exc, "install salt-minion, or set %s" % CMD_ENV)
+        proc = ctx.run_tool(argv, "install salt-minion, or set %s" % CMD_ENV, cwd=working)
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)
     result = result_of(proc, ctx, deployment, heat_outputs_path)
