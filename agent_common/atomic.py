@@ -88,15 +88,6 @@ def atomic_copy(src: str, dst: str, mode: int = 0o600) -> None:
         atomic_write(dst, f.read(), mode)
 
 
-def read_text(path: str) -> Optional[str]:
-    """The file's text, or None when it does not exist."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 class AtomicBatch:
     """Replace many files so that either all of them change or none does, with one sync for all.
 

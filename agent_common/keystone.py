@@ -16,7 +16,8 @@ import os
 import time
 from typing import Any, Optional
 
-from agent_common.atomic import atomic_write, ensure_dir, read_text
+from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.documents import read_text
 from agent_common.http import DEFAULT_TIMEOUT, Verify, new_session
 from agent_common.logs import register_secret
 from agent_common.record import FrozenRecord

@@ -14,7 +14,8 @@ import os
 import stat
 from typing import Any, Dict, List, Mapping, Optional, Set
 
-from agent_common.atomic import atomic_write, ensure_dir, read_text
+from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.documents import read_text
 from agent_common.paths import get_path
 from heat_config import deployment as dep
 from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, Journal, Record, now

@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
-from agent_common.atomic import read_text
+from agent_common.documents import read_text
 from agent_common.logs import redact
 from heat_config import deployment as dep
 from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_NONE, SIGNAL_PENDING, SIGNALLED, Journal, Record

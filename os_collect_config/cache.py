@@ -14,7 +14,8 @@ import logging
 import os
 import re
 
-from agent_common.atomic import atomic_copy, atomic_write, fsync_dir, read_text
+from agent_common.atomic import atomic_copy, atomic_write, fsync_dir
+from agent_common.documents import read_text
 from os_collect_config.collectors.base import STATE_DIRNAME
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB

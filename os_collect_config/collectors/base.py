@@ -13,7 +13,8 @@ import json
 import os
 import threading
 
-from agent_common.atomic import atomic_write, ensure_dir, read_text
+from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.documents import read_text
 from agent_common.record import FrozenRecord, Record
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB

@@ -4,7 +4,8 @@ import stat
 
 import pytest
 
-from agent_common.atomic import atomic_copy, atomic_write, ensure_dir, read_text
+from agent_common.atomic import atomic_copy, atomic_write, ensure_dir
+from agent_common.documents import read_text
 
 
 def mode_of(path):
