@@ -19,7 +19,7 @@ from agent_common.documents import read_text
 from agent_common.paths import get_path
 from heat_config import deployment as dep
 from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, Journal, Record, now
-from heat_config.signals import InProcessSender, Outbox, ProgramSender, mark_finished, retry_budget
+from heat_config.signals import InProcessSender, Outbox, ProgramSender, mark_finished, retry_budget, route_problem
 from hooks.protocol import HookContext, HookResult, hook_timeout, input_values, register_input_secrets
 
 LOG = logging.getLogger("heat-config")
@@ -161,7 +161,6 @@ class Dispatcher:
             LOG.warning("To force-deploy, rm %s", marker)
             return
 
-        import hooks
         from heat_config import hookrun
 
         register_input_secrets(item)
@@ -177,13 +176,8 @@ class Dispatcher:
         self.journal.save(record, durable=False)
         atomic_write(marker, pretty(item), 0o600, sync=False)
 
-        if ref is None:
-            if group_problem:
-                message = "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
-            else:
-                message = "deployment %s: no hook for group %s (searched %s; built-in hooks: %s)" % (
-                    dep_id, group, ", ".join(hookrun.search_dirs(self.settings.environ)) or "no existing hook dir",
-                    ", ".join(hooks.groups()))
+        message = self.refusal(item, group_problem, ref)
+        if message:
             LOG.error("%s", message)
             self.finish(record, HookResult.failure(message).signal_data(), item)
             return
@@ -199,6 +193,28 @@ class Dispatcher:
             message = "heat-config could not run the hook: %s: %s" % (type(exc).__name__, exc)
             data = HookResult.failure(message).signal_data()
         self.finish(record, data, item)
+
+    def refusal(self, item: Dict[str, Any], group_problem: Optional[str], ref: Any) -> Optional[str]:
+        """Why this deployment is not run but reported failed (where a signal can go), or None to run it.
+
+        A deployment whose signal URL is unusable is not run at all: its result could
+        never reach Heat, and a URL such as ``file:`` is no place to send anything.
+        """
+        dep_id, group = item["id"], dep.group_of(item)
+        signal_problem = route_problem(input_values(item))
+        if signal_problem:
+            return "deployment %s refused, not run: %s, so no signal could report its result" % (
+                dep_id, signal_problem)
+        if group_problem:
+            return "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
+        if ref is None:
+            import hooks
+            from heat_config import hookrun
+
+            return "deployment %s: no hook for group %s (searched %s; built-in hooks: %s)" % (
+                dep_id, group, ", ".join(hookrun.search_dirs(self.settings.environ)) or "no existing hook dir",
+                ", ".join(hooks.groups()))
+        return None
 
     def finish(self, record: Record, data: Dict[str, Any], deployment: Dict[str, Any]) -> None:
         """Record the result (durably), write the debugging copy, then make the first signal attempt."""

@@ -132,10 +132,45 @@ def _trim(data: Dict[str, Any], limit: int) -> str:
 
 
 # -- transports ---------------------------------------------------------------------------------
+#: The only URL schemes a signal may use: anything else (``file:``, ``ftp:``) would be opened by urllib.
+SIGNAL_SCHEMES = ("http", "https")
+
+
+def url_problem(name: str, value: Any) -> Optional[str]:
+    """Why input ``name`` cannot be the URL a signal goes to, or None (issue 12 defect 7).
+
+    Checked when a deployment arrives, before its hook runs, so that a deployment
+    whose result could never be reported is refused up front instead of failing
+    in every later run.  The answer never quotes the value: a signed URL's query
+    is a secret (SPEC §12.10).
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or not value.strip():
+        return "input %s is empty" % name
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme.lower() in SIGNAL_SCHEMES and bool(parts.hostname)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        usable = False
+    return None if usable else "input %s is not an http or https URL with a host" % name
+
+
 class Transport:
     """One way to reach Heat. ``send`` makes one attempt and raises SignalFailed when it did not land."""
 
     name = "NO_SIGNAL"
+
+    def problem(self) -> Optional[str]:
+        """Why this transport can never deliver (an unusable URL), or None."""
+        return None
+
+    def check(self) -> None:
+        """Refuse for good, before any request, what ``problem`` says can never be delivered."""
+        problem = self.problem()
+        if problem:
+            raise SignalFailed(problem, False)
 
     def send(self, data: Any) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -150,9 +185,13 @@ class UrlSignal(Transport):
         self.name = "TEMP_URL_SIGNAL" if self.verb == "PUT" else "CFN_SIGNAL"
         self.client = client
 
+    def problem(self) -> Optional[str]:
+        return url_problem("deploy_signal_id", self.url)
+
     def send(self, data: Any) -> None:
         from agent_common.http import strip_query
 
+        self.check()
         LOG.debug("Signalling %s via %s", strip_query(self.url), self.verb)
         _request(self.client, self.verb, self.url, data=fit(data).encode("ascii"),
                  headers={"content-type": "application/json"})
@@ -171,10 +210,14 @@ class KeystoneSignal(Transport):
         self.inputs = inputs
         self.client = client
 
+    def problem(self) -> Optional[str]:
+        return url_problem("deploy_auth_url", self.inputs.get("deploy_auth_url"))
+
     def _token_and_endpoint(self) -> "tuple[str, str]":
         from agent_common import keystone
         from agent_common.http import strip_query
 
+        self.check()
         creds = keystone.Credentials(
             auth_url=str(self.inputs.get("deploy_auth_url") or ""),
             user_id=str(self.inputs.get("deploy_user_id") or ""),
@@ -267,6 +310,15 @@ def routes(inputs: Mapping[str, Any], client: "Optional[HttpClient]" = None) -> 
 
 def route_name(inputs: Mapping[str, Any]) -> str:
     return "+".join(t.name for t in routes(inputs)) or "NO_SIGNAL"
+
+
+def route_problem(inputs: Mapping[str, Any]) -> Optional[str]:
+    """Why one of the routes these inputs choose can never deliver, or None when all of them may."""
+    for transport in routes(inputs):
+        problem = transport.problem()
+        if problem:
+            return problem
+    return None
 
 
 def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -400,11 +452,7 @@ class Outbox:
 
         deadline, backoff = self._tries.setdefault(
             record.id, (self.clock() + self.budget_s, Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)))
-        if inputs is None:
-            from heat_config.deployment import load_file
-
-            inputs = input_values(load_file(self.deployment_file(record.id)))
-        outcome = self.sender.deliver(self.deployment_file(record.id), inputs, record.signal_data or {})
+        outcome = self._deliver(record, inputs)
         record.attempts += 1
         record.signal = outcome.state
         record.signal_error = outcome.error
@@ -421,9 +469,22 @@ class Outbox:
             if outcome.state == SIGNAL_REFUSED:
                 LOG.error("Signal for %s refused for good: %s", record.id, outcome.error)
             else:
-                LOG.info("Signalled %s%s", record.id, "" if inputs else " (no signal transport)")
+                LOG.info("Signalled %s%s", record.id,
+                         "" if record.transport != "NO_SIGNAL" else " (no signal transport)")
         self.journal.save(record, durable=False)
         return record
+
+    def _deliver(self, record: Record, inputs: Optional[Mapping[str, Any]]) -> Attempt:
+        """One delivery; an error of ours becomes this record's pending outcome, so one bad record can
+        never stop the signals of the others (issue 12 defect 7)."""
+        try:
+            if inputs is None:
+                from heat_config.deployment import load_file
+
+                inputs = input_values(load_file(self.deployment_file(record.id)))
+            return self.sender.deliver(self.deployment_file(record.id), inputs, record.signal_data or {})
+        except Exception as exc:
+            return Attempt(SIGNAL_PENDING, "heat-config could not send it: %s: %s" % (type(exc).__name__, exc))
 
     def _due(self, record: Record) -> bool:
         return record.next_try_at is None or record.next_try_at <= now()
@@ -463,8 +524,13 @@ def mark_finished(journal: Journal, record: Record, data: Dict[str, Any], inputs
     """Record the result and the signal still to send (durable: this is what a crash recovers from)."""
     record.signal_data = data
     record.transport = route_name(inputs)
-    # With a notifier program the original always runs it, even for NO_SIGNAL (§7.7).
-    record.signal = SIGNAL_PENDING if (record.transport != "NO_SIGNAL" or signal_via_program) else SIGNAL_NONE
+    problem = route_problem(inputs)
+    if problem:  # never attempted, not even through a notifier program: it could only fail, or open a file
+        record.signal, record.signal_error, record.step = SIGNAL_REFUSED, problem, SIGNALLED
+    elif record.transport != "NO_SIGNAL" or signal_via_program:
+        record.signal = SIGNAL_PENDING  # with a notifier program the original always runs it (§7.7)
+    else:
+        record.signal = SIGNAL_NONE
     journal.save(record, durable=True)
 
 

@@ -70,3 +70,38 @@ def test_fit_drops_huge_non_string_outputs_but_keeps_the_deploy_keys():
     assert "listing" not in parsed
     assert parsed["deploy_stdout"] == "o" * 100 + "END" and parsed["deploy_status_code"] == 2
     assert parsed["deploy_stderr"].startswith("err\n") and "outputs dropped" in parsed["deploy_stderr"]
+
+
+def test_one_outbox_record_that_raises_does_not_stop_the_others(tmp_path):
+    """Issue 12 defect 7: an error of ours while retrying one record is recorded on it, and the loop goes on.
+
+    Every input the dispatcher can be given is refused before it reaches the outbox
+    (tests/heat_config/test_outbox.py), so the error here comes from a sender that
+    fails as a bug would.
+    """
+    from heat_config.journal import FINISHED, Journal, Record
+    from heat_config.signals import SIGNAL_PENDING, SIGNAL_SENT, Attempt, Outbox
+
+    class Sender:
+        def __init__(self):
+            self.delivered = []
+
+        def deliver(self, deployment_file, inputs, data):
+            if deployment_file.endswith("bad.json"):
+                raise KeyError("deploy_signal_id")
+            self.delivered.append(deployment_file)
+            return Attempt(SIGNAL_SENT)
+
+    journal = Journal(str(tmp_path))
+    records = [Record(id=i, step=FINISHED, signal=SIGNAL_PENDING, transport="CFN_SIGNAL") for i in ("bad", "good")]
+    for record in records:
+        journal.save(record)
+    sender = Sender()
+    outbox = Outbox(journal, sender, budget_s=0, sleep=lambda s: None)
+    outbox.retry_all()
+    assert sender.delivered == [str(tmp_path / "good.json")]
+    bad, good = journal.load("bad"), journal.load("good")
+    assert good.signal == "sent"
+    assert bad.signal == "pending" and bad.attempts == 1
+    assert bad.signal_error == "heat-config could not send it: KeyError: 'deploy_signal_id'"
+    assert list(outbox.pending) == ["bad"]  # retried by the next run, never dropped
