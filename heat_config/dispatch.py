@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import read_text
+from agent_common.logs import redact
 from agent_common.paths import get_path
 from heat_config import deployment as dep
 from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, Journal, Record, now
@@ -265,11 +266,17 @@ class Dispatcher:
             LOG.debug("Deployment %s left the metadata; its files are removed", record.id)
 
 
+#: Characters of the last stderr line kept as the error ``status`` shows.
+ERROR_CHARS = 300
+
+
 def _last_line(text: Any) -> str:
+    """The error ``status`` shows: the last non-blank line, redacted BEFORE it is cut, so a secret that
+    straddles the cut cannot leave its first characters behind (issue 12 defect 13, SPEC §12.10)."""
     if not isinstance(text, str):
         return ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    return redact(lines[-1])[:ERROR_CHARS] if lines else ""
 
 
 def main(settings: Settings, *, signals_only: bool = False) -> int:

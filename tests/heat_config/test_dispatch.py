@@ -386,6 +386,30 @@ def test_no_secret_in_logs_or_readable_files(run_tool, hc, cloud):
     assert_no_secret_on_disk_outside_state(hc)
 
 
+@pytest.mark.parametrize("printed", ["password", "query"])
+def test_status_error_column_shows_no_part_of_a_secret_that_straddles_its_cut(run_tool, hc, cloud, printed):
+    """Issue 12 defect 13: the last stderr line was cut to 300 characters before being redacted, so a
+    secret that straddled the cut showed its first characters. The secret starts at character 294."""
+    from tests.heat_config.conftest import keystone_inputs
+
+    signal = cfn_inputs(cloud) + [i for i in keystone_inputs(cloud, "HEAT_SIGNAL")
+                                  if i["name"] != "deploy_signal_transport"]
+    shown = {"password": '"$deploy_password"', "query": '"${deploy_signal_id#*\\?}"'}[printed]
+    config = "#!/bin/sh\necho first line >&2\necho %s%s tail >&2\nexit 3\n" % ("x" * 294, shown)
+    write_deployments(hc, [deployment(0, config=config, signal=signal)])
+    assert run(run_tool).returncode == 0
+    url = cfn_inputs(cloud)[1]["value"]
+    query = url.split("?", 1)[1]
+    secrets = [PLANTED_SECRETS[0], query, cloud.cfn.signals[0].params["Signature"]]
+    assert journal(hc, dep_id(0))["signal_data"]["deploy_stderr"].splitlines()[-1].startswith("x" * 294)
+    for args in (["status"], ["status", "--json"]):
+        out = run_tool("heat-config", args).stdout
+        assert "x" * 200 in out  # the error column is there, cut
+        for secret in secrets:
+            for n in range(4, len(secret) + 1):
+                assert secret[:n] not in out, "%r of a secret in %s" % (secret[:n], " ".join(args))
+
+
 def test_unusable_deployed_dir_is_one_line_exit_1(run_tool, hc):
     blocker = hc.write("lib/not-a-dir", "")
     write_deployments(hc, [deployment(0)])
