@@ -62,6 +62,11 @@ def assert_no_planted_secret(text: str, where: str) -> None:
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
+    return make_sandbox(tmp_path)
+
+
+def make_sandbox(tmp_path: Path) -> Sandbox:
+    """A Sandbox under ``tmp_path`` (the fuzz tests make one per generated example)."""
     root = tmp_path / "root"
     for d in ("home", "cache", "backup", "run", "lib", "orc", "templates", "deployed", "hooks", "etc", "log"):
         (root / d).mkdir(parents=True)
@@ -88,27 +93,48 @@ def sandbox(tmp_path: Path) -> Sandbox:
 def run_tool(sandbox: Sandbox):
     """Run a console script of this distribution as a real process; its stderr is checked for planted secrets."""
 
-    def run(
-        name: str,
-        args: Sequence[str] = (),
-        *,
-        env: Optional[Dict[str, str]] = None,
-        input: Optional[str] = None,
-        timeout: float = 60,
-        cwd: Optional[str] = None,
-    ) -> ToolResult:
-        argv = [str(BIN_DIR / name), *args]
-        merged = dict(sandbox.env)
-        if env:
-            merged.update(env)
-        proc = subprocess.run(
-            argv, env=merged, input=input, capture_output=True, text=True, timeout=timeout,
-            cwd=cwd or str(sandbox.root),
-        )
-        assert_no_planted_secret(proc.stderr, "stderr of %s" % name)
-        return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
+    def run(name: str, args: Sequence[str] = (), **kw) -> ToolResult:
+        return run_in_sandbox(sandbox, name, args, **kw)
 
     return run
+
+
+def run_in_sandbox(
+    sandbox: Sandbox,
+    name: str,
+    args: Sequence[str] = (),
+    *,
+    env: Optional[Dict[str, str]] = None,
+    input: Optional[str] = None,
+    timeout: float = 60,
+    cwd: Optional[str] = None,
+) -> ToolResult:
+    """``run_tool`` for a given sandbox: the console script ``name`` as a real process, cwd in the sandbox.
+
+    It runs in a session of its own so that a time-out kills what it started too (a hook holding
+    its output pipe open would otherwise keep the test waiting after the tool itself was killed)."""
+    import signal
+
+    argv = [str(BIN_DIR / name), *args]
+    merged = dict(sandbox.env)
+    if env:
+        merged.update(env)
+    proc = subprocess.Popen(
+        argv, env=merged, stdin=subprocess.PIPE if input is not None else None,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+        cwd=cwd or str(sandbox.root), start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a grandchild in a session of its own holds the pipes
+            pass
+        raise
+    assert_no_planted_secret(stderr, "stderr of %s" % name)
+    return ToolResult(argv, proc.returncode, stdout, stderr)
 
 
 #: Host paths the tools use by default; the suite redirects every one of them, and this proves it.

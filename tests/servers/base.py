@@ -69,6 +69,9 @@ class LoopbackServer:
         self.fail_with: Optional[int] = None
         #: Seconds to wait before answering (to simulate a slow server).
         self.delay_s: float = 0.0
+        #: When set (tests/servers/faults.py), called with each recorded request and its handler before the
+        #: routes; it returns True when it answered (or broke) the request itself.
+        self.injector: Optional[Callable[[Request, BaseHTTPRequestHandler], bool]] = None
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._scheme = "http"
@@ -133,6 +136,8 @@ class LoopbackServer:
                 )
                 with server.lock:
                     server.requests.append(request)
+                if server.injector is not None and server.injector(request, self):
+                    return
                 try:
                     response = server.dispatch(request)
                 except Exception as exc:  # a bug in a test server should show, not hang

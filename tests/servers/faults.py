@@ -1,0 +1,109 @@
+"""Fault injection for the loopback servers: at random, a server goes down, answers 5xx, hangs or sends garbage.
+
+``FaultInjector(seed, rate).attach(server)`` makes any ``LoopbackServer`` misbehave on a
+share ``rate`` of its requests, each fault chosen (seeded, so a failure reproduces) among:
+
+- ``down``: the connection is closed without an answer, and the server stays "down"
+  (every request dropped) for a short outage window;
+- ``5xx``: 500, 502, 503 or 504;
+- ``hang_short``: the answer comes late, but within ``hang_short_s`` (below the client's timeout);
+- ``hang_long``: no answer for ``hang_long_s`` (beyond the client's timeout), then the connection drops;
+- ``garbage``: bytes that are not HTTP, then the connection drops;
+- ``garbage_body``: ``200 OK`` with a body that is not what the protocol says (GET only: a garbage
+  200 to a signal POST would make the agent believe a signal accepted that the server never recorded).
+
+A fault is injected before the server's routes run, so a request that met one was never
+processed: a signal counted by the server is a signal the agent was told was accepted.
+``counts`` says how many of each kind were injected; ``enabled = False`` stops injecting.
+"""
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import Dict, Optional, Sequence
+
+from tests.servers.base import LoopbackServer, Request
+
+KINDS = ("down", "5xx", "hang_short", "hang_long", "garbage", "garbage_body")
+
+
+class FaultInjector:
+    """Breaks a share of one server's requests, seeded; see the module docstring for the kinds."""
+
+    def __init__(self, seed: int, rate: float = 0.3, kinds: Sequence[str] = KINDS, *, hang_short_s: float = 0.3,
+                 hang_long_s: float = 2.0, outage_s: float = 1.0) -> None:
+        self.random = random.Random(seed)
+        self.rate = rate
+        self.kinds = tuple(kinds)
+        self.hang_short_s = hang_short_s
+        self.hang_long_s = hang_long_s
+        self.outage_s = outage_s
+        self.enabled = True
+        self.counts: Dict[str, int] = {kind: 0 for kind in self.kinds}
+        self._outage_until = 0.0
+        self._lock = threading.Lock()
+
+    def attach(self, server: LoopbackServer) -> "FaultInjector":
+        server.injector = self
+        return self
+
+    def _choose(self, request: Request) -> Optional[str]:
+        with self._lock:
+            if not self.enabled:
+                return None
+            if time.monotonic() < self._outage_until:
+                kind: Optional[str] = "down"
+            elif self.random.random() >= self.rate:
+                return None
+            else:
+                kind = self.random.choice(self.kinds)
+                if kind == "garbage_body" and request.method != "GET":
+                    kind = "5xx" if "5xx" in self.kinds else "down"
+                if kind == "down":
+                    self._outage_until = time.monotonic() + self.random.uniform(0.2, self.outage_s)
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            return kind
+
+    def __call__(self, request: Request, handler: BaseHTTPRequestHandler) -> bool:
+        """The server's hook: True when this request was broken here (the routes must not run)."""
+        kind = self._choose(request)
+        if kind is None:
+            return False
+        if kind == "hang_short":
+            time.sleep(self.random.uniform(0.05, self.hang_short_s))
+            return False
+        if kind == "5xx":
+            body = b"injected fault"
+            handler.send_response(self.random.choice((500, 502, 503, 504)))
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return True
+        if kind == "garbage_body":
+            body = bytes(self.random.getrandbits(8) for _ in range(self.random.randint(0, 200)))
+            handler.send_response(200)
+            handler.send_header("Content-Type", self.random.choice(("application/json", "application/xml",
+                                                                    "text/plain")))
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return True
+        if kind == "hang_long":
+            time.sleep(self.hang_long_s)
+        elif kind == "garbage":
+            handler.wfile.write(b"\x00\xffNOT HTTP\r\n" + bytes(self.random.getrandbits(8) for _ in range(64)))
+        _drop(handler)
+        return True
+
+
+def _drop(handler: BaseHTTPRequestHandler) -> None:
+    """Close the connection without an answer, as a server that died or reset it."""
+    handler.close_connection = True
+    try:
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
