@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
+import math
 import os
 import time
 from agent_common.atomic import atomic_write, ensure_dir
@@ -31,14 +33,20 @@ TYPE_CHECKING = False  # the running agent probes the journal between polls: typ
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Dict, Iterator, List, Optional
 
+LOG = logging.getLogger("heat-config")
+
 JOURNAL_DIRNAME = "journal"
 LOCK_NAME = ".lock"
 OPEN_SUFFIX = ".open"
+#: Where unusable records are moved, one ``<UTC time>-<pid>`` directory per run, under their own names.
+CORRUPT_DIRNAME = "corrupt"
 
 # Journal steps.
 RECEIVED, RUNNING, FINISHED, SIGNALLED = "received", "running", "finished", "signalled"
+STEPS = (RECEIVED, RUNNING, FINISHED, SIGNALLED)
 # Signal states.
 SIGNAL_NONE, SIGNAL_PENDING, SIGNAL_SENT, SIGNAL_REFUSED = "none", "pending", "sent", "refused"
+SIGNAL_STATES = (SIGNAL_NONE, SIGNAL_PENDING, SIGNAL_SENT, SIGNAL_REFUSED)
 
 
 #: Every field of a record and its default, in file order.
@@ -50,6 +58,45 @@ FIELDS: Dict[str, Any] = {
     "signal": SIGNAL_NONE, "transport": "NO_SIGNAL", "attempts": 0, "next_try_at": None, "signal_error": "",
     "signal_data": None,
 }
+
+
+def _is_time(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
+
+
+#: What each field must hold, as (test, what it should be): a record that breaks one is corrupt.
+_CHECKS = {
+    "step": (lambda v: v in STEPS, "one of " + ", ".join(STEPS)),
+    "signal": (lambda v: v in SIGNAL_STATES, "one of " + ", ".join(SIGNAL_STATES)),
+    "received_at": (_is_time, "a time"), "started_at": (_is_time, "a time or null"),
+    "finished_at": (_is_time, "a time or null"), "next_try_at": (_is_time, "a time or null"),
+    "attempts": (lambda v: type(v) is int and v >= 0, "a whole number"),
+    "failed": (lambda v: v is None or type(v) is bool, "true, false or null"),
+    "interrupted": (lambda v: type(v) is bool, "true or false"),
+    "signal_data": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+}
+for _name in ("id", "name", "group", "action", "error", "transport", "signal_error"):
+    _CHECKS[_name] = (lambda v: isinstance(v, str), "a string")
+
+
+def record_problem(data: Any, dep_id: str) -> Optional[str]:
+    """Why ``data`` (a parsed journal file) is not the record of ``dep_id``, or None.
+
+    The journal is ours, yet a damaged disk or a hand edit can leave anything
+    there; what this refuses would otherwise raise somewhere in a run.
+    """
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for name, (test, expected) in _CHECKS.items():
+        if name in data and not test(data[name]):
+            return "field %s is not %s" % (name, expected)
+    if data.get("id", dep_id) != dep_id:
+        return "field id names another deployment"
+    return None
+
+
+class CorruptRecord(Exception):
+    """A journal entry that cannot be read as a record; the message names the file and why."""
 
 
 class Record:
@@ -90,16 +137,88 @@ class Journal:
         self.deployed_dir = deployed_dir
         self.dir = os.path.join(deployed_dir, JOURNAL_DIRNAME)
         self._lock_fd: Optional[int] = None
+        self._corrupt_dir: Optional[str] = None
 
     def path(self, dep_id: str) -> str:
         return os.path.join(self.dir, dep_id + ".json")
 
-    def load(self, dep_id: str) -> Optional[Record]:
+    def read(self, dep_id: str) -> Optional[Record]:
+        """The record of ``dep_id``, None when there is none; CorruptRecord when the entry is unusable.
+
+        Changes nothing (``status`` uses it); the dispatcher uses ``load``.
+        """
+        from agent_common.documents import loads_json, read_bytes
+
+        path = self.path(dep_id)
         try:
-            with open(self.path(dep_id), encoding="utf-8") as f:
-                return Record.from_dict(json.load(f))
-        except (OSError, ValueError, TypeError):
+            data = loads_json(read_bytes(path), path)
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise CorruptRecord("%s: %s" % (path, exc.strerror or exc)) from None
+        except ValueError as exc:
+            raise CorruptRecord(str(exc)) from None
+        problem = record_problem(data, dep_id)
+        if problem:
+            raise CorruptRecord("%s: %s" % (path, problem))
+        return Record.from_dict(data)
+
+    def load(self, dep_id: str) -> Optional[Record]:
+        """``read``, with an unusable entry set aside (and a warning naming it) instead of raised."""
+        try:
+            return self.read(dep_id)
+        except CorruptRecord as exc:
+            self.set_aside(dep_id, str(exc))
+            return None
+
+    def set_aside(self, dep_id: str, reason: str) -> None:
+        """Move an unusable entry, unchanged and private, out of the journal so every run does not trip on it."""
+        try:
+            if self._corrupt_dir is None:
+                ensure_dir(os.path.join(self.dir, CORRUPT_DIRNAME), 0o700)
+                self._corrupt_dir = os.path.join(self.dir, CORRUPT_DIRNAME, _stamp())
+                ensure_dir(self._corrupt_dir, 0o700)
+            dest = os.path.join(self._corrupt_dir, dep_id + ".json")
+            _move_private(self.path(dep_id), dest)
+        except OSError as exc:
+            LOG.warning("Journal record %s is unusable (%s) and could not be set aside: %s", self.path(dep_id),
+                        reason, exc.strerror or exc)
+            return
+        LOG.warning("Journal record %s is unusable (%s); set aside as %s. Its deployment is not run again "
+                    "while %s exists.", self.path(dep_id), reason, dest,
+                    os.path.join(self.deployed_dir, dep_id + ".json"))
+
+    def set_aside_copies(self) -> Dict[str, str]:
+        """id → path of the newest set-aside copy of its record (for ``status``)."""
+        root = os.path.join(self.dir, CORRUPT_DIRNAME)
+        copies: Dict[str, str] = {}
+        try:
+            stamps = sorted(os.listdir(root))
+        except OSError:
+            return copies
+        for stamp in stamps:
+            try:
+                names = os.listdir(os.path.join(root, stamp))
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(".json"):
+                    copies[name[: -len(".json")]] = os.path.join(root, stamp, name)
+        return copies
+
+    def repair(self) -> None:
+        """A journal path that is not a directory (damage: only we write there) is moved aside, so the
+        dispatcher goes on with a new journal instead of failing every run; the markers beside it still
+        keep deployed deployments from running again."""
+        if os.path.isdir(self.dir) or not os.path.lexists(self.dir):
+            return
+        dest = "%s.corrupt-%s" % (self.dir, _stamp())
+        try:
+            _move_private(self.dir, dest)
+        except FileNotFoundError:  # another dispatcher starting at the same moment moved it
+            return
+        LOG.error("%s was not a directory: moved it to %s and started a new journal (deployments already "
+                  "marked in %s are not run again)", self.dir, dest, self.deployed_dir)
 
     def save(self, record: Record, *, durable: bool = True) -> None:
         """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run)."""
@@ -126,19 +245,16 @@ class Journal:
         return ids, flagged
 
     def records(self) -> Iterator[Record]:
-        try:
-            names = sorted(os.listdir(self.dir))
-        except OSError:
-            return
-        for name in names:
-            if name.endswith(".json"):
-                record = self.load(name[: -len(".json")])
-                if record is not None:
-                    yield record
+        """Every usable record (``load``: an unusable one is set aside)."""
+        for dep_id in sorted(self.index()[0]):
+            record = self.load(dep_id)
+            if record is not None:
+                yield record
 
     # -- who is running -----------------------------------------------------------------------
     def lock(self) -> None:
         """Hold the dispatcher lock for the life of this process (released by the OS on any exit)."""
+        self.repair()
         ensure_dir(self.dir, 0o700)
         fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -157,6 +273,18 @@ class Journal:
         finally:
             os.close(fd)
         return False
+
+
+def _stamp() -> str:
+    """A name part unique to this run: UTC time and pid."""
+    return "%s-%d" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), os.getpid())
+
+
+def _move_private(src: str, dest: str) -> None:
+    """Rename ``src`` to ``dest`` and make it readable by its owner only (a symlink is moved as it is)."""
+    os.rename(src, dest)
+    if not os.path.islink(dest):
+        os.chmod(dest, 0o700 if os.path.isdir(dest) else 0o600)
 
 
 def _unlink(path: str) -> None:

@@ -14,7 +14,17 @@ from typing import Any, Dict, List, Optional, TextIO
 from agent_common.documents import read_text
 from agent_common.logs import redact
 from heat_config import deployment as dep
-from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_NONE, SIGNAL_PENDING, SIGNALLED, Journal, Record
+from heat_config.journal import (
+    FINISHED,
+    RECEIVED,
+    RUNNING,
+    SIGNAL_NONE,
+    SIGNAL_PENDING,
+    SIGNALLED,
+    CorruptRecord,
+    Journal,
+    Record,
+)
 from hooks.protocol import register_input_secrets
 
 FIELDS = ("id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error")
@@ -45,6 +55,35 @@ def _from_record(record: Record, dispatcher_running: bool) -> Dict[str, Any]:
                 status_code=record.status_code, duration_s=record.duration_s, signal=record.signal, error=error)
 
 
+def _corrupt(dep_id: str, error: str) -> Dict[str, Any]:
+    """A deployment whose journal record is unusable: its outcome is unknown, so it is not reported good."""
+    return _row(id=dep_id, state="failed", signal=SIGNAL_NONE, error=error)
+
+
+def _journal_rows(journal: Journal, running: bool, seen: set) -> List[Dict[str, Any]]:
+    """Rows of deployments no longer current: a signal still pending, or a record that is unusable."""
+    rows = []
+    for dep_id in sorted(journal.index()[0]):
+        if dep_id in seen:
+            continue
+        try:
+            record = journal.read(dep_id)
+        except CorruptRecord as exc:
+            rows.append(_corrupt(dep_id, "journal record unusable: %s" % exc))
+            continue
+        if record is not None and record.signal == SIGNAL_PENDING:
+            rows.append(_from_record(record, running))
+    return rows
+
+
+def journal_problem(deployed_dir: str) -> Optional[str]:
+    """A journal path that is not a directory (the records cannot be read; the dispatcher repairs it)."""
+    path = Journal(deployed_dir).dir
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return "%s is not a directory; the next heat-config run moves it aside" % path
+    return None
+
+
 def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]], Optional[str]]":
     """The rows for the current deployments plus any with a signal still pending, and a file problem if any."""
     journal = Journal(deployed_dir)
@@ -58,6 +97,7 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
         items, problem = [], "%s: %s" % (config_file, exc.strerror)
     rows: List[Dict[str, Any]] = []
     seen = set()
+    set_aside = journal.set_aside_copies()
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -72,19 +112,27 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
                              state="failed", signal=SIGNAL_NONE, error="refused: id %s" % bad))
             continue
         seen.add(item["id"])
-        record = journal.load(item["id"])
+        try:
+            record = journal.read(item["id"])
+        except CorruptRecord as exc:
+            rows.append(dict(_corrupt(item["id"], "journal record unusable: %s" % exc),
+                             name=item.get("name"), group=group, action=dep.action_of(item)))
+            continue
+        marked = os.path.exists(os.path.join(deployed_dir, item["id"] + ".json"))
         if record is not None:
             rows.append(_from_record(record, running))
-        elif os.path.exists(os.path.join(deployed_dir, item["id"] + ".json")):
+        elif marked and item["id"] in set_aside:
+            rows.append(dict(_corrupt(item["id"], "journal record was corrupt; set aside as %s"
+                                      % set_aside[item["id"]]),
+                             name=item.get("name"), group=group, action=dep.action_of(item)))
+        elif marked:
             rows.append(_row(id=item["id"], name=item.get("name"), group=group, action=dep.action_of(item),
                              state="succeeded", signal=SIGNAL_NONE,
                              error="no journal: deployed by an earlier agent or marked by heat-config-rebuild-deployed"))
         elif group not in dep.OAC_GROUPS:
             rows.append(_row(id=item["id"], name=item.get("name"), group=group, action=dep.action_of(item),
                              state="pending", signal=SIGNAL_NONE))
-    for record in journal.records():
-        if record.id not in seen and record.signal == SIGNAL_PENDING:
-            rows.append(_from_record(record, running))
+    rows += _journal_rows(journal, running, seen)
     for row in rows:
         if row["error"]:
             row["error"] = redact(row["error"])
@@ -118,6 +166,9 @@ def render(rows: List[Dict[str, Any]], out: TextIO, as_json: bool) -> None:
 def main(config_file: str, deployed_dir: str, out: TextIO, err: TextIO, *, as_json: bool = False,
          wait: bool = False, timeout: Optional[float] = None, poll_s: float = 0.5) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
+    note = journal_problem(deployed_dir)
+    if note:
+        err.write("heat-config status: %s\n" % note)
     while True:
         rows, problem = collect(config_file, deployed_dir)
         if not wait or finished(rows):
