@@ -10,7 +10,7 @@ import os
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Optional, Union
+    from typing import Optional, Sequence, Union
 
     Data = Union[bytes, str]
 
@@ -20,16 +20,36 @@ def ensure_dir(path: str, mode: int = 0o700) -> None:
     os.makedirs(path, mode=mode, exist_ok=True)
 
 
-def fsync_dir(directory: str) -> None:
-    """Make a rename or a new entry in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: str) -> None:
+    """Flush ``path`` to disk: a file's content, or a directory's new entries (renames, files, subdirectories)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-_fsync_dir = fsync_dir
+#: fsyncs of one batch in flight at once (see ``fsync_all``).
+FSYNC_WORKERS = 16
+
+
+def fsync_all(paths: Sequence[str]) -> None:
+    """``fsync_path`` every path, several at a time.
+
+    One by one, each fsync waits for its own journal commit and disk flush (500 small
+    files: 0.2 to 1 s here); fsyncs in flight together are committed together, for about
+    the cost of one ``os.sync()`` when the machine is idle, and without waiting for
+    every other process's dirty data when it is not.
+    """
+    if len(paths) <= 1:
+        for path in paths:
+            fsync_path(path)
+        return
+    from concurrent.futures import ThreadPoolExecutor  # lazily: only a batch of writes needs threads
+
+    with ThreadPoolExecutor(min(FSYNC_WORKERS, len(paths))) as pool:
+        for _ in pool.map(fsync_path, paths):  # consumed so that the first error is raised
+            pass
 
 
 def atomic_write(
@@ -79,7 +99,7 @@ def atomic_write(
             pass
         raise
     if sync:
-        _fsync_dir(directory)
+        fsync_path(directory)
 
 
 def atomic_copy(src: str, dst: str, mode: int = 0o600) -> None:
@@ -89,19 +109,23 @@ def atomic_copy(src: str, dst: str, mode: int = 0o600) -> None:
 
 
 class AtomicBatch:
-    """Replace many files so that either all of them change or none does, with one sync for all.
+    """Replace many files so that either all of them change or none does, durably.
 
     ``stage()`` writes each new content to a temp file beside its target (mode and
-    owner set before anything is visible); ``commit()`` syncs once, renames every
-    temp file over its target and syncs again; ``abort()`` (or an exception inside a
+    owner set before anything is visible); ``commit()`` fsyncs every temp file, renames
+    each over its target, then fsyncs every directory that got a new entry, so that a
+    power cut leaves each file old or new; ``abort()`` (or an exception inside a
     ``with`` block) removes the temp files and leaves every target untouched.
-    One ``os.sync()`` instead of an fsync per file keeps a run that writes hundreds
-    of small configs cheap, while a power cut still leaves each file old or new.
+    ``make_dirs()`` creates missing parents, whose new entries are made durable too.
+    Not ``os.sync()``: that flushes every filesystem of the machine, and on a busy host
+    waits seconds for data that is not ours.
     """
 
     def __init__(self, sync: bool = True) -> None:
         self.sync = sync
         self._staged: list = []
+        self._dirs: dict = {}  # directories whose entries the batch changes (a dict: ordered, no duplicates)
+        self._made: set = set()
 
     def __enter__(self) -> "AtomicBatch":
         return self
@@ -111,6 +135,20 @@ class AtomicBatch:
             self.commit()
         else:
             self.abort()
+
+    def make_dirs(self, directory: str) -> None:
+        """Create ``directory`` and its missing parents (mode 0777 minus the umask, as ``os.makedirs``)."""
+        directory = os.path.abspath(directory)
+        if directory in self._made:
+            return
+        missing, parent = [], directory
+        while not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        os.makedirs(directory, exist_ok=True)
+        for created in missing:
+            self._dirs[os.path.dirname(created)] = None
+        self._made.add(directory)
 
     def stage(self, path: str, data: Data, mode: int, *, uid: Optional[int] = None,
               gid: Optional[int] = None, prefix: str = ".tmp") -> None:
@@ -127,6 +165,7 @@ class AtomicBatch:
             os.unlink(tmp)  # left by an earlier process with our pid that died before renaming it
             fd = os.open(tmp, flags, 0o600)
         self._staged.append((tmp, path))
+        self._dirs[directory] = None
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
             if uid is not None or gid is not None:
@@ -140,18 +179,20 @@ class AtomicBatch:
             except FileNotFoundError:
                 pass
         self._staged = []
+        self._dirs = {}
 
     def commit(self) -> None:
         if not self._staged:
             return
-        if self.sync:
-            os.sync()
         try:
+            if self.sync:
+                fsync_all([tmp for tmp, _ in self._staged])
             for tmp, path in self._staged:
                 os.rename(tmp, path)
         except BaseException:
             self.abort()
             raise
         self._staged = []
+        directories, self._dirs = list(self._dirs), {}
         if self.sync:
-            os.sync()
+            fsync_all(directories)

@@ -223,14 +223,10 @@ def remember(cache: RenderCache, rendered: List[Rendered], changes: List[Change]
 
 def write(changes: List[Change]) -> None:
     """Carry out the plan: all writes in one atomic batch, then deletions."""
-    made = set()
     with AtomicBatch() as batch:
         for c in changes:
             if c.action in ("create", "update"):
-                directory = os.path.dirname(c.path)
-                if directory not in made:
-                    os.makedirs(directory, exist_ok=True)
-                    made.add(directory)
+                batch.make_dirs(os.path.dirname(c.path))
                 batch.stage(c.path, c.body, c.mode, uid=c.uid, gid=c.gid)
     for c in changes:
         if c.action in ("create", "update"):

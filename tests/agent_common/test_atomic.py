@@ -96,3 +96,40 @@ def test_batch_replaces_all_files_or_none(tmp_path):
         pass
     assert a.read_text() == "new-a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp file left behind
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_batch_across_new_directories_gives_each_file_its_mode_and_leaves_no_temp(tmp_path):
+    from agent_common.atomic import AtomicBatch
+
+    targets = {"a/x": 0o600, "a/b/c/y": 0o640, "z": 0o644, "a/b/w": 0o755}
+    (tmp_path / "z").write_text("old")
+    with AtomicBatch() as batch:
+        for rel, mode in targets.items():
+            batch.make_dirs(str((tmp_path / rel).parent))
+            batch.stage(str(tmp_path / rel), "new %s" % rel, mode)
+        visible = [p for p in tree(tmp_path) if not os.path.basename(p).startswith(".tmp")]
+        assert visible == ["z"] and (tmp_path / "z").read_text() == "old"  # nothing changes before the commit
+    assert tree(tmp_path) == sorted(targets)
+    for rel, mode in targets.items():
+        assert (tmp_path / rel).read_text() == "new %s" % rel and mode_of(tmp_path / rel) == mode
+
+
+def test_batch_aborted_by_a_failing_stage_leaves_every_target_untouched(tmp_path):
+    from agent_common.atomic import AtomicBatch
+
+    for name in ("a", "b"):
+        (tmp_path / name).write_text("old-" + name)
+        (tmp_path / name).chmod(0o644)
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(TypeError):
+        with AtomicBatch() as batch:
+            batch.stage(str(tmp_path / "a"), "new-a", 0o600)
+            batch.stage(str(tmp_path / "b"), "new-b", 0o600)
+            batch.stage(str(tmp_path / "dir" / "c"), 5, 0o600)  # not bytes: fails while writing
+    assert [(tmp_path / n).read_text() for n in ("a", "b")] == ["old-a", "old-b"]
+    assert [mode_of(tmp_path / n) for n in ("a", "b")] == [0o644, 0o644]
+    assert tree(tmp_path) == ["a", "b"]  # no temp file anywhere, the failed one's included
