@@ -14,7 +14,7 @@ import logging
 import os
 import re
 
-from agent_common.atomic import atomic_copy, atomic_write, fsync_dir
+from agent_common.atomic import atomic_copy, atomic_write, fsync_path
 from agent_common.documents import read_text
 from os_collect_config.collectors.base import STATE_DIRNAME
 
@@ -150,13 +150,13 @@ class Cache:
         shutil.copytree(self.cachedir, fresh, dirs_exist_ok=True, copy_function=_copy,
                         ignore=_not_backed_up)
         os.chmod(fresh, 0o700)
-        fsync_dir(fresh)
+        fsync_path(fresh)
         old = None
         if os.path.lexists(target):
             old = tempfile.mkdtemp(prefix=".%s.old-" % name, dir=parent)
             os.rename(target, os.path.join(old, name))
         os.rename(fresh, target)
-        fsync_dir(parent)
+        fsync_path(parent)
         if old:
             shutil.rmtree(old, ignore_errors=True)
 
