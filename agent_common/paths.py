@@ -34,6 +34,8 @@ PATHS: Dict[str, PathSetting] = {
     "oac_templates": PathSetting("/usr/libexec/os-apply-config/templates", "OS_CONFIG_APPLIER_TEMPLATES"),
     "oac_os_config_files": PathSetting("/var/lib/os-collect-config/os_config_files.json", "OS_CONFIG_FILES_PATH"),
     "oac_log_file": PathSetting("/var/log/os-apply-config.log", None),
+    # the render cache (ours): used for output root /, and for other roots only when the variable is set
+    "oac_state_dir": PathSetting("/var/lib/os-apply-config", "OS_APPLY_CONFIG_STATE_DIR"),
     # heat-config (SPEC §6.2)
     "heat_shell_config": PathSetting("/var/run/heat-config/heat-config", "HEAT_SHELL_CONFIG"),
     "heat_config_deployed": PathSetting("/var/lib/heat-config/deployed", "HEAT_CONFIG_DEPLOYED"),

@@ -104,7 +104,8 @@ def bench_apply(work: Path, originals: Path, ours: Path, runs: int) -> dict:
     time.sleep(RACY_NS / 1e9)
     md = work / "md.json"
     md.write_text(json.dumps(metadata()))
-    env = dict(os.environ, OS_APPLY_CONFIG_LOG_FILE="", LC_ALL="C.UTF-8")
+    # Ours keeps a render cache for an output root other than / only in a state dir named by the variable.
+    env = dict(os.environ, OS_APPLY_CONFIG_LOG_FILE="", LC_ALL="C.UTF-8", OS_APPLY_CONFIG_STATE_DIR=str(work / "state"))
     env.pop("OS_CONFIG_FILES", None)
     tools = {"ours": [str(ours / "os-apply-config")], "original": original_oac_argv(originals)}
     results = {}

@@ -10,8 +10,9 @@ When all of these still hold, including the file on disk, the template is neithe
 rendered nor written. Anything else (Jinja2, executable templates, partials,
 delimiter changes, a failed run, `--validate`, `--dry-run`) renders as usual.
 
-The cache lives under the output root (`var/lib/os-apply-config/`), one file per
-template root, mode 0600; losing it only costs one full render.
+The cache lives in a state directory of its own (see ``cache_path``), never in the
+rendered tree, one file per template root and output root, mode 0600; losing it only
+costs one full render.
 """
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ import os
 import re
 import stat
 import time
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Mapping, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.paths import PATHS
 
 VERSION = 1
-CACHE_DIR = os.path.join("var", "lib", "os-apply-config")
+STATE_DIR = PATHS["oac_state_dir"]
 RACY_NS = 2 * 10**9  # see _racy()
 WHOLE = "\0whole"  # the template used the whole document ({{.}} at the top)
 _UNCACHEABLE = re.compile(r"\{\{\s*[>=]")  # partials read other files; new delimiters could hide them
@@ -70,10 +72,29 @@ def cacheable(text: str) -> bool:
     return not _UNCACHEABLE.search(text)
 
 
+def cache_path(output_root: str, template_root: str, environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """The render cache file for these roots, or None when this render keeps none.
+
+    The state directory is ``$OS_APPLY_CONFIG_STATE_DIR``, else /var/lib/os-apply-config.
+    Rendering into / (the agent's case) the cache is there, named after the template root as
+    it always was. Another output root (a chroot, an image being built, a test) gets a cache,
+    named after both roots, only when the variable is set: the host's /var/lib is not that
+    tree's state, and would collect a file for every such root for ever.
+    """
+    chosen = environ.get(STATE_DIR.env)
+    output_root, template_root = os.path.abspath(output_root), os.path.abspath(template_root)
+    if output_root == "/":
+        key = template_root
+    elif chosen:
+        key = "%s\0%s" % (template_root, output_root)
+    else:
+        return None
+    return os.path.join(chosen or STATE_DIR.default, "render-cache-%s.json" % digest(key.encode())[:16])
+
+
 class RenderCache:
-    def __init__(self, output_root: str, template_root: str, context: Dict[str, Any]) -> None:
-        name = "render-cache-%s.json" % digest(os.path.abspath(template_root).encode())[:16]
-        self.path = os.path.join(output_root, CACHE_DIR, name)
+    def __init__(self, path: str, context: Dict[str, Any]) -> None:
+        self.path = path
         self.context = context
         self._key_digests: Dict[str, str] = {}
         self.entries: Dict[str, Dict[str, Any]] = {}

@@ -165,9 +165,10 @@ def _render(opts: argparse.Namespace, templates: str, explicit_root: bool) -> in
     found = apply.discover(templates)
     cache = None
     if not (opts.validate or opts.dry_run or opts.diff) and isinstance(context, dict):
-        from os_apply_config.cache import RenderCache
+        from os_apply_config.cache import RenderCache, cache_path
 
-        cache = RenderCache(opts.output, templates, context)
+        path = cache_path(opts.output, templates)
+        cache = RenderCache(path, context) if path else None
     rendered = apply.render_all(templates, found, context, opts.output, cache)
     if opts.validate:
         LOG.info("success")

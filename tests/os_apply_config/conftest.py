@@ -16,6 +16,7 @@ class OacEnv:
         self.out = sandbox.path("out")
         self.out.mkdir()
         self.log_file = sandbox.path("log", "os-apply-config.log")
+        self.state_dir = sandbox.path("lib", "os-apply-config")  # the render cache's
 
     def template(self, rel: str, text: str, mode: int = 0o644, oac: str = None) -> Path:
         path = self.templates / rel
@@ -32,7 +33,7 @@ class OacEnv:
         return str(path)
 
     def run(self, *args: str, env=None, **kwargs):
-        merged = {"OS_APPLY_CONFIG_LOG_FILE": str(self.log_file)}
+        merged = {"OS_APPLY_CONFIG_LOG_FILE": str(self.log_file), "OS_APPLY_CONFIG_STATE_DIR": str(self.state_dir)}
         merged.update(env or {})
         return self.run_tool("os-apply-config", list(args), env=merged, **kwargs)
 

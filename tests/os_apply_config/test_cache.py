@@ -6,12 +6,20 @@ import os
 import time
 from pathlib import Path
 
-from os_apply_config.cache import RACY_NS
+from agent_common.paths import PATHS
+from os_apply_config.cache import RACY_NS, digest
 
 
 def cache_files(oac):
-    d = oac.out / "var" / "lib" / "os-apply-config"
-    return sorted(d.iterdir()) if d.exists() else []
+    return sorted(oac.state_dir.iterdir()) if oac.state_dir.exists() else []
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+def identities(root):
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
 def written(result):
@@ -120,3 +128,61 @@ def test_templates_with_partials_or_whole_document_use_are_handled(oac, sandbox)
     r = oac.render("-m", md)
     assert oac.output("etc/partial") == "3"
     assert "whole" in written(r)  # {{.}} at the top depends on every key
+
+
+def test_the_rendered_tree_holds_only_what_the_templates_render(oac):
+    """Issue 12 defect 5: with -o DIR the cache is kept in $OS_APPLY_CONFIG_STATE_DIR, not in DIR/var/lib."""
+    md = oac.metadata("m.json", {"a": 1, "b": 2})
+    oac.template("etc/a", "{{a}}")
+    oac.template("srv/b", "{{b}}")
+    assert written(oac.render("-m", md)) == ["a", "b"]
+    assert tree(oac.out) == ["etc/a", "srv/b"]
+    [cache] = cache_files(oac)
+    assert cache.name.startswith("render-cache-") and cache.stat().st_mode & 0o777 == 0o600
+    before = identities(oac.out), identities(oac.state_dir)
+    r = oac.render("-m", md, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert r.returncode == 0 and written(r) == [] and "pystache" not in r.stderr  # the fast path still holds
+    assert (identities(oac.out), identities(oac.state_dir)) == before
+
+
+def test_each_output_root_has_its_own_cache(oac, sandbox):
+    md = oac.metadata("m.json", {"a": 1})
+    oac.template("etc/a", "{{a}}")
+    other = sandbox.path("other-root")
+    other.mkdir()
+    assert written(oac.render("-m", md)) == ["a"]
+    assert written(oac.run("-o", str(other), "--fallback-metadata", "-m", md)) == ["a"]
+    assert len(cache_files(oac)) == 2 and tree(other) == ["etc/a"]
+    for root in (oac.out, other):  # neither render undid the other's record
+        r = oac.run("-o", str(root), "--fallback-metadata", "-m", md, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert written(r) == [] and "pystache" not in r.stderr
+
+
+def test_without_a_state_dir_another_output_root_renders_everything_and_keeps_no_cache(oac, run_tool, sandbox):
+    """Rendering elsewhere than / (a chroot, an image, a test) writes no cache into the host's state dir
+    unless $OS_APPLY_CONFIG_STATE_DIR names one: every template renders, as the original's always did."""
+    md = oac.metadata("m.json", {"a": 1})
+    oac.template("etc/a", "{{a}}")
+    default = Path(PATHS["oac_state_dir"].default)
+    host_before = sorted(os.listdir(default)) if default.exists() else None
+    args = ["-o", str(oac.out), "--fallback-metadata", "-m", md]
+    env = {"OS_APPLY_CONFIG_LOG_FILE": ""}
+    assert written(run_tool("os-apply-config", args, env=env)) == ["a"]
+    before = identities(oac.out)
+    r = run_tool("os-apply-config", args, env=dict(env, PYTHONPROFILEIMPORTTIME="1"))
+    assert r.returncode == 0 and written(r) == [] and "pystache" in r.stderr  # rendered, found unchanged
+    assert tree(oac.out) == ["etc/a"] and identities(oac.out) == before
+    assert (sorted(os.listdir(default)) if default.exists() else None) == host_before
+
+
+def test_rendering_into_slash_keeps_its_cache_in_var_lib_under_its_old_name():
+    from os_apply_config.cache import cache_path
+
+    templates = "/usr/libexec/os-apply-config/templates"
+    old_name = "render-cache-%s.json" % digest(templates.encode())[:16]
+    moved = {"OS_APPLY_CONFIG_STATE_DIR": "/srv/oac"}
+    assert cache_path("/", templates, {}) == os.path.join("/var/lib/os-apply-config", old_name)
+    assert cache_path("/", templates, moved) == os.path.join("/srv/oac", old_name)
+    assert cache_path("/mnt/image", templates, {}) is None
+    elsewhere = cache_path("/mnt/image", templates, moved)
+    assert os.path.dirname(elsewhere) == "/srv/oac" and elsewhere != cache_path("/", templates, moved)

@@ -72,11 +72,9 @@ def original_oac(originals, sandbox):
 
 
 def _tree(root):
-    """Every rendered file under ``root`` (our render cache under var/lib/os-apply-config is not one)."""
+    """Every file under ``root``: only rendered ones (our render cache is kept outside the tree)."""
     out = {}
     for current, dirs, files in os.walk(root):
-        if os.path.relpath(current, root) == os.path.join("var", "lib"):
-            dirs[:] = [d for d in dirs if d != "os-apply-config"]
         for name in files:
             path = os.path.join(current, name)
             with open(path, "rb") as f:
