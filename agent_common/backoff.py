@@ -11,6 +11,9 @@ TYPE_CHECKING = False  # typing is for type checkers only: importing it costs th
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Optional
 
+#: Beyond this many doublings every delay is the cap anyway (2 ** 64 times any initial delay in use).
+MAX_EXPONENT = 64
+
 
 class Backoff:
     """Delays that double from ``initial`` up to ``cap``; each drawn uniformly from [delay/2, delay]."""
@@ -26,8 +29,14 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def ceiling(self) -> float:
-        """The un-jittered delay for the current failure count."""
-        return min(self.cap, self.initial * (self.factor ** max(self.failures - 1, 0)))
+        """The un-jittered delay for the current failure count.
+
+        The exponent is bounded: the count grows by one per failure for as long as a
+        source stays down (and is saved across restarts), and ``2.0 ** 1024`` overflows a
+        float, which after about 1,025 failures in a row raised instead of waiting.
+        """
+        exponent = min(max(self.failures - 1, 0), MAX_EXPONENT)
+        return min(self.cap, self.initial * (self.factor ** exponent))
 
     def next_delay(self) -> float:
         """Record one more failure and return how long to wait before the next try."""

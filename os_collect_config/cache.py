@@ -15,8 +15,8 @@ import os
 import re
 
 from agent_common.atomic import atomic_copy, atomic_write, fsync_path
-from agent_common.documents import read_text
-from os_collect_config.collectors.base import STATE_DIRNAME
+from agent_common.documents import loads_json
+from os_collect_config.collectors.base import STATE_DIRNAME, read_text_safe
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,14 +77,12 @@ class Cache:
 
     def load(self, key: str, suffix: str = "") -> Any:
         """The parsed value of ``<key>.json<suffix>``, or ``MISSING`` when absent or unreadable."""
-        try:
-            text = read_text(self.path(key) + suffix)
-        except (OSError, UnicodeDecodeError):
-            return MISSING
+        path = self.path(key) + suffix
+        text = read_text_safe(path)
         if text is None:
             return MISSING
         try:
-            return json.loads(text)
+            return loads_json(text, path)
         except ValueError:
             return MISSING
 
@@ -159,13 +157,6 @@ class Cache:
         fsync_path(parent)
         if old:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def read_text_safe(path: str) -> Optional[str]:
-    try:
-        return read_text(path)
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _copy(src: str, dst: str) -> str:

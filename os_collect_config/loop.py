@@ -353,11 +353,7 @@ class Agent:
         fingerprint = settings.watch.baseline
         interval = self.min_interval
         while True:
-            try:
-                succeeded, status = self.store_poll()
-            except OSError as exc:  # disk full, read-only fs...: say so, keep the old state, try again later
-                LOG.error("Cannot update the cache in %s: %s", settings.cachedir, exc)
-                succeeded, status = False, 1
+            succeeded, status = self._step("Poll", self.store_poll, (False, 1))
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
             if settings.one_time:
@@ -376,6 +372,30 @@ class Agent:
             self.ctx.wakeup.clear()
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
+
+    def _step(self, what: str, step: Callable[[], Any], failed: Any) -> Any:
+        """``step()``, or ``failed`` after logging in one line what went wrong (SPEC §2.14, §2.18).
+
+        Continuous mode never exits on its own: whatever one poll, command or signal
+        retry raises costs that step and a backoff, never the agent, which systemd would
+        otherwise restart into the same failure.  An OSError (a full or read-only disk, a
+        cache file that cannot be replaced) is the expected case.  Any other exception is
+        a bug of ours: the ones outside input could reach (a backoff overflowing after a
+        long outage, damaged state files) are fixed where they arose, and this keeps the
+        next unknown one from ending the agent.  The message goes through the log filter
+        that redacts secrets; the traceback is kept for --debug.
+        """
+        try:
+            return step()
+        except Exception as exc:
+            if isinstance(exc, OSError):  # disk full, read-only fs...: the old state stays in force
+                target = exc.filename2 or exc.filename  # a rename names the file it replaces second
+                where = " (%s)" % target if target else ""
+                LOG.error("%s failed: %s%s; trying again later.", what, exc.strerror or exc, where)
+            else:
+                LOG.error("%s failed: %s: %s; trying again later.", what, type(exc).__name__, exc)
+            LOG.debug("%s failed", what, exc_info=True)
+            return failed
 
     def retry_pending_signals(self) -> None:
         """Deliver the heat-config signals a dispatcher run left pending, between polls (SPEC §12.4).
@@ -400,16 +420,31 @@ class Agent:
         now = self.monotonic()
         if not self.signal_health.due(now):
             return
+        reason = self._step("Retrying pending heat-config signals", self._deliver_pending, "an error (see above)")
+        if reason is None:
+            LOG.info("Pending heat-config signals delivered.")
+            self.signal_health.recovered()
+        else:
+            LOG.warning("heat-config signals still pending (%s); next try in %.1f s.",
+                        reason, self.signal_health.failed(now, reason))
+
+    @staticmethod
+    def _deliver_pending() -> Optional[str]:
+        """One ``heat-config dispatch --signals-only`` run: None when nothing is left pending, else why."""
         from agent_common import proc
+        from agent_common.paths import get_path
+        from heat_config.journal import has_unsettled
 
         env = dict(os.environ, HEAT_CONFIG_SIGNAL_RETRY_S="0")
         result = proc.run([sys.executable, "-m", "heat_config", "dispatch", "--signals-only"], env=env,
                           capture=False, timeout=SIGNAL_RETRY_TIMEOUT_S)
-        if result.returncode == 0 and not has_unsettled(get_path("heat_config_deployed")):
-            LOG.info("Pending heat-config signals delivered.")
-            self.signal_health.recovered()
-        else:
-            LOG.warning("heat-config signals still pending; next try in %.1f s.", self.signal_health.failed(now))
+        if result.timed_out:
+            return "the delivery run timed out after %s s" % _num(SIGNAL_RETRY_TIMEOUT_S)
+        if result.returncode != 0:
+            return "heat-config dispatch --signals-only exited with status %d" % result.returncode
+        if has_unsettled(get_path("heat_config_deployed")):
+            return "not yet accepted by their endpoints"
+        return None
 
     def print_once(self) -> int:
         result = self.poll()

@@ -14,7 +14,7 @@ import os
 import threading
 
 from agent_common.atomic import atomic_write, ensure_dir
-from agent_common.documents import read_text
+from agent_common.documents import loads_json, read_text
 from agent_common.record import FrozenRecord, Record
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
@@ -76,19 +76,32 @@ class StateStore:
         return os.path.join(self.directory, "%s.%s.json" % (self.prefix, key))
 
     def load(self, key: str) -> Any:
-        text = read_text(self._path(key))
+        path = self._path(key)
+        text = read_text_safe(path)
         if text is None:
             return None
         try:
-            return json.loads(text)
+            return loads_json(text, path)
         except ValueError:
-            return None  # a torn or foreign file is as good as none: it is only an optimisation
+            return None  # a torn, damaged or foreign file is as good as none: it is only an optimisation
 
     def save(self, key: str, value: Any) -> None:
         ensure_dir(self.directory, 0o700)
         data = json.dumps(value, sort_keys=True)
-        if read_text(self._path(key)) != data:
+        if read_text_safe(self._path(key)) != data:
             atomic_write(self._path(key), data, 0o600)
+
+
+def read_text_safe(path: str) -> Optional[str]:
+    """The file's text, or None when it is absent or cannot be used (not UTF-8, not a regular file...).
+
+    For the agent's own files (cache, state): what a damaged disk leaves there is as
+    good as nothing, and is replaced by the next write.
+    """
+    try:
+        return read_text(path)
+    except (OSError, ValueError):
+        return None
 
 
 class CollectContext(Record):

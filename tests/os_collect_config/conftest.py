@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Callable, Iterator, List, Sequence
 
 import pytest
 
@@ -54,6 +56,71 @@ class Occ:
         path.write_text(value if isinstance(value, str) else json.dumps(value))
         path.chmod(mode)
         return path
+
+
+def wait_for(check: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
+    """The first true value of ``check()`` within ``timeout`` seconds; AssertionError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+class Running:
+    """The real agent in continuous mode, logging at DEBUG to a file the test reads."""
+
+    def __init__(self, occ, *args: str, argv0_module: bool = False) -> None:
+        self.log = occ.sandbox.path("log", "occ.log")
+        full = occ.base_args() + ["--log-file", str(self.log), "--debug"] + list(args)
+        env = dict(occ.sandbox.env)
+        if argv0_module:
+            cmd = [sys.executable, "-m", "os_collect_config"] + full
+        else:
+            cmd = [str(Path(sys.executable).parent / "os-collect-config")] + full
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     cwd=str(occ.sandbox.root))
+
+    def lines(self) -> List[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for line in self.lines())
+
+    def sleeps(self, after: str = "", nth: int = 0) -> List[float]:
+        """The logged sleeps, optionally only those after the ``nth`` line containing ``after``."""
+        lines = self.lines()
+        if after:
+            hits = [i for i, line in enumerate(lines) if after in line]
+            lines = lines[hits[nth]:] if len(hits) > nth else []
+        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in lines) if m]
+
+    def stop(self) -> str:
+        """Stop the agent (SIGTERM, then SIGKILL) and return what it wrote to stderr (tracebacks land there)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def running():
+    started: List[Running] = []
+
+    def start(occ, *args, **kw) -> Running:
+        r = Running(occ, *args, **kw)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
 
 
 @pytest.fixture

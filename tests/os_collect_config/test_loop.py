@@ -8,73 +8,9 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Callable, List
 
-import pytest
-
-
-def wait_for(check: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-class Running:
-    def __init__(self, occ, *args: str, argv0_module: bool = False) -> None:
-        self.log = occ.sandbox.path("log", "occ.log")
-        full = occ.base_args() + ["--log-file", str(self.log), "--debug"] + list(args)
-        env = dict(occ.sandbox.env)
-        if argv0_module:
-            cmd = [sys.executable, "-m", "os_collect_config"] + full
-        else:
-            cmd = [str(Path(sys.executable).parent / "os-collect-config")] + full
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     cwd=str(occ.sandbox.root))
-
-    def lines(self) -> List[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-    def count(self, needle: str) -> int:
-        return sum(needle in line for line in self.lines())
-
-    def sleeps(self, after: str = "", nth: int = 0) -> List[float]:
-        """The logged sleeps, optionally only those after the ``nth`` line containing ``after``."""
-        lines = self.lines()
-        if after:
-            hits = [i for i, line in enumerate(lines) if after in line]
-            lines = lines[hits[nth]:] if len(hits) > nth else []
-        return [float(m.group(1)) for m in (re.search(r"Sleeping ([0-9.]+) seconds", l) for l in lines) if m]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def running():
-    started: List[Running] = []
-
-    def start(occ, *args, **kw) -> Running:
-        r = Running(occ, *args, **kw)
-        started.append(r)
-        return r
-
-    yield start
-    for r in started:
-        r.stop()
+from tests.os_collect_config.conftest import wait_for
 
 
 def test_adaptive_polling_min_after_change_then_back_to_max(occ, sandbox, running):
@@ -196,3 +132,45 @@ def test_failing_command_is_retried_with_growing_jittered_sleeps(occ, sandbox, r
     assert len(set(sleeps[2:])) > 1  # jitter: the capped sleeps are not all the same
     assert len(runs.read_text().splitlines()) >= 6  # every poll retries the failed command
     assert r.count("Command failed, will not cache new data") >= 6
+
+
+def test_a_source_down_for_thousands_of_polls_keeps_its_capped_backoff(occ, sandbox, running):
+    """After about 1,025 failures in a row (8.5 h of an unreachable source at 30 s) the doubling backoff
+    overflowed a float: every later failure raised OverflowError, and the count is saved across restarts,
+    so a restarted agent failed again at once. The saved count stands for that long outage here."""
+    state = occ.cachedir / ".agent-state"
+    state.mkdir(mode=0o700)
+    (state / "os-collect-config.health.json").write_text(
+        json.dumps({"request": {"failures": 5000, "last_error": "down since yesterday"}}))
+    occ.write_local("x", {"v": 1})
+    r = running(occ, "--polling-interval", "1", "-c", "true", "--request-metadata-url",
+                "http://127.0.0.1:9/metadata", "request", "local")
+    wait_for(lambda: r.count("Source [request] Unavailable") >= 3, what="three failed polls of the source")
+    assert r.proc.poll() is None
+    delays = [float(m.group(1)) for m in (re.search(r"Source \[request\].*next try in ([0-9.]+) s", l)
+                                          for l in r.lines()) if m]
+    assert all(0.5 <= d <= 1.0 for d in delays), delays  # the cap (the polling interval), jittered
+    assert r.count("Poll failed:") == 0
+    assert "Traceback" not in r.stop()
+
+
+def test_a_failing_poll_is_one_line_and_the_agent_goes_on(occ, sandbox, running):
+    """Whatever one poll raises costs that poll and a backoff, never the agent (SPEC §2.14, §2.18).
+
+    Here the cache file of a key cannot be written (a directory stands in its place)."""
+    occ.write_local("x", {"v": 1})
+    occ.cachedir.joinpath("x.json").mkdir()
+    runs = sandbox.path("runs")
+    r = running(occ, "--min-polling-interval", "0.1", "--polling-interval", "0.4",
+                "-c", "echo run >> %s" % runs, "local")
+    wait_for(lambda: r.count("Poll failed:") >= 3, what="three failed polls")
+    failed = [l for l in r.lines() if "Poll failed:" in l]
+    assert all("x.json" in l and "trying again later" in l for l in failed), failed
+    assert not runs.exists()
+    sleeps = r.sleeps()[:3]  # backing off as after a failed command: doubling, jittered, capped
+    assert all(top / 2 - 0.01 <= s <= top + 0.01 for s, top in zip(sleeps, [0.2, 0.4, 0.4])), sleeps
+    occ.cachedir.joinpath("x.json").rmdir()
+    wait_for(lambda: runs.exists(), what="the command once the cache can be written")
+    assert occ.cache_json("x.json") == {"v": 1}
+    assert r.proc.poll() is None
+    assert "Traceback" not in r.stop()

@@ -4,24 +4,37 @@ A dispatcher run whose signal endpoint was down leaves the signal in the outbox.
 Nothing in the metadata changes afterwards, so only the agent's own between-polls
 retry can get the result to Heat before the stack times out.
 """
-import json
-import subprocess
+import re
 import time
+from typing import List
 
-from tests.conftest import BIN_DIR, assert_no_planted_secret
+from os_collect_config.loop import SIGNAL_RETRY_FIRST_S
+from tests.conftest import assert_no_planted_secret
 from tests.heat_config.conftest import cfn_inputs, cloud, dep_id, deployment, hc, journal, write_deployments  # noqa: F401
+from tests.os_collect_config.conftest import wait_for
 
 
-def wait_for(predicate, timeout: float) -> bool:
+def signal_posts(servers) -> int:
+    return sum(1 for r in list(servers.cfn.requests) if r.method == "POST")
+
+
+def attempt_times(servers, agent, after: int, count: int, timeout: float) -> List[float]:
+    """When each of the next ``count`` signal POSTs (beyond the first ``after``) reached the server.
+
+    Fails at once, with the agent's log, if the agent exits meanwhile."""
+    times: List[float] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    while len(times) < count:
+        assert agent.proc.poll() is None, "the agent exited (%s):\n%s" % (
+            agent.proc.returncode, "\n".join(agent.lines()[-30:]))
+        assert time.monotonic() < deadline, "only %d signal attempts within %ss" % (len(times), timeout)
+        seen = signal_posts(servers) - after
+        times.extend([time.monotonic()] * (seen - len(times)))
+        time.sleep(0.02)
+    return times[:count]
 
 
-def test_pending_signal_is_delivered_by_the_running_agent(run_tool, hc, cloud, tmp_path):
+def test_pending_signal_is_delivered_by_the_running_agent(run_tool, hc, cloud, occ, running):
     write_deployments(hc, [deployment(0, signal=cfn_inputs(cloud))])
     cloud.cfn.fail_with = 503
     assert run_tool("heat-config", env={"HEAT_CONFIG_SIGNAL_RETRY_S": "0"}).returncode == 0
@@ -29,26 +42,52 @@ def test_pending_signal_is_delivered_by_the_running_agent(run_tool, hc, cloud, t
     cloud.cfn.fail_with = None
     cloud.cfn.clear()
 
-    local = hc.path("local-data")
-    local.mkdir(mode=0o700)
-    (local / "settings.json").write_text(json.dumps({"a": 1}))
-    log = tmp_path / "occ.log"
-    with open(log, "w") as out:
-        agent = subprocess.Popen(
-            [str(BIN_DIR / "os-collect-config"), "--command", "true", "--cachedir", str(hc.path("cache")),
-             "--backup-cachedir", str(hc.path("backup")), "--min-polling-interval", "1", "--polling-interval", "2",
-             "--local-path", str(local), "local"],
-            env=hc.env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            delivered = wait_for(lambda: journal(hc, dep_id(0))["signal"] == "sent", 30)
-            time.sleep(3)  # a few more polls: nothing is sent twice
-        finally:
-            agent.terminate()
-            agent.wait(timeout=10)
-    text = log.read_text()
-    assert delivered, text
+    occ.write_local("settings.json", {"a": 1})
+    agent = running(occ, "--command", "true", "--min-polling-interval", "1", "--polling-interval", "2", "local")
+    wait_for(lambda: journal(hc, dep_id(0))["signal"] == "sent", 30, "the pending signal to be sent")
+    delivered_at = agent.count("Sleeping")
+    # A few more polls, each of which would retry a signal still (wrongly) pending: nothing is sent twice.
+    wait_for(lambda: agent.count("Sleeping") >= delivered_at + 3, 20, "three more polls")
+    assert len(cloud.cfn.signals) == 1
+    assert signal_posts(cloud) == 1
+    assert cloud.cfn.signals[0].body["deploy_status_code"] == 0
+    assert agent.count("Pending heat-config signals delivered.") == 1
+    assert "Traceback" not in agent.stop()
+    assert_no_planted_secret("\n".join(agent.lines()), "the agent's log")
+
+
+def test_failed_signal_retries_back_off_and_the_agent_keeps_running(run_tool, hc, cloud, occ, running):
+    """Issue 12 defect 1: the first failed retry killed the agent (SourceHealth.failed() without a reason)."""
+    write_deployments(hc, [deployment(0, signal=cfn_inputs(cloud))])
+    cloud.cfn.fail_with = 503
+    hc.env["HEAT_CONFIG_SIGNAL_RETRY_S"] = "1"
+    assert run_tool("heat-config").returncode == 0
+    assert journal(hc, dep_id(0))["signal"] == "pending"
+    before = signal_posts(cloud)
+
+    occ.write_local("settings.json", {"a": 1})
+    agent = running(occ, "--polling-interval", "1", "--command", "true", "local")
+    times = attempt_times(cloud, agent, before, 3, timeout=60)
+    wait_for(lambda: agent.count("heat-config signals still pending") >= 3, 20, "the third failure logged")
+    assert agent.proc.poll() is None, "\n".join(agent.lines()[-30:])
+    failures = [line for line in agent.lines() if "heat-config signals still pending" in line]
+    assert all("not yet accepted by their endpoints" in line for line in failures)
+    delays = [float(re.search(r"next try in ([0-9.]+) s", line).group(1)) for line in failures]
+    # Full-jitter backoff from the first retry delay: each drawn delay at least the one before (they double).
+    assert SIGNAL_RETRY_FIRST_S / 2 <= delays[0] <= delays[1] <= delays[2]
+    assert delays[1] >= SIGNAL_RETRY_FIRST_S
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    for gap, delay in zip(gaps, delays):
+        assert gap >= delay - 0.5, "an attempt came %.1f s after the last, before its %.1f s backoff" % (gap, delay)
+
+    cloud.cfn.fail_with = None
+    wait_for(lambda: journal(hc, dep_id(0))["signal"] == "sent", 60, "the signal sent once the endpoint answers")
+    wait_for(lambda: agent.count("Pending heat-config signals delivered."), 10, "the delivery logged")
+    delivered_at = agent.count("Sleeping")
+    wait_for(lambda: agent.count("Sleeping") >= delivered_at + 3, 20, "three more polls")
     assert len(cloud.cfn.signals) == 1
     assert cloud.cfn.signals[0].body["deploy_status_code"] == 0
-    assert "Pending heat-config signals delivered." in text
-    assert_no_planted_secret(text, "the agent's log")
-
+    assert agent.proc.poll() is None
+    err = agent.stop()
+    assert "Traceback" not in err, err
+    assert_no_planted_secret("\n".join(agent.lines()) + err, "the agent's log")

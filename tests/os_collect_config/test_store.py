@@ -9,6 +9,8 @@ import os
 import stat
 import time
 
+import pytest
+
 
 def _record(sandbox, name="seen"):
     """A command that records OS_CONFIG_FILES (one line per run) and the SIGHUP disposition it inherited."""
@@ -80,6 +82,24 @@ def test_corrupt_last_is_a_change_not_a_crash(occ, sandbox):
     assert res.returncode == 0 and "Traceback" not in res.stderr
     assert "unreadable" in res.stderr and len(_runs(seen)) == 2
     assert json.loads(occ.cachedir.joinpath("x.json.last").read_text()) == {"v": 1}
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe not UTF-8", b"[" * 100_000 + b"]" * 100_000])
+def test_damaged_cache_and_state_files_are_as_good_as_none(occ, sandbox, damage):
+    """A damaged disk: every file the agent keeps (``.last``, ``.json``, its ``.agent-state`` documents)
+    holds bytes that are not UTF-8, or JSON nested too deeply. Each was a ValueError out of the poll."""
+    occ.write_local("x", {"v": 1})
+    seen, cmd = _record(sandbox)
+    assert occ("--one-time", "-c", cmd, "local").returncode == 0
+    for path in [occ.cachedir / "x.json.last", occ.cachedir / "x.json"] + list(
+            occ.cachedir.joinpath(".agent-state").iterdir()):
+        path.write_bytes(damage)
+    res = occ("--one-time", "-c", cmd, "local")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert len(_runs(seen)) == 2  # an unreadable .last is a change
+    assert occ.cache_json("x.json.last") == {"v": 1}
+    assert json.loads(occ.cachedir.joinpath(".agent-state", "os-collect-config.committed.json").read_text()) \
+        == {"local": ["x"]}
 
 
 def test_equal_data_in_another_layout_is_no_change(occ, sandbox):
