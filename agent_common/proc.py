@@ -17,7 +17,7 @@ from agent_common.record import Record
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import IO, Mapping, Optional, Sequence, Union
+    from typing import IO, Callable, Mapping, Optional, Sequence, Union
 
 #: Default cap on captured stdout/stderr, per stream (the tail is kept).
 DEFAULT_OUTPUT_CAP = 1024 * 1024
@@ -66,6 +66,52 @@ def write_all(fd: int, chunk: bytes) -> None:
             return
 
 
+class _InputWriter(threading.Thread):
+    """Feeds ``data`` to a child's stdin beside the timed wait, so the timeout also holds for a child
+    that never reads its input (the pipe holds 64 KiB; a blocking write of more waited for the child).
+
+    The pipe is written non-blocking and polled, so that ``stop()`` ends the thread even when a
+    process the child left behind keeps the pipe open without reading; the thread alone closes it.
+    A child that closes its stdin early (EPIPE) simply ends the writing: that is its choice.
+    """
+
+    TICK_S = 0.05
+
+    def __init__(self, pipe: IO[bytes], data: bytes) -> None:
+        super().__init__(name="stdin-writer", daemon=True)
+        self.pipe = pipe
+        self.data = data
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import select
+
+        fd = self.pipe.fileno()
+        view = memoryview(self.data)
+        try:
+            os.set_blocking(fd, False)
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            while view and not self._stop_event.is_set():
+                if not poller.poll(self.TICK_S * 1000):
+                    continue
+                try:
+                    view = view[os.write(fd, view[:65536]):]
+                except BlockingIOError:
+                    continue
+        except OSError:  # EPIPE: the child closed its stdin, or exited without reading it all
+            pass
+        finally:
+            try:
+                self.pipe.close()
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
 def _pump(stream: IO[bytes], buf: _TailBuffer, echo_fd: Optional[int] = None) -> None:
     for chunk in iter(lambda: stream.read1(65536), b""):
         buf.feed(chunk)
@@ -105,15 +151,19 @@ class _SignalsDeferred:
             signal.raise_signal(signum)
 
 
-def kill_group(pgid: int, grace_s: float = KILL_GRACE_S, proc: Optional[subprocess.Popen] = None) -> None:
-    """SIGTERM the process group, then SIGKILL it if the leader is still alive after ``grace_s``."""
+def kill_group(pgid: int, grace_s: float = KILL_GRACE_S, proc: Optional[subprocess.Popen] = None,
+               gone: Optional[Callable[[], bool]] = None) -> None:
+    """SIGTERM the process group, then SIGKILL it if the leader is still alive after ``grace_s``.
+
+    ``gone`` tells when the leader ended for a group that is not our child (no ``proc`` to poll).
+    """
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
+        if (proc is not None and proc.poll() is not None) or (gone is not None and gone()):
             break
         time.sleep(0.05)
     try:
@@ -135,6 +185,7 @@ def run(
     kill_grace_s: float = KILL_GRACE_S,
     tee: bool = False,
     drain_s: float = 5.0,
+    on_start: Optional[Callable[[int], None]] = None,
 ) -> ProcResult:
     """Run a child in its own session and wait for it.
 
@@ -146,6 +197,8 @@ def run(
     ``drain_s`` bounds the wait for the pipes after the child exited: a daemon the
     child started may hold them open for ever.
     A ``timeout`` of None or 0 means no limit.
+    ``on_start`` is called with the child's pid (its process group id) as soon as it runs, so a
+    caller can record the group and stop it after a crash of its own (heat-config's journal).
     """
     start = time.monotonic()
     pipe = subprocess.PIPE if capture else None
@@ -162,8 +215,11 @@ def run(
         )
     out, err = _TailBuffer(output_cap), _TailBuffer(output_cap)
     pumps = []
+    writer: Optional[_InputWriter] = None
     timed_out = False
     try:
+        if on_start is not None:
+            on_start(proc.pid)
         deferred.deliver()
         if capture:
             for stream, buf, fd in ((proc.stdout, out, 1), (proc.stderr, err, 2)):
@@ -171,15 +227,8 @@ def run(
                 t.start()
                 pumps.append(t)
         if stdin_data is not None:
-            try:
-                proc.stdin.write(stdin_data)
-            except BrokenPipeError:
-                pass
-            finally:
-                try:
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
+            writer = _InputWriter(proc.stdin, stdin_data)
+            writer.start()
         try:
             proc.wait(timeout=timeout or None)
         except subprocess.TimeoutExpired:
@@ -191,6 +240,9 @@ def run(
         kill_group(proc.pid, 0, proc)
         proc.wait()
         raise
+    finally:
+        if writer is not None:
+            writer.stop()
     if timed_out:
         # Grandchildren may still hold the pipes open; the group kill above reached them.
         kill_group(proc.pid, 0)

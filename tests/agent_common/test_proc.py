@@ -102,3 +102,39 @@ def test_a_signal_while_the_child_starts_is_held_back_until_it_can_be_stopped():
     if not process_gone(child):
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the child outlived the runner")
+
+
+def test_timeout_holds_while_the_child_does_not_read_its_input():
+    """Issue 12 defect 2: stdin was written before the timed wait, so a child that never read a large
+    input blocked the writer, and the timeout, until it exited by itself."""
+    start = time.monotonic()
+    result = run(["sh", "-c", "sleep 8"], stdin_data=b"x" * 200_000, timeout=1, kill_grace_s=2)
+    elapsed = time.monotonic() - start
+    assert result.timed_out
+    assert result.returncode < 0
+    assert elapsed < 4, "took %.1f s for a 1 s timeout" % elapsed
+
+
+def test_timeout_with_unread_input_kills_the_whole_group_after_the_grace(tmp_path):
+    """The child ignores SIGTERM and never reads: SIGKILL after the grace reaches it and its grandchild."""
+    pidfile = tmp_path / "grandchild.pid"
+    script = "trap '' TERM; sleep 300 & echo $! > %s; wait" % pidfile
+    start = time.monotonic()
+    result = run(["/bin/sh", "-c", script], stdin_data=b"y" * 400_000, timeout=0.5, kill_grace_s=1)
+    assert result.timed_out and result.returncode == -9
+    assert 1.4 < time.monotonic() - start < 5
+    assert process_gone(int(pidfile.read_text()))
+
+
+def test_a_child_that_closes_its_input_early_is_not_an_error():
+    """EPIPE on the child's stdin is the child's choice, not a failure of the run."""
+    result = run(["sh", "-c", "exec 0<&-; echo done"], stdin_data=b"z" * 1_000_000, timeout=10)
+    assert (result.returncode, result.stdout, result.timed_out) == (0, b"done\n", False)
+    result = run(["head", "-c", "5"], stdin_data=b"abcdefgh" * 200_000, timeout=10)
+    assert (result.returncode, result.stdout, result.timed_out) == (0, b"abcde", False)
+
+
+def test_large_input_is_delivered_whole():
+    data = bytes(range(256)) * 4000
+    result = run(["cat"], stdin_data=data, timeout=20)
+    assert result.returncode == 0 and result.stdout == data
