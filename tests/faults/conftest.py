@@ -17,13 +17,16 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.conftest import PLANTED_SECRETS, Sandbox, ToolResult, make_sandbox, run_in_sandbox
 
 #: One seed drives the soak's faults and the kill jitter; ``FAULTS_SEED`` replays a run.
 SEED = int(os.environ.get("FAULTS_SEED") or random.SystemRandom().randrange(1 << 32))
 
-_COMMON = dict(deadline=None, print_blob=True,
+#: Hypothesis keeps caches in a directory of its own: outside the work tree, as every file a test makes.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "os-config-agents-hypothesis"))
+_COMMON = dict(deadline=None, print_blob=True, database=None,  # no .hypothesis/ in the work tree: replay by blob
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
 #: CI: a few examples per target (each is a real subprocess), derandomized so a failure is the same next run,
