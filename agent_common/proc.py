@@ -181,6 +181,7 @@ def run(
     timeout: Optional[float] = None,
     capture: bool = True,
     output_cap: int = DEFAULT_OUTPUT_CAP,
+    stdout_cap: Optional[int] = None,
     shell: bool = False,
     kill_grace_s: float = KILL_GRACE_S,
     tee: bool = False,
@@ -197,6 +198,8 @@ def run(
     ``drain_s`` bounds the wait for the pipes after the child exited: a daemon the
     child started may hold them open for ever.
     A ``timeout`` of None or 0 means no limit.
+    ``output_cap`` bounds each captured stream; ``stdout_cap``, when given, bounds stdout
+    instead (a hook's stdout is its whole JSON result, parsed before it is trimmed).
     ``on_start`` is called with the child's pid (its process group id) as soon as it runs, so a
     caller can record the group and stop it after a crash of its own (heat-config's journal).
     """
@@ -213,7 +216,7 @@ def run(
             stderr=pipe,
             start_new_session=True,
         )
-    out, err = _TailBuffer(output_cap), _TailBuffer(output_cap)
+    out, err = _TailBuffer(output_cap if stdout_cap is None else stdout_cap), _TailBuffer(output_cap)
     pumps = []
     writer: Optional[_InputWriter] = None
     timed_out = False

@@ -13,16 +13,24 @@ import os
 import re
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 import hooks
+from agent_common.documents import loads_json
 from agent_common.paths import HOOK_DIRS
+from heat_config.signals import fit
 from hooks.protocol import Deployment, HookContext, call, decode, result_from_proc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent_common.proc import ProcResult
 
 LOG = logging.getLogger("heat-config")
 
 #: What a hook shim installed by our elements contains; such a file stands for the built-in hook.
 SHIM_MARK = "heat-config-hook"
+#: Cap on an executable hook's stdout, which is its whole JSON result: generous, so that a result with
+#: large deploy_stdout/deploy_stderr is parsed whole before they are trimmed to fit the signal.
+RESULT_CAP = 32 * 1024 * 1024
 
 
 def search_dirs(environ: Mapping[str, str]) -> List[str]:
@@ -84,7 +92,7 @@ def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str,
     payload = json.dumps(deployment).encode("utf-8", "replace")
     LOG.debug("Running %s", ref.path)
     try:
-        result = ctx.run([ref.path], stdin_data=payload)
+        result = ctx.run([ref.path], stdin_data=payload, stdout_cap=RESULT_CAP)
     except OSError as exc:
         LOG.error("Error running %s: %s", ref.path, exc.strerror)
         return {"deploy_stdout": "", "deploy_stderr": "cannot execute hook %s: %s\n" % (ref.path, exc.strerror),
@@ -94,12 +102,28 @@ def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str,
     else:
         LOG.info("Completed %s", ref.path)
     LOG.debug("Hook stderr:\n%s", decode(result.stderr, result.stderr_truncated))
-    stdout = decode(result.stdout, result.stdout_truncated)
-    if stdout.strip() and not result.timed_out and not result.stdout_truncated:
-        try:
-            parsed = json.loads(stdout)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
+    parsed = _json_result(result)
+    if parsed is not None:
+        return parsed
+    excess = len(result.stdout) - ctx.output_cap  # as raw text, stdout keeps the tail any tool output keeps
+    if excess > 0:
+        result.stdout, result.stdout_truncated = result.stdout[excess:], result.stdout_truncated + excess
     return result_from_proc(result, ctx).signal_data()
+
+
+def _json_result(result: "ProcResult") -> Optional[Dict[str, Any]]:
+    """The hook's whole stdout as its JSON result object, trimmed to fit a signal; None when it is not one.
+
+    The result is parsed whole (up to RESULT_CAP) and only then trimmed as §7.4 says
+    (``signals.fit``: deploy_stdout and deploy_stderr lose their start, the cut is
+    stated), so a large result keeps its outputs (issue 12 defect 3).
+    """
+    if result.timed_out or result.stdout_truncated or not result.stdout.strip():
+        return None
+    try:
+        parsed = loads_json(result.stdout, "the hook's output")
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return json.loads(fit(parsed))

@@ -112,8 +112,10 @@ class HookContext:
         env: Optional[Mapping[str, str]] = None,
         cwd: Optional[str] = None,
         stdin_data: Optional[bytes] = None,
+        stdout_cap: Optional[int] = None,
     ) -> "ProcResult":
-        """Run a tool in its own process group, bounded by what is left of the timeout and the output cap."""
+        """Run a tool in its own process group, bounded by what is left of the timeout and the output cap
+        (``stdout_cap`` instead for stdout, when given)."""
         from agent_common import proc
 
         return proc.run(
@@ -123,6 +125,7 @@ class HookContext:
             stdin_data=stdin_data,
             timeout=self.remaining(),
             output_cap=self.output_cap,
+            stdout_cap=stdout_cap,
         )
 
     def run_tool(
