@@ -15,6 +15,7 @@ import stat
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from agent_common.atomic import AtomicBatch
+from agent_common.documents import open_regular, read_bytes
 from os_apply_config import render
 from os_apply_config.cache import RecordingDict, RenderCache, cacheable, digest
 from os_apply_config.oac import Control, ControlError, parse_control
@@ -74,10 +75,9 @@ class Rendered(NamedTuple):
 
 
 def _read_bytes(path: str, strict: bool = False) -> Optional[bytes]:
-    """The file's bytes, or None when it is missing (or, unless ``strict``, unreadable)."""
+    """The regular file's bytes, or None when it is missing (or, unless ``strict``, unreadable or not a file)."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_bytes(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -147,7 +147,7 @@ def _cached(cache: Optional[RenderCache], t: Template, key: Optional[str], outpu
 
 def _read_template(path: str) -> str:
     try:
-        with open(path) as f:  # the locale's encoding and universal newlines, as the original reads it
+        with os.fdopen(open_regular(path)) as f:  # the locale's encoding and universal newlines, as the original
             return f.read()
     except UnicodeDecodeError as exc:
         raise render.TemplateError(path, "not valid text in the locale's encoding: %s" % exc) from None

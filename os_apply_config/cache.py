@@ -25,6 +25,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.documents import loads_json, read_bytes
 from agent_common.paths import PATHS
 
 VERSION = 1
@@ -100,8 +101,7 @@ class RenderCache:
         self.entries: Dict[str, Dict[str, Any]] = {}
         self._changed = True  # until the file on disk is known to hold exactly self.entries
         try:
-            with open(self.path, encoding="utf-8") as f:
-                doc = json.loads(f.read())
+            doc = loads_json(read_bytes(self.path), self.path)
             if doc.get("version") == VERSION and isinstance(doc.get("entries"), dict):
                 self.entries = doc["entries"]
                 self._changed = False

@@ -11,11 +11,11 @@ one clear error, not a traceback.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from agent_common.documents import loads_json, read_bytes
 from agent_common.paths import PATHS
 
 LOG = logging.getLogger("os-apply-config")
@@ -34,18 +34,31 @@ class MetadataError(Exception):
     """A metadata file or list file that cannot be used; the message names it."""
 
 
-def _load_list_file(path: str) -> List[str]:
+MISSING = object()
+
+
+def _load_json(path: str, what: str) -> Any:
+    """The parsed file, or MISSING when it does not exist (skipped silently, as the original).
+
+    Read through agent_common.documents: a FIFO is refused instead of blocking, and bytes
+    that are not UTF-8 or JSON nested too deeply are one error naming the file.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        data = read_bytes(path)
     except FileNotFoundError:
-        return []
+        return MISSING
     except OSError as exc:
         raise MetadataError("Could not open %s for reading. %s" % (path, exc.strerror)) from None
     try:
-        value = json.loads(text)
+        return loads_json(data, path)
     except ValueError as exc:
-        raise MetadataError("Could not parse list file %s: %s" % (path, exc)) from None
+        raise MetadataError("Could not parse %s: %s" % (what, exc)) from None
+
+
+def _load_list_file(path: str) -> List[str]:
+    value = _load_json(path, "list file")
+    if value is MISSING:
+        return []
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
         raise MetadataError("No list of paths in json file: %s" % path)
     return value
@@ -74,29 +87,23 @@ class Metadata:
         self.looked_at: List[str] = []
 
 
-def _read_document(path: str) -> Optional[Any]:
-    """The parsed file, or None when it does not exist (skipped silently, as the original)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise MetadataError("Could not open %s for reading. %s" % (path, exc.strerror)) from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise MetadataError("Could not parse metadata file: %s: %s" % (path, exc)) from None
-
-
 def deep_merge(base: Dict[str, Any], other: Dict[str, Any]) -> Dict[str, Any]:
-    """``other`` merged into a copy of ``base``: objects merge recursively, anything else replaces."""
+    """``other`` merged into a copy of ``base``: objects merge recursively, anything else replaces.
+
+    Without recursion in Python: from 3.12 the json module parses objects nested deeper
+    than Python code may recurse, and such a document must merge, not crash.
+    """
     merged = dict(base)
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
+    pending = [(merged, other)]
+    while pending:
+        target, source = pending.pop()
+        for key, value in source.items():
+            current = target.get(key)
+            if isinstance(value, dict) and isinstance(current, dict):
+                target[key] = dict(current)  # a copy: the documents merged are left as they were
+                pending.append((target[key], value))
+            else:
+                target[key] = value
     return merged
 
 
@@ -105,8 +112,8 @@ def _merge_files(paths: Sequence[str], result: Metadata) -> None:
         if not path:
             continue
         result.looked_at.append(path)
-        doc = _read_document(path)
-        if doc is None:
+        doc = _load_json(path, "metadata file")
+        if doc is MISSING or doc is None:  # a file holding null counts as absent, as it always did
             continue
         result.read.append(path)
         if isinstance(doc, dict) and doc:
@@ -124,9 +131,6 @@ def collect(main: Sequence[str], fallback: Sequence[str]) -> Metadata:
     if not result.read:
         LOG.warning("no metadata: none of %s exists", ", ".join(result.looked_at) or "the metadata files (none given)")
     return result
-
-
-MISSING = object()
 
 
 def lookup(config: Any, dotted: str) -> Any:

@@ -145,6 +145,9 @@ class JinjaRenderer:
             raise TemplateError(exc.filename or path, exc.message or str(exc), exc.lineno) from None
         except jinja2.TemplateError as exc:
             raise TemplateError(path, _jinja_message(exc), _traceback_line(exc, path)) from None
+        except Exception as exc:  # the template's own code failed: 1 + "a", 1 / 0, a macro that calls itself
+            message = "%s: %s" % (type(exc).__name__, exc)
+            raise TemplateError(path, message, _traceback_line(exc, path)) from None
 
 
 def _jinja_message(exc: Exception) -> str:

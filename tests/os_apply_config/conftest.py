@@ -44,6 +44,21 @@ class OacEnv:
     def output(self, rel: str) -> str:
         return (self.out / rel).read_text()
 
+    def snapshot(self) -> dict:
+        """Every path under the output root with its content, inode and mtime: equal means untouched."""
+        return {str(p.relative_to(self.out)): (p.is_dir() or p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns)
+                for p in self.out.rglob("*")}
+
+
+def one_error_line(result) -> str:
+    """The failed run's single ERROR line: exit 1, no traceback, and every stderr line a log line."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(line.startswith("[") for line in lines), result.stderr
+    errors = [line for line in lines if "] [ERROR] " in line]
+    assert len(errors) == 1, result.stderr
+    return errors[0].split("] [ERROR] ", 1)[1]
+
 
 @pytest.fixture
 def oac(sandbox, run_tool) -> OacEnv:

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from os_apply_config.metadata import deep_merge, lookup, MISSING
+from tests.os_apply_config.conftest import one_error_line
 
 
 def key(oac, k, *args, **kwargs):
@@ -75,6 +76,55 @@ def test_per_file_rules(oac, sandbox):
     unreadable.mkdir()
     r = key(oac, "k", env={"OS_CONFIG_FILES": str(unreadable)})
     assert r.returncode == 1 and "Could not open %s for reading." % unreadable in r.stderr
+
+
+def nested(depth, key="a", leaf=1):
+    doc = leaf
+    for _ in range(depth):
+        doc = {key: doc}
+    return doc
+
+
+UNDECODABLE = [
+    pytest.param(b'{"k": "caf\xe9"}', "not UTF-8 text (byte 10)", id="latin-1"),
+    pytest.param(b"[" * 100000 + b"]" * 100000, "JSON nested too deeply", id="lists-100000-deep"),
+    pytest.param(b'{"k":' * 100000 + b"1" + b"}" * 100000, "JSON nested too deeply", id="objects-100000-deep"),
+]
+
+
+@pytest.mark.parametrize("content,problem", UNDECODABLE)
+def test_metadata_that_cannot_be_decoded_is_one_line_naming_it_and_nothing_is_written(oac, sandbox, content, problem):
+    """Issue 12 defect 9: bytes that are not UTF-8 and JSON nested deeper than the parser goes were tracebacks."""
+    good = oac.metadata("good.json", {"k": "v"})
+    oac.template("etc/a", "{{k}}")
+    assert oac.render("-m", good).returncode == 0
+    oac.template("etc/b", "new {{k}}")
+    bad = sandbox.path("cache", "bad.json")
+    bad.write_bytes(content)
+    before = oac.snapshot()
+    expected = "Could not parse metadata file: %s: %s" % (bad, problem)
+    assert one_error_line(oac.render("-m", good, str(bad))) == expected
+    assert oac.snapshot() == before
+    assert one_error_line(key(oac, "k", "-m", good, str(bad))) == expected
+    listfile = sandbox.path("cache", "os_config_files.json")
+    listfile.write_bytes(content)  # the list file is read the same way
+    assert one_error_line(key(oac, "k")) == "Could not parse list file: %s: %s" % (listfile, problem)
+
+
+def test_metadata_that_is_not_a_regular_file_is_one_line_not_a_hang(oac, sandbox):
+    fifo = sandbox.path("cache", "fifo.json")
+    os.mkfifo(fifo)
+    r = key(oac, "k", "-m", str(fifo), timeout=20)
+    assert one_error_line(r) == "Could not open %s for reading. not a regular file" % fifo
+
+
+def test_deep_documents_merge_as_deep_as_the_parser_reads_them():
+    """Python 3.12+ parse JSON deeper than Python code may recurse (issue 12 defect 9): the merge does not recurse."""
+    depth = 20000
+    merged = deep_merge(nested(depth), nested(depth, leaf=2))
+    for _ in range(depth):
+        merged = merged["a"]
+    assert merged == 2
 
 
 def test_fallback_files_are_read_only_when_no_main_file_exists(oac):

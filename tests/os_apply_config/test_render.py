@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.conftest import PLANTED_SECRETS
+from tests.os_apply_config.conftest import one_error_line
 
 
 @pytest.fixture
@@ -113,6 +114,21 @@ class TestJinja:
         oac.template("etc/evil.j2", "{{ ''.__class__.__mro__[1].__subclasses__() }}")
         r = oac.render("-m", md)
         assert r.returncode == 1 and "unsafe" in r.stderr.lower()
+
+    @pytest.mark.parametrize("text,line,problem", [
+        ("ok\n{{ i + s }}\n", 2, "TypeError: unsupported operand type(s) for +: 'int' and 'str'"),
+        ("a\nb\n{{ i / zero }}\n", 3, "ZeroDivisionError: division by zero"),
+        ("{% macro f(n) %}\n{{ f(n) }}\n{% endmacro %}\n{{ f(1) }}\n", 2, "RecursionError: maximum recursion depth"),
+    ], ids=["type", "zero-division", "recursive-macro"])
+    def test_runtime_errors_are_one_line_naming_template_and_line(self, oac, md, text, line, problem):
+        """Issue 12 defect 9: a template's own failing code printed a whole traceback (1,809 lines for recursion)."""
+        oac.template("etc/a", "{{s}}")
+        assert oac.render("-m", md).returncode == 0
+        oac.template("etc/a", "{{i}}")
+        bad = oac.template("etc/bad.j2", text)
+        before = oac.snapshot()
+        assert one_error_line(oac.render("-m", md)).startswith("%s:%d: %s" % (bad, line, problem))
+        assert oac.snapshot() == before  # nothing written, the good template's change included
 
     def test_name_clash_with_a_mustache_template_is_an_error(self, oac, md):
         oac.template("etc/x", "{{s}}")

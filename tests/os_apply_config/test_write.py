@@ -8,6 +8,7 @@ import grp
 import pytest
 
 from os_apply_config.oac import Control, ControlError, _parse_simple, _parse_yaml, parse_control
+from tests.os_apply_config.conftest import one_error_line
 
 
 @pytest.fixture
@@ -169,6 +170,19 @@ def test_control_file_errors_name_the_template_and_write_nothing(oac, md, oac_te
     assert r.returncode == 1
     assert "%s: %s" % (bad, message) in r.stderr
     assert not (oac.out / "etc" / "a").exists()
+
+
+def test_a_template_or_control_file_that_is_not_a_regular_file_is_one_line_not_a_hang(oac, md):
+    """A FIFO blocked the reader for ever (issue 12, defects 9 and 11): now refused by name, nothing written."""
+    oac.template("etc/a", "{{v}}")
+    fifo = oac.templates / "etc" / "fifo"
+    os.mkfifo(fifo)
+    assert one_error_line(oac.render("-m", md, timeout=10)) == "%s: cannot read template: not a regular file" % fifo
+    fifo.unlink()
+    control = oac.templates / "etc" / "a.oac"
+    os.mkfifo(control)
+    assert one_error_line(oac.render("-m", md, timeout=10)) == "%s: cannot read: not a regular file" % control
+    assert list(oac.out.iterdir()) == []
 
 
 @pytest.mark.parametrize("text,mode", [
