@@ -14,6 +14,7 @@ import collections.abc
 import os
 import re
 
+from agent_common.documents import NotRegularFile, decode_text, read_bytes
 from agent_common.record import Record
 from os_collect_config.collectors.base import Option
 
@@ -176,8 +177,7 @@ class ConfigWatch(Record):
         snapshot = []
         for path in self.files + [p for d in self.dirs for p in _dir_conf_files(d)]:
             try:
-                with open(path, "rb") as f:
-                    snapshot.append((path, f.read()))
+                snapshot.append((path, read_bytes(path)))  # a FIFO is refused, not waited on
             except OSError:
                 snapshot.append((path, None))
         return tuple(snapshot)
@@ -204,9 +204,10 @@ class IniValue(Record):
 def parse_ini(path: str) -> List[IniValue]:
     """Every assignment of ``path`` in order, with the syntax oslo.config's parser accepts."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = decode_text(read_bytes(path), path).splitlines()
+    except NotRegularFile:  # a FIFO would block the agent for ever
+        raise ConfigError("cannot read config file %s: not a regular file" % path) from None
+    except (OSError, ValueError) as exc:
         raise ConfigError("cannot read config file %s: %s" % (path, getattr(exc, "strerror", None) or exc))
     out: List[IniValue] = []
     section: Optional[str] = None
@@ -293,10 +294,16 @@ def convert(opt: Option, text: str) -> Any:
             return False
         raise ValueError("expected a boolean (true/false, yes/no, on/off, 1/0), got %r" % text)
     if kind in ("float", "int"):
+        # Every number option is seconds or a count: a negative or non-finite one is a mistake, which
+        # used to pass as "no limit" (command_timeout = -1 or nan) or to break the loop's arithmetic.
         try:
-            return float(text) if kind == "float" else int(text)
+            value = float(text) if kind == "float" else int(text)
         except ValueError:
             raise ValueError("expected %s number, got %r" % ("a" if kind == "float" else "an integer", text))
+        if not (0 <= value < float("inf")):
+            raise ValueError("expected %s >= 0, got %r" % ("a finite number" if kind == "float" else "an integer",
+                                                           text))
+        return value
     if kind == "url":
         from urllib.parse import urlsplit
 
@@ -479,8 +486,8 @@ def resolve(
     explicit_dirs = [e.value for e in events if e.kind == "dir"]
     watch = ConfigWatch(list(explicit_files) or default_config_files(home),
                         list(explicit_dirs) or default_config_dirs(home))
-    if not explicit_files:
-        found = next((p for p in default_config_files(home) if os.path.isfile(p)), None)
+    if not explicit_files:  # the first that exists: one that is not a regular file is an error, not skipped
+        found = next((p for p in default_config_files(home) if os.path.exists(p) and not os.path.isdir(p)), None)
         if found:
             resolver.apply_file(found)
     if not explicit_dirs:
@@ -490,7 +497,7 @@ def resolve(
     secrets_on_cli: List[str] = []
     for event in events:
         if event.kind == "file":
-            if not os.path.isfile(event.value):
+            if not os.path.exists(event.value):
                 raise ConfigError("--config-file %s: no such file" % event.value)
             resolver.apply_file(event.value)
         elif event.kind == "dir":
@@ -546,17 +553,13 @@ def _readable_by_others(path: str) -> bool:
 
 
 def check(settings: Settings, known_collectors: Iterable[str]) -> None:
-    """Semantic checks done after parsing: unknown collectors, numbers out of range, a local path that is a file."""
+    """Semantic checks done after parsing: unknown collectors, a local path that is a file (numbers: ``convert``)."""
     known = list(known_collectors)
     unknown = [c for c in settings.collectors if c not in known]
     if unknown:
         where = settings.origin(DEFAULT_GROUP, "collectors", unknown[0])
         raise ConfigError("collectors%s: unknown collector %s (valid: %s)"
                           % (where, ", ".join(repr(u) for u in unknown), " ".join(known)))
-    for name in ("min_polling_interval", "polling_interval", "splay"):
-        if getattr(settings, name) < 0:
-            raise ConfigError("%s%s: must not be negative, got %s"
-                              % (name, settings.origin(DEFAULT_GROUP, name), getattr(settings, name)))
     if settings.command_timeout is not None and settings.command_timeout <= 0:
         settings.command_timeout = None  # 0 means no limit, as for other timeouts
     if "local" in settings.collectors:

@@ -26,6 +26,7 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
+from agent_common.documents import read_text
 from agent_common.http import HttpClient, HttpError
 from agent_common.logs import describe_error, register_secret
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
@@ -121,11 +122,13 @@ class CfnCollector(Collector):
         hint = self.conf.get("heat_metadata_hint")
         if hint and os.path.exists(hint):
             try:
-                with open(hint, encoding="utf-8") as f:
-                    self._hinted_url = "%s/v1/" % f.read().strip()
-            except OSError as exc:
-                raise NotConfigured("cannot read heat_metadata_hint %s: %s" % (hint, exc.strerror)) from exc
-            return self._hinted_url
+                text = read_text(hint)  # a FIFO is refused, not waited on for ever
+            except (OSError, ValueError) as exc:
+                raise NotConfigured("cannot read heat_metadata_hint %s: %s"
+                                    % (hint, getattr(exc, "strerror", None) or exc)) from exc
+            if text is not None:
+                self._hinted_url = "%s/v1/" % text.strip()
+                return self._hinted_url
         raise NotConfigured("No metadata_url configured.")
 
     def _paths(self) -> List[Tuple[str, str, str, List[str]]]:

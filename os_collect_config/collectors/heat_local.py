@@ -7,9 +7,9 @@ unavailable, so the last good metadata stays in force (weaknesses 3, 18, 19).
 """
 from __future__ import annotations
 
-import json
 import logging
 
+from agent_common.documents import loads_json, read_bytes
 from agent_common.paths import get_path
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
 
@@ -33,19 +33,18 @@ class HeatLocalCollector(Collector):
         found = False
         for path in paths:
             try:
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
+                data = read_bytes(path)  # a FIFO is refused, not waited on for ever
             except FileNotFoundError:
                 continue
-            except (OSError, UnicodeDecodeError) as exc:
+            except OSError as exc:
                 found = True
-                LOG.warning("Cannot read %s: %s", path, getattr(exc, "strerror", None) or exc)
+                LOG.warning("Cannot read %s: %s", path, exc.strerror or exc)
                 continue
             found = True
             try:
-                value = json.loads(text)
-            except ValueError as exc:
-                LOG.info("%s is not valid JSON (%s)", path, exc)
+                value = loads_json(data, path)
+            except ValueError as exc:  # not JSON, not UTF-8, nested too deeply: the message names the file
+                LOG.warning("%s; skipped.", exc)
                 continue
             if not merged:
                 merged = value

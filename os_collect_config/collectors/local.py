@@ -7,11 +7,11 @@ that file's last good value (its cache file) stays in force until it is fixed.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import stat
 
+from agent_common.documents import NotRegularFile, loads_json, read_bytes
 from agent_common.paths import get_path
 from os_collect_config.cache import MISSING, Cache
 from os_collect_config.collectors.base import Collected, Collector, NotConfigured, Option, Unavailable
@@ -68,17 +68,26 @@ class LocalCollector(Collector):
             if os.stat(path).st_mode & stat.S_IWOTH:
                 raise Unavailable("%s is world writable. This is a security risk." % path)
             try:
-                with open(path, encoding="utf-8") as f:
-                    value = json.loads(f.read())
+                value = loads_json(read_bytes(path), path)
+            except NotRegularFile:  # a FIFO would block the agent for ever; a socket or device is no file
+                LOG.warning("%s is not a regular file; skipped.", path)
+                continue
             except (OSError, ValueError) as exc:
                 last = Cache(self.ctx.cachedir).load(name)
                 keep = "keeping its last good value" if last is not MISSING else "skipped"
-                LOG.error("%s is not valid JSON (%s); %s.", path, exc, keep)
+                LOG.error("%s; %s.", _reason(path, exc), keep)
                 if last is not MISSING:
                     out.append((name, last))
                 continue
             out.append((name, value))
         return out
+
+
+def _reason(path: str, exc: Exception) -> str:
+    """One line naming the file: documents' ValueErrors already do; an OSError gets its path added."""
+    if isinstance(exc, OSError):
+        return "cannot read %s: %s" % (path, exc.strerror or exc)
+    return str(exc)
 
 
 def _check_owner_and_mode(directory: str, st: os.stat_result) -> None:

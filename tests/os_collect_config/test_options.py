@@ -135,6 +135,13 @@ def test_oslo_dollar_substitution(tmp_path):
     ("[DEFAULT]\none_time = maybe\n", ":2: [DEFAULT] one_time: expected a boolean"),
     ("[ec2]\nmetadata_url = not-a-url\n", ":2: [ec2] metadata_url: expected a URL"),
     ("[keystone]\ncache_ttl = 1.5\n", "cache_ttl: expected an integer"),
+    # issue 12 defect 11: a negative or non-finite number was taken as "no limit" (or broke the loop)
+    ("[DEFAULT]\ncommand_timeout = -1\n", ":2: [DEFAULT] command_timeout: expected a finite number >= 0, got '-1'"),
+    ("[DEFAULT]\ncommand_timeout = nan\n", ":2: [DEFAULT] command_timeout: expected a finite number >= 0, got 'nan'"),
+    ("[DEFAULT]\npolling_interval = inf\n", ":2: [DEFAULT] polling_interval: expected a finite number >= 0"),
+    ("[DEFAULT]\nsplay = -Infinity\n", ":2: [DEFAULT] splay: expected a finite number >= 0"),
+    ("[ec2]\ntimeout = NaN\n", ":2: [ec2] timeout: expected a finite number >= 0, got 'NaN'"),
+    ("[keystone]\ncache_ttl = -5\n", ":2: [keystone] cache_ttl: expected an integer >= 0, got '-5'"),
     ("[request]\nmetadata_url =\n", ":2: [request] metadata_url: expected a URL"),
     ("polling_interval = 3\n", ":1: assignment before any [section]"),
     ("[DEFAULT\n", ":1: invalid section header"),
@@ -190,6 +197,39 @@ def test_unreadable_or_bad_config_file_names_file_and_line(occ, sandbox):
     conf.write_bytes(b"[DEFAULT]\ncommand = \xff\xfe\n")
     res = occ("--config-file", str(conf), "--print")
     assert res.returncode == 1 and "cannot read config file %s" % conf in res.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_command_timeout_that_is_not_a_finite_number_of_seconds_is_refused(occ, sandbox, value):
+    occ.write_local("x", {"v": 1})
+    conf = sandbox.write("etc/occ.conf", "[DEFAULT]\ncommand_timeout = %s\n" % value)
+    res = occ("--config-file", str(conf), "--one-time", "-c", "true", "local")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "%s:2: [DEFAULT] command_timeout: expected a finite number >= 0, got '%s'" % (conf, value) in res.stderr
+    assert not occ.cachedir.joinpath("x.json").exists()  # refused before anything ran
+    res = occ("--command-timeout", value, "--one-time", "-c", "true", "local")
+    assert res.returncode == 2 and "--command-timeout" in res.stderr and value in res.stderr
+
+
+#: Seconds within which a run must end: a FIFO opened for reading waits for a writer for ever.
+FIFO_DEADLINE = 30
+
+
+def test_a_config_file_that_is_a_fifo_is_one_error_line(occ, sandbox):
+    """Issue 12 defect 11: a FIFO given as, found as, or in a directory of config files blocked the agent."""
+    fifo = sandbox.path("etc", "occ.conf")
+    os.mkfifo(fifo)
+    conf_d = sandbox.path("etc", "occ.d")
+    conf_d.mkdir()
+    os.mkfifo(conf_d / "10-pipe.conf")
+    os.mkfifo(sandbox.path("home", "os-collect-config.conf"))  # found by discovery ($HOME)
+    for args, named in ((["--config-file", str(fifo)], fifo),
+                        (["--config-file", str(sandbox.write("etc/ok.conf", "[DEFAULT]\n")), "--config-dir",
+                          str(conf_d)], conf_d / "10-pipe.conf"),
+                        ([], sandbox.path("home", "os-collect-config.conf"))):
+        res = occ(*args, "--print", "local", timeout=FIFO_DEADLINE)  # a hang fails here (TimeoutExpired)
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.count("\n") == 1 and "%s: not a regular file" % named in res.stderr, res.stderr
 
 
 def test_local_path_that_is_a_file_is_a_config_error(occ, sandbox):
