@@ -84,9 +84,22 @@ def test_legacy_deployed_dir_is_moved(run_tool, hc):
 
 
 @pytest.mark.parametrize("text", ["", "  \n", "null", "[]"])
-def test_empty_deployments_mean_none(run_tool, hc, text):
-    write_deployments(hc, text)
+def test_empty_deployments_mean_none(run_tool, hc, cloud, text):
+    """SPEC §12.13.9: no deployments, exit 0; nothing runs, nothing is signalled, and the deployment of the
+    previous run has left the metadata (its files go, its marker stays so it never runs again)."""
+    recording_hook(hc, "rec")
+    write_deployments(hc, [deployment(0, group="rec", signal=cfn_inputs(cloud))])
     assert run(run_tool).returncode == 0
+    write_deployments(hc, text)
+    result = run(run_tool)
+    assert result.returncode == 0
+    assert "[ERROR]" not in result.stderr and "[WARNING]" not in result.stderr, result.stderr
+    assert "Deployment %s left the metadata; its files are removed" % dep_id(0) in result.stderr
+    assert hc.path("order").read_text() == "rec\n"  # nothing ran
+    assert len(cloud.cfn.requests) == 1  # the first run's signal only
+    assert sorted(os.listdir(hc.path("deployed"))) == sorted(["journal", dep_id(0) + ".json"])
+    assert json.loads(deployed(hc, dep_id(0) + ".json").read_text())["removed_from_metadata"] is True
+    assert run_tool("heat-config", ["status"]).stdout == "no deployments\n"
 
 
 @pytest.mark.parametrize("text,words", [("{not json", "not valid JSON"), ('{"a": 1}', "expected a JSON list")])
