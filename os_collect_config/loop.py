@@ -335,7 +335,9 @@ class Agent:
         if settings.splay > 0 and not settings.one_time:
             import random
 
-            time.sleep(random.uniform(0, settings.splay))  # a float, fractions included (weakness 13)
+            pause = random.uniform(0, settings.splay)  # a float, fractions included (weakness 13)
+            LOG.debug("Splay: sleeping %.3f seconds before the first poll.", pause)
+            time.sleep(pause)
         try:
             if not self.store_mode:
                 return self.print_once()

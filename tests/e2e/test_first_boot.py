@@ -21,7 +21,14 @@ def test_unreachable_transport_at_first_poll_keeps_the_rendered_config(vm):
     rendered = vm.boot(UNREACHABLE_HEAT)
     assert "[heat]" in rendered
     vm.start()
-    time.sleep(12)  # several polls at the 1-2 s cadence, every one of them failing
+    started = len(vm.log())
+    # Several polls at the 1-2 s cadence, every one of them failing: counted in the agent's log, each
+    # one a chance for the agent to run its command on no metadata and render its config from nothing.
+    deadline = time.monotonic() + 60
+    while vm.log()[started:].count("Source [heat] Unavailable") < 4:
+        assert vm.proc.poll() is None, "the agent exited:\n%s" % vm.log()[-4000:]
+        assert time.monotonic() < deadline, "fewer than 4 failed heat polls in 60 s:\n%s" % vm.log()[-4000:]
+        time.sleep(0.2)
 
     assert vm.proc.poll() is None, vm.log()[-4000:]
     assert vm.occ_conf.read_text() == rendered, (

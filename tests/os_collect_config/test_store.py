@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import time
 
@@ -162,9 +163,15 @@ def test_print_mode_never_writes_the_cache(occ):
 
 
 def test_splay_accepts_fractions(occ):
+    """The original passed the float to random.randrange: only whole values worked, and none on 3.12+."""
     occ.write_local("x", {"v": 1})
-    res = occ("--splay", "0.5", "--print", "local")
+    res = occ("--splay", "0.5", "--print", "--debug", "local")
     assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"x": {"v": 1}}
+    splays = [float(m) for m in re.findall(r"Splay: sleeping ([0-9.]+) seconds before the first poll", res.stderr)]
+    assert len(splays) == 1 and 0 <= splays[0] < 0.5, res.stderr
+    res = occ("--splay", "0.5", "--one-time", "-c", "true", "--debug", "local")  # not applied to one-time runs
+    assert res.returncode == 0 and "Splay" not in res.stderr
 
 
 def test_log_file_and_json_lines(occ, sandbox):

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import assert_no_planted_secret
+from tests.os_collect_config.conftest import wait_for
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.servers.zaqar import ZaqarServer
@@ -31,15 +32,6 @@ def run_zaqar(occ, sandbox, c, *args, default=None, **extra):
 
 def heat_posts(c, body, queue=QUEUE):
     return c.zaqar.post_message(c.project_id, queue, body)
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # -- HTTP mode -----------------------------------------------------------------------------------
@@ -176,7 +168,7 @@ def test_websocket_notification_wakes_the_agent_at_once_and_survives_a_reconnect
     assert_no_planted_secret(err, "agent stderr")
 
 
-def test_websocket_reconnect_after_many_notifications_keeps_the_newest_metadata(cloud, occ, sandbox):
+def test_websocket_reconnect_after_many_notifications_keeps_the_newest_metadata(cloud, occ, sandbox, running):
     """Notified messages stay queued (real Zaqar's notifier does not remove them, nor does the loopback).
 
     After a reconnect the queue holds everything posted since the last pop, oldest first; popping one
@@ -184,27 +176,32 @@ def test_websocket_reconnect_after_many_notifications_keeps_the_newest_metadata(
     runs = sandbox.path("run", "runs")
     conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 30, "polling_interval": 30},
                                   "zaqar": zaqar_section(cloud, use_websockets=True)})
-    proc = occ.popen("--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
+    # Each run records the metadata it was given, so a regressed body shows as a run on it.
+    agent = running(occ, "--config-file", str(conf), "--command",
+                    "tr -d ' \\n' < %s >> %s; echo >> %s" % (occ.cachedir / "zaqar.json", runs, runs), "zaqar")
     cached = lambda: json.loads(occ.cachedir.joinpath("zaqar.json").read_text())  # noqa: E731
-    try:
-        assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and len(cloud.zaqar.ws_requests) >= 4)
-        for v in range(1, 26):
-            heat_posts(cloud, {"v": v})
-        assert wait_for(lambda: occ.cachedir.joinpath("zaqar.json").exists() and cached() == {"v": 25})
-        assert len(cloud.zaqar.messages(cloud.project_id, QUEUE)) == 25
-        assert wait_for(lambda: runs.exists() and runs.read_text().count("run") >= 1)
-        time.sleep(1)
-        done = runs.read_text()
-        cloud.zaqar.drop_websockets()
-        assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and
-                        cloud.zaqar.messages(cloud.project_id, QUEUE) == []), \
-            "%d messages left queued" % len(cloud.zaqar.messages(cloud.project_id, QUEUE))
-        time.sleep(1.5)  # a regressed body would have been stored and run by now
-        assert cached() == {"v": 25}
-        assert runs.read_text() == done
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=15)
+    newest = '{"v":25}'
+    subscribed = "Subscribed to zaqar queue"
+    assert wait_for(lambda: agent.count(subscribed) == 1 and len(cloud.zaqar.ws_requests) >= 4)
+    for v in range(1, 26):
+        heat_posts(cloud, {"v": v})
+    assert wait_for(lambda: runs.exists() and runs.read_text().splitlines()[-1:] == [newest])
+    assert len(cloud.zaqar.messages(cloud.project_id, QUEUE)) == 25
+    done = runs.read_text()
+    latest = lambda: json.loads(occ.cachedir.joinpath(".agent-state", "zaqar.latest.json").read_text())  # noqa: E731
+    before = latest()["received"]
+    cloud.zaqar.drop_websockets()
+    assert wait_for(lambda: cloud.zaqar.ws_connections == 1 and
+                    cloud.zaqar.messages(cloud.project_id, QUEUE) == []), \
+        "%d messages left queued" % len(cloud.zaqar.messages(cloud.project_id, QUEUE))
+    # The reconnect pops the queue and hands the newest body it popped to the loop (recorded, with the
+    # time, in the collector's state; a body that differs from the current one also wakes the loop).
+    assert wait_for(lambda: latest()["received"] > before, what="the popped messages delivered")
+    assert latest()["body"] == {"v": 25}
+    assert agent.count(subscribed) == 2
+    assert cached() == {"v": 25}
+    assert runs.read_text() == done
+    assert "Traceback" not in agent.stop()
 
 
 def test_websocket_reconnects_with_a_new_token_when_zaqar_closes_on_expiry(cloud, occ, sandbox):
