@@ -300,8 +300,18 @@ class ControlPlane:
             step()
             info["timings"][name] = round(time.monotonic() - t0, 1)
             print("  %-22s %6.1f s" % (name, info["timings"][name]), file=sys.stderr, flush=True)
+        self.check_loopback_only()
         self.info_file.write_text(json.dumps(info, indent=1))
         return info
+
+    def check_loopback_only(self) -> None:
+        """Fail naming the process and address if any process of the plane listens beyond loopback."""
+        leaders = [int(p.read_text()) for p in (self.run_dir / (n + ".pid") for n in SERVICES) if p.exists()]
+        exposed = ["%s (pid %d) on %s" % (comm, pid, address)
+                   for pid, comm, address in listening_sockets(session_members(leaders))
+                   if address.rsplit(":", 1)[0] not in LOOPBACK_ADDRESSES]
+        if exposed:
+            raise RuntimeError("the control plane listens beyond 127.0.0.1: %s" % "; ".join(exposed))
 
     def stop(self) -> List[str]:
         """Stop every service whose pidfile we wrote, newest first: SIGTERM, then SIGKILL after 10 s."""
@@ -429,7 +439,8 @@ class ControlPlane:
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(ports["amqp"]),
             "RABBITMQ_DIST_PORT": str(ports["dist"]),
-            "RABBITMQ_SERVER_ERL_ARGS": "+S 1:1 +A 4",
+            # the Erlang distribution listener binds every interface unless told otherwise
+            "RABBITMQ_SERVER_ERL_ARGS": "+S 1:1 +A 4 -kernel inet_dist_use_interface {127,0,0,1}",
         })
         server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
         if not os.path.exists(server):
@@ -717,6 +728,56 @@ class ControlPlane:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+
+
+#: Listening addresses that only this machine can reach.
+LOOPBACK_ADDRESSES = ("127.0.0.1", "[::1]", "[::ffff:127.0.0.1]")
+
+
+def session_members(leaders: List[int]) -> List[int]:
+    """Every process in the sessions of ``leaders`` (each service runs in a session of its own)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in leaders:  # field 6 of stat: the session id
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _proc_address(text: str) -> str:
+    """``/proc/net/tcp{,6}``'s ``HEX:PORT`` as ``127.0.0.1:80`` or ``[::1]:80`` (each 32-bit word is
+    in host byte order)."""
+    hex_ip, hex_port = text.split(":")
+    raw = bytes.fromhex(hex_ip)
+    ip = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    family = socket.AF_INET if len(ip) == 4 else socket.AF_INET6
+    shown = socket.inet_ntop(family, ip)
+    return "%s:%d" % (shown if family == socket.AF_INET else "[%s]" % shown, int(hex_port, 16))
+
+
+def listening_sockets(pids: List[int]) -> List[Tuple[int, str, str]]:
+    """(pid, command name, listening address) of each TCP socket in LISTEN state that one of ``pids`` holds."""
+    listening: Dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                listening[fields[9]] = _proc_address(fields[1])
+    found = []
+    for pid in pids:
+        try:
+            comm = Path("/proc/%d/comm" % pid).read_text().strip()
+            links = [os.readlink(fd) for fd in Path("/proc/%d/fd" % pid).iterdir()]
+        except OSError:  # gone meanwhile
+            continue
+        for link in links:
+            inode = link[len("socket:["):-1] if link.startswith("socket:[") else None
+            if inode in listening:
+                found.append((pid, comm, listening[inode]))
+    return found
 
 
 def _pid_alive(pid: int) -> bool:
