@@ -75,7 +75,7 @@ class LocalCollector(Collector):
             except (OSError, ValueError) as exc:
                 last = Cache(self.ctx.cachedir).load(name)
                 keep = "keeping its last good value" if last is not MISSING else "skipped"
-                LOG.error("%s; %s.", _reason(path, exc), keep)
+                LOG.warning("%s; %s.", _reason(path, exc), keep)
                 if last is not MISSING:
                     out.append((name, last))
                 continue
