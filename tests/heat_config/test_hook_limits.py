@@ -10,6 +10,7 @@ import sys
 import time
 
 from heat_config.signals import MAX_SIGNAL_CHARS
+from hooks.protocol import OUTPUT_CAP
 from tests.heat_config.conftest import cfn_inputs, cloud, deployment, write_deployments  # noqa: F401
 
 
@@ -63,3 +64,14 @@ def test_a_large_json_result_keeps_its_outputs_and_the_tails_of_its_streams(run_
         assert len(rest) > 100_000
     stored = json.loads(hc.path("deployed", deployment(0)["id"] + ".notify.json").read_text())
     assert stored["result"] == "ok"
+
+
+def test_large_raw_output_keeps_its_tail_within_the_output_cap(run_tool, hc, cloud):
+    """Output that is not a JSON result is still kept as a 512 KiB tail (the result cap is for JSON only)."""
+    hc.write("hooks/noisy", "#!/bin/sh\ncat >/dev/null\nseq 1 300000\n", 0o755)
+    write_deployments(hc, [deployment(0, group="noisy", config="run", signal=cfn_inputs(cloud))])
+    assert run_tool("heat-config", timeout=90).returncode == 0
+    stdout = cloud.cfn.signals[0].body["deploy_stdout"]
+    first, rest = stdout.split("\n", 1)
+    assert "bytes of earlier output cut" in first
+    assert rest.endswith("\n299999\n300000\n") and len(rest) == OUTPUT_CAP
