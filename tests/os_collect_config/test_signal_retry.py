@@ -76,9 +76,11 @@ def test_failed_signal_retries_back_off_and_the_agent_keeps_running(run_tool, hc
     # Full-jitter backoff from the first retry delay: each drawn delay at least the one before (they double).
     assert SIGNAL_RETRY_FIRST_S / 2 <= delays[0] <= delays[1] <= delays[2]
     assert delays[1] >= SIGNAL_RETRY_FIRST_S
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    for gap, delay in zip(gaps, delays):
-        assert gap >= delay - 0.5, "an attempt came %.1f s after the last, before its %.1f s backoff" % (gap, delay)
+    # The attempts are spaced by those delays, not by the 1 s polls. Each delay counts from the start of
+    # its attempt's delivery run, whose start-up time (a loaded machine stretches it) shifts when its POST
+    # arrives: hence the margin, which an agent retrying at every poll (~2 s for two gaps) cannot meet.
+    span = times[2] - times[0]
+    assert span >= 0.6 * (delays[0] + delays[1]), "3 attempts in %.1f s despite delays %s" % (span, delays[:2])
 
     cloud.cfn.fail_with = None
     wait_for(lambda: journal(hc, dep_id(0))["signal"] == "sent", 60, "the signal sent once the endpoint answers")
