@@ -133,3 +133,21 @@ def test_batch_aborted_by_a_failing_stage_leaves_every_target_untouched(tmp_path
     assert [(tmp_path / n).read_text() for n in ("a", "b")] == ["old-a", "old-b"]
     assert [mode_of(tmp_path / n) for n in ("a", "b")] == [0o644, 0o644]
     assert tree(tmp_path) == ["a", "b"]  # no temp file anywhere, the failed one's included
+
+
+def test_batch_whose_temp_file_cannot_be_synced_changes_nothing(tmp_path):
+    """The fsyncs run on several threads; one that fails still fails the commit, before any rename."""
+    from agent_common.atomic import AtomicBatch
+
+    names = ["f%d" % i for i in range(20)]
+    for name in names:
+        (tmp_path / name).write_text("old")
+    batch = AtomicBatch()
+    for name in names:
+        batch.stage(str(tmp_path / name), "new", 0o600)
+    [lost] = [p for p in tmp_path.iterdir() if p.name.startswith(".tmpf7.")]
+    lost.unlink()  # removed behind the batch's back: its fsync cannot open it
+    with pytest.raises(FileNotFoundError) as failed:
+        batch.commit()
+    assert failed.value.filename == str(lost)
+    assert tree(tmp_path) == sorted(names) and {(tmp_path / n).read_text() for n in names} == {"old"}
