@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from typing import TYPE_CHECKING, List, Optional
 
@@ -74,6 +75,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         if args.timeout is not None and not args.wait:
             print("heat-config status: --timeout needs --wait", file=sys.stderr)
+            return 2
+        if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout >= 0):
+            print("heat-config status: --timeout must be a finite number of seconds >= 0, not %g" % args.timeout,
+                  file=sys.stderr)
             return 2
         return status.main(settings.config_file, settings.deployed_dir, sys.stdout, sys.stderr,
                            as_json=args.json, wait=args.wait, timeout=args.timeout)

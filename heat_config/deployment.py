@@ -8,9 +8,17 @@ applied to them before any hook sees them (SPEC §6.3, §6.6 steps 1–3, §12.7
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from hooks.protocol import input_values, name_problem  # noqa: F401  (name_problem: validated through here)
+from agent_common.documents import loads_json, read_text
+from hooks.protocol import (  # noqa: F401  (the deployment rules, for the dispatcher side through here)
+    deployment_problem,
+    id_problem,
+    input_values,
+    name_problem,
+    refusal,
+    shape_problem,
+)
 
 Deployment = Dict[str, Any]
 
@@ -19,7 +27,7 @@ OAC_GROUPS = frozenset({"os-apply-config", "Heat::Ungrouped"})
 DEFAULT_GROUP = "Heat::Ungrouped"
 
 class BadDeploymentsFile(Exception):
-    """The deployments file is not JSON, or not a list (SPEC §12.7); the message names the file."""
+    """The deployments file cannot be read, is not JSON, or not a list (SPEC §12.7); the message names the file."""
 
 
 def parse(text: str, path: str) -> List[Any]:
@@ -27,9 +35,9 @@ def parse(text: str, path: str) -> List[Any]:
     if not text.strip():
         return []
     try:
-        data = json.loads(text)
+        data = loads_json(text, path)
     except ValueError as exc:
-        raise BadDeploymentsFile("%s: not valid JSON: %s" % (path, exc)) from None
+        raise BadDeploymentsFile(str(exc)) from None
     if data is None:
         return []
     if not isinstance(data, list):
@@ -37,11 +45,26 @@ def parse(text: str, path: str) -> List[Any]:
     return data
 
 
+def read_deployments(path: str) -> Optional[List[Any]]:
+    """The deployments in the file ``path``; None when it does not exist.
+
+    Every other way the file can be wrong — a FIFO or a directory, no permission, bytes
+    that are not UTF-8, JSON that is not JSON or nested too deeply, not a list — is a
+    BadDeploymentsFile whose message is the one line naming the file (SPEC §12.7).
+    """
+    try:
+        text = read_text(path)
+    except OSError as exc:
+        raise BadDeploymentsFile("%s: %s" % (path, exc.strerror or exc)) from None
+    except ValueError as exc:
+        raise BadDeploymentsFile(str(exc)) from None
+    return None if text is None else parse(text, path)
+
+
 def load_file(path: str) -> Deployment:
     """A deployment state file (``<deployed dir>/<id>.json``) as a dict; {} when missing, empty or unreadable."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = loads_json(read_text(path) or "null", path)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -78,8 +101,11 @@ def resolve_component(deployment: Deployment) -> bool:
 
 
 def group_of(deployment: Deployment) -> str:
+    """The deployment's group; "" when it is not a string (``shape_problem`` refuses such a deployment)."""
     group = deployment.get("group")
-    return DEFAULT_GROUP if group is None or group == "" else group
+    if group is None or group == "":
+        return DEFAULT_GROUP
+    return group if isinstance(group, str) else ""
 
 
 def action_of(deployment: Deployment) -> str:

@@ -15,7 +15,6 @@ import stat
 from typing import Any, Dict, List, Mapping, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir
-from agent_common.documents import read_text
 from agent_common.logs import redact
 from agent_common.paths import get_path
 from heat_config import deployment as dep
@@ -105,9 +104,9 @@ class Dispatcher:
         self.recover()
         self.outbox.retry_all()
         if not signals_only:
-            for item in deployments:
+            for position, item in enumerate(deployments, 1):
                 try:
-                    self.process(item)
+                    self.process(item, position)
                 except Exception:  # one broken deployment must not stop the others (§6.5 step 6)
                     LOG.exception("Error processing a deployment")
                 self.outbox.retry_due()
@@ -139,21 +138,19 @@ class Dispatcher:
             data = HookResult.failure(INTERRUPTED_MESSAGE % self.marker(record.id), INTERRUPTED_STATUS)
             self.finish(record, data.signal_data(), dep.load_file(self.marker(record.id)))
 
-    def process(self, item: Any) -> None:
-        if not isinstance(item, dict):
-            LOG.error("Skipping a deployment that is not a JSON object")
-            return
-        problem = dep.name_problem(item.get("id"))
-        if problem:
-            LOG.error("Refusing deployment %r (name %r): id %s", item.get("id"), item.get("name"), problem)
+    def process(self, item: Any, position: int) -> None:
+        refused = dep.refusal(item, "#%d in %s" % (position, self.settings.config_file))
+        if not isinstance(item, dict) or dep.id_problem(item.get("id")):
+            LOG.error("Refusing %s", refused)  # no usable id: no state file, never signalled (§12.13.8)
             return
         dep_id = item["id"]
         self.current.add(dep_id)
-        dep.coerce_inputs(item)
-        if not dep.resolve_component(item):
-            LOG.warning("Skipping group component, no valid script is defined for deploy action %s",
-                        dep.action_of(item))
-            return
+        if refused is None:  # fields of the wrong type: refused below, once the deployment is recorded
+            dep.coerce_inputs(item)
+            if not dep.resolve_component(item):
+                LOG.warning("Skipping group component, no valid script is defined for deploy action %s",
+                            dep.action_of(item))
+                return
         group = dep.group_of(item)
         record = self.known.get(dep_id)
         marker = self.marker(dep_id)
@@ -166,7 +163,7 @@ class Dispatcher:
 
         register_input_secrets(item)
         group_problem = dep.name_problem(group)
-        ref = None if group_problem else hookrun.find(group, self.settings.environ)
+        ref = None if refused or group_problem else hookrun.find(group, self.settings.environ)
         if ref is None and not group_problem and group in dep.OAC_GROUPS:
             LOG.debug("Skipping group %s: applied by os-apply-config", group)
             return
@@ -177,7 +174,7 @@ class Dispatcher:
         self.journal.save(record, durable=False)
         atomic_write(marker, pretty(item), 0o600, sync=False)
 
-        message = self.refusal(item, group_problem, ref)
+        message = self.refusal(item, refused, group_problem, ref)
         if message:
             LOG.error("%s", message)
             self.finish(record, HookResult.failure(message).signal_data(), item)
@@ -195,7 +192,8 @@ class Dispatcher:
             data = HookResult.failure(message).signal_data()
         self.finish(record, data, item)
 
-    def refusal(self, item: Dict[str, Any], group_problem: Optional[str], ref: Any) -> Optional[str]:
+    def refusal(self, item: Dict[str, Any], refused: Optional[str], group_problem: Optional[str],
+                ref: Any) -> Optional[str]:
         """Why this deployment is not run but reported failed (where a signal can go), or None to run it.
 
         A deployment whose signal URL is unusable is not run at all: its result could
@@ -206,6 +204,8 @@ class Dispatcher:
         if signal_problem:
             return "deployment %s refused, not run: %s, so no signal could report its result" % (
                 dep_id, signal_problem)
+        if refused:
+            return refused
         if group_problem:
             return "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
         if ref is None:
@@ -296,12 +296,11 @@ def main(settings: Settings, *, signals_only: bool = False) -> int:
         if stat.S_IMODE(os.lstat(settings.config_file).st_mode) != 0o600:
             os.chmod(settings.config_file, 0o600)
         prepare_deployed_dir(settings)
-        text = read_text(settings.config_file) or ""
     except OSError as exc:
         LOG.error("%s: %s", exc.filename or settings.config_file, exc.strerror)
         return 1
     try:
-        deployments = dep.parse(text, settings.config_file)
+        deployments = dep.read_deployments(settings.config_file) or []
     except dep.BadDeploymentsFile as exc:
         LOG.error("%s", exc)
         return 1

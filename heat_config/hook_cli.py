@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import hooks
 from heat_config import hookrun
-from hooks.protocol import context_for, read_deployment, serve, setup_hook_logging
+from hooks.protocol import context_for, read_deployment, refused, serve, setup_hook_logging
 
 LOG = logging.getLogger("heat-config")
 
@@ -52,7 +52,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     deployment = read_deployment(sys.stdin)
     if deployment is None:
         return 1
-    json.dump(hookrun.execute(ref, deployment, context_for(deployment)), sys.stdout)
+    result = refused(deployment)
+    data = result.signal_data() if result else hookrun.execute(ref, deployment, context_for(deployment))
+    json.dump(data, sys.stdout)
     return 0
 
 

@@ -8,11 +8,11 @@ signalled and no deployment state is written.
 """
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from typing import Any, Dict, List, Optional, Sequence
 
+from agent_common.documents import loads_json, read_text
 from heat_config import deployment as dep
 from heat_config import hookrun
 from hooks.protocol import HookContext, hook_timeout
@@ -23,27 +23,40 @@ class UsageError(Exception):
 
 
 def load(path: str) -> Dict[str, Any]:
+    """The SoftwareConfig or deployment in ``path``, its fields checked as the dispatcher checks them."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(path)
     except OSError as exc:
         raise UsageError("%s: %s" % (path, exc.strerror)) from None
+    except ValueError as exc:  # not UTF-8: the message names the file
+        raise UsageError(str(exc)) from None
+    if text is None:
+        raise UsageError("%s: No such file or directory" % path)
     try:
-        data = json.loads(text)
+        data = loads_json(text, path)
     except ValueError:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = " line %d" % (mark.line + 1) if mark is not None else ""
-            raise UsageError("%s:%s not valid JSON or YAML: %s" % (path, where, getattr(exc, "problem", exc))) from None
+        data = load_yaml(text, path)
     if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "group" not in data:
         data = data["properties"]
     if not isinstance(data, dict):
         raise UsageError("%s: expected a SoftwareConfig or deployment object" % path)
+    problem = dep.shape_problem(data)
+    if problem:
+        raise UsageError("%s: %s" % (path, problem))
     return data
+
+
+def load_yaml(text: str, path: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = " line %d" % (mark.line + 1) if mark is not None else ""
+        raise UsageError("%s:%s not valid JSON or YAML: %s" % (path, where, getattr(exc, "problem", exc))) from None
+    except RecursionError:
+        raise UsageError("%s: nested too deeply" % path) from None
 
 
 def parse_inputs(pairs: Sequence[str]) -> Dict[str, str]:
@@ -59,9 +72,7 @@ def parse_inputs(pairs: Sequence[str]) -> Dict[str, str]:
 def build(config: Dict[str, Any], given: Dict[str, str], action: str, name: str) -> Dict[str, Any]:
     """A deployment as Heat would derive it from this config (SPEC §6.4), with deploy_action set."""
     inputs: List[Dict[str, Any]] = []
-    for declared in config.get("inputs") or []:
-        if not isinstance(declared, dict) or not isinstance(declared.get("name"), str):
-            raise UsageError("every input needs a name")
+    for declared in config.get("inputs") or []:  # objects with a name: checked by load
         item = dict(declared)
         item.setdefault("type", "String")
         if item["name"] in given:
@@ -105,7 +116,7 @@ def exit_status(data: Any) -> int:
 def run(path: str, pairs: Sequence[str], action: str, environ: Optional[Dict[str, str]] = None) -> "tuple[Any, int]":
     env = dict(os.environ if environ is None else environ)
     deployment = build(load(path), parse_inputs(pairs), action, os.path.splitext(os.path.basename(path))[0])
-    problem = dep.name_problem(deployment["id"])
+    problem = dep.id_problem(deployment["id"])
     if problem:
         raise UsageError("%s: id %s" % (path, problem))
     dep.coerce_inputs(deployment)

@@ -8,7 +8,6 @@ delivered within the retry bound (§12.13.6) and should be tried again later.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -16,10 +15,11 @@ import time
 from typing import Any, List, Optional
 
 from agent_common.backoff import Backoff
+from agent_common.documents import loads_json, read_bytes
 from agent_common.logs import setup_logging
 from heat_config.journal import SIGNAL_REFUSED, SIGNALLED, Journal
 from heat_config.signals import BACKOFF_CAP_S, BACKOFF_INITIAL_S, SignalFailed, client_for, retry_budget, routes
-from hooks.protocol import input_values, register_input_secrets
+from hooks.protocol import deployment_label, input_values, inputs_problem, register_input_secrets
 
 LOG = logging.getLogger("heat-config-notify")
 
@@ -70,9 +70,9 @@ def main(argv: Optional[List[str]] = None, stdin: Any = None) -> int:
         LOG.error(USAGE)
         return 1
     try:
-        signal_data = json.load(stdin)
-    except ValueError:
-        LOG.warning("No valid json found on stdin")
+        signal_data = loads_json(getattr(stdin, "buffer", stdin).read(), "stdin")
+    except ValueError as exc:
+        LOG.warning("No valid json found on stdin (%s)", exc)
         signal_data = {}
     conf_file = args[0]
     if not os.path.exists(conf_file):
@@ -80,13 +80,19 @@ def main(argv: Optional[List[str]] = None, stdin: Any = None) -> int:
         LOG.error(USAGE)
         return 1
     try:
-        with open(conf_file, encoding="utf-8") as f:
-            deployment = json.load(f)
-    except (OSError, ValueError) as exc:
-        LOG.error("%s: cannot read the deployment: %s", conf_file, exc)
+        deployment = loads_json(read_bytes(conf_file), conf_file)
+    except OSError as exc:
+        LOG.error("%s: cannot read the deployment: %s", conf_file, exc.strerror)
+        return 1
+    except ValueError as exc:
+        LOG.error("Cannot read the deployment: %s", exc)
         return 1
     if not isinstance(deployment, dict):
         LOG.error("%s: not a deployment JSON object", conf_file)
+        return 1
+    problem = inputs_problem(deployment)
+    if problem:  # the dispatcher finds no signal route in such inputs either: it never runs this for them
+        LOG.error("%s: %s: %s, so it names no signal route", conf_file, deployment_label(deployment, "in it"), problem)
         return 1
     register_input_secrets(deployment)
     transports = routes(input_values(deployment), client_for(os.environ))

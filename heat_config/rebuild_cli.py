@@ -8,14 +8,14 @@ are checked before they become file names (SPEC §12.7).
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from typing import List, Optional
 
 from agent_common.paths import get_path
-from heat_config.deployment import OAC_GROUPS, group_of, name_problem
+from agent_common.documents import loads_json
+from heat_config.deployment import OAC_GROUPS, group_of, id_problem
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -36,9 +36,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("heat-config-rebuild-deployed: os-apply-config exited %d" % proc.returncode, file=sys.stderr)
         return 1
     try:
-        deployments = json.loads(proc.stdout.decode("utf-8", "replace") or "null")
+        deployments = loads_json(proc.stdout.decode("utf-8", "replace") or "null", "os-apply-config's deployments")
     except ValueError as exc:
-        print("heat-config-rebuild-deployed: deployments are not JSON: %s" % exc, file=sys.stderr)
+        print("heat-config-rebuild-deployed: %s" % exc, file=sys.stderr)
         return 1
     if not isinstance(deployments, list):
         print("heat-config-rebuild-deployed: deployments are not a JSON list", file=sys.stderr)
@@ -57,9 +57,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if group in OAC_GROUPS:
             print("Skipping creating deployed file for deployment %s as it is group:%s" % (dep_id, group))
             continue
-        problem = name_problem(dep_id)
+        problem = id_problem(dep_id)
         if problem:
-            print("Skipping deployment %r: id %s" % (dep_id, problem), file=sys.stderr)
+            print("Skipping deployment %.60r: id %s" % (dep_id, problem), file=sys.stderr)
             continue
         path = os.path.join(deployed_dir, "%s.json" % dep_id)
         print("Creating %s so that deployment will not be re-run" % path)

@@ -11,7 +11,6 @@ import os
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
-from agent_common.documents import read_text
 from agent_common.logs import redact
 from heat_config import deployment as dep
 from heat_config.journal import (
@@ -90,27 +89,25 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
     running = journal.dispatcher_running()
     problem = None
     try:
-        items = dep.parse(read_text(config_file) or "", config_file)
+        items = dep.read_deployments(config_file) or []
     except dep.BadDeploymentsFile as exc:
         items, problem = [], str(exc)
-    except OSError as exc:
-        items, problem = [], "%s: %s" % (config_file, exc.strerror)
     rows: List[Dict[str, Any]] = []
     seen = set()
     set_aside = journal.set_aside_copies()
     for item in items:
-        if not isinstance(item, dict):
+        refused = dep.deployment_problem(item)
+        if not isinstance(item, dict) or dep.id_problem(item.get("id")):  # never run, never signalled (§12.13.8)
+            item = item if isinstance(item, dict) else {}
+            rows.append(_row(id=item.get("id"), name=item.get("name"), group=dep.group_of(item),
+                             action=dep.action_of(item), state="failed", signal=SIGNAL_NONE,
+                             error="refused: %s" % refused))
             continue
         item = dict(item)
         register_input_secrets(item)  # a hook may have echoed one into the error shown below (§12.10)
-        if not dep.resolve_component(item):
+        if refused is None and not dep.resolve_component(item):
             continue  # no config for this action: the dispatcher leaves it alone, so does status
         group = dep.group_of(item)
-        bad = dep.name_problem(item.get("id"))
-        if bad:
-            rows.append(_row(id=item.get("id"), name=item.get("name"), group=group, action=dep.action_of(item),
-                             state="failed", signal=SIGNAL_NONE, error="refused: id %s" % bad))
-            continue
         seen.add(item["id"])
         try:
             record = journal.read(item["id"])
@@ -171,6 +168,9 @@ def main(config_file: str, deployed_dir: str, out: TextIO, err: TextIO, *, as_js
         err.write("heat-config status: %s\n" % note)
     while True:
         rows, problem = collect(config_file, deployed_dir)
+        if problem:  # one line, no table of nothing (issue 15 item 12)
+            err.write("heat-config status: %s\n" % problem)
+            return EXIT_FAILED
         if not wait or finished(rows):
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -178,8 +178,6 @@ def main(config_file: str, deployed_dir: str, out: TextIO, err: TextIO, *, as_js
             err.write("heat-config status: timed out after %s seconds waiting for deployments\n" % timeout)
             return EXIT_TIMEOUT
         time.sleep(poll_s)
-    if problem:
-        err.write("heat-config status: %s\n" % problem)
     render(rows, out, as_json)
     if wait:
         return EXIT_FAILED if any(r["state"] == "failed" for r in rows) else EXIT_OK

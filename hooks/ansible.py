@@ -24,7 +24,6 @@ from hooks.protocol import (
     HookContext,
     HookResult,
     deployment_id,
-    ensure_private_dir,
     input_values,
     options_of,
     output_files,
@@ -89,10 +88,8 @@ def failed_tasks(stdout: str) -> List[str]:
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     dep_id = deployment_id(deployment)
     options = options_of(deployment)
-    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    ensure_private_dir(outputs)
-    ensure_private_dir(working)
+    outputs = ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    working = ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
 
     config = deployment.get("config")
     if config is None or config == "" or config == {} or config == []:

@@ -24,7 +24,6 @@ from hooks.protocol import (
     Deployment,
     HookContext,
     HookResult,
-    ensure_private_dir,
     result_from_proc,
 )
 
@@ -55,8 +54,7 @@ def init_config(deployment: Deployment) -> Dict[str, Any]:
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     metadata = {INIT_KEY: init_config(deployment)}
-    directory = ctx.path(METADATA_DIR_ENV, METADATA_DIR_DEFAULT)
-    ensure_private_dir(directory)
+    directory = ctx.private_dir(METADATA_DIR_ENV, METADATA_DIR_DEFAULT)
     path = os.path.join(directory, METADATA_FILE)
     atomic_write(path, json.dumps(metadata), 0o600)
     LOG.info("Wrote %s", path)

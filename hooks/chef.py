@@ -152,8 +152,8 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     node_dir = os.path.join(working, "node")
     attributes = node_attributes(inputs, run_list(deployment.get("config")))
     client_rb = client_config(kitchen_path, node_dir, environment(inputs))
-    ensure_private_dir(outputs)
-    ensure_private_dir(working)
+    ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
 
     if options.get("kitchen"):
         failed = clone_kitchen(options["kitchen"], kitchen_path, inputs.get("deploy_action"), working, ctx)

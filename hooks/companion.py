@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, Mapping, Optional
 
-from hooks.protocol import Deployment, name_problem
+from hooks.protocol import Deployment, id_problem, name_problem
 
 LOG = logging.getLogger("heat-config")
 
@@ -23,23 +23,23 @@ def group_deployments(environ: Mapping[str, str], group: str, key: str) -> Optio
     nothing and exits 0, leaving the dispatcher to report the file (SPEC §11.25).
     """
     from agent_common.paths import get_path
-    from heat_config.deployment import BadDeploymentsFile, parse
+    from heat_config.deployment import BadDeploymentsFile, read_deployments
 
     conf = get_path("heat_shell_config", environ)
     try:
-        with open(conf, encoding="utf-8") as f:
-            deployments = parse(f.read(), conf)
-    except FileNotFoundError:
-        LOG.warning("No config file %s; %s left as it is", conf, group)
-        return None
-    except (OSError, BadDeploymentsFile) as exc:
+        deployments = read_deployments(conf)
+    except BadDeploymentsFile as exc:
         LOG.error("%s; %s left as it is", exc, group)
         return None
+    if deployments is None:
+        LOG.warning("No config file %s; %s left as it is", conf, group)
+        return None
+    key_problem = id_problem if key == "id" else name_problem
     found: Dict[str, Deployment] = {}
     for dep in deployments:
         if not isinstance(dep, dict) or dep.get("group") != group:
             continue
-        problem = name_problem(dep.get(key))
+        problem = key_problem(dep.get(key))
         if problem:
             LOG.error("%s deployment %s: %s %s; skipped", group, dep.get("id") or dep.get("name"), key, problem)
             continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -148,12 +149,61 @@ class HookContext:
         """A hook directory: its environment override when set and non-empty, else the default."""
         return self.environ.get(env_name) or default
 
+    def private_dir(self, env_name: str, default: str) -> str:
+        """``path``, created 0700 when missing (SPEC §8.0); when it cannot be a directory (a file is there,
+        no permission) the hook ends, through ToolCannotRun, with a failure naming the variable."""
+        path = self.path(env_name, default)
+        try:
+            ensure_private_dir(path)
+        except OSError as exc:
+            reason = "a file that is not a directory is there" if isinstance(exc, FileExistsError) else exc.strerror
+            message = "%s=%s cannot be used as a directory: %s" % (env_name, path, reason)
+            LOG.error("%s", message)
+            raise ToolCannotRun(HookResult.failure(message)) from None
+        return path
+
 
 Hook = Callable[[Deployment, HookContext], HookResult]
 
 
-# -- ids ---------------------------------------------------------------------------------------
+# -- ids and the shape of a deployment --------------------------------------------------------
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+#: The longest file name the filesystems we run on take (NAME_MAX).
+NAME_MAX = 255
+#: Every file name made from a deployment id (``{}``), by the directory that holds it: the dispatcher's
+#: markers (SPEC §6.6) and journal (§12.1), and the hooks' own files (ansible, puppet, salt, kubelet).
+#: An id must fit in each of them, and must not make one deployment's file another's.
+ID_FILE_NAMES = {
+    "deployed dir": ("{}.json", "{}.notify.json"),
+    "journal": ("{}.json", "{}.open"),
+    "ansible working dir": ("{}_playbook.yaml", "{}_variables.json"),
+    "puppet working dir": ("{}.pp",),
+    "puppet log dir": ("2024-03-05-09-12-44Z-{}-stdout.log", "2024-03-05-09-12-44Z-{}-stderr.log"),
+    "salt working dir": ("{}.sls",),
+    "kubelet manifests dir": ("{}.json",),
+}
+#: The longest id that still names every file of ID_FILE_NAMES.
+ID_MAX_LEN = NAME_MAX - max(len(name) - 2 for names in ID_FILE_NAMES.values() for name in names)
+
+
+def _colliding_endings() -> "tuple[str, ...]":
+    """Id endings that make an id's file the file of another id in the same directory.
+
+    ``x.notify`` + ``.json`` is ``x`` + ``.notify.json``: whenever one suffix of a
+    directory ends with another, the difference is an ending no id may have.
+    """
+    endings = set()
+    for names in ID_FILE_NAMES.values():
+        for longer in names:
+            for shorter in names:
+                head, tail = longer.split("{}"), shorter.split("{}")
+                if longer != shorter and head[0] == tail[0] and head[1].endswith(tail[1]):
+                    endings.add(head[1][: len(head[1]) - len(tail[1])])
+    return tuple(sorted(endings))
+
+
+_COLLIDING_ENDINGS = _colliding_endings()
 
 
 def name_problem(value: Any) -> Optional[str]:
@@ -162,13 +212,107 @@ def name_problem(value: Any) -> Optional[str]:
         return "empty or not a string"
     if ".." in value:
         return "contains '..'"
+    if value == ".":
+        return "is '.'"
     if not _SAFE_NAME.match(value):
         return "has characters other than letters, digits, '-', '_', '.' and ':'"
     return None
 
 
+def id_problem(value: Any) -> Optional[str]:
+    """Why ``value`` cannot be a deployment id, or None: the rules of ``name_problem``, and it must name
+    every file of ID_FILE_NAMES, each different from another deployment's (SPEC §12.7, §12.13.8)."""
+    problem = name_problem(value)
+    if problem:
+        return problem
+    if len(value) > ID_MAX_LEN:
+        return "is %d characters long; at most %d can name its state files" % (len(value), ID_MAX_LEN)
+    for ending in _COLLIDING_ENDINGS:
+        if value.endswith(ending):
+            return "ends with %r, which would share its state files with id %r" % (ending, value[: -len(ending)])
+    return None
+
+
+def _items_problem(deployment: Deployment, field: str) -> Optional[str]:
+    """``inputs`` / ``outputs``: absent, null or a list of objects, each with a string name."""
+    items = deployment.get(field)
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        return "%s must be a list, not %s" % (field, _type_name(items))
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            return "%s[%d] must be an object, not %s" % (field, index, _type_name(item))
+        if not isinstance(item.get("name"), str):
+            return "%s[%d].name must be a string, not %s" % (field, index, _type_name(item.get("name")))
+    return None
+
+
+def inputs_problem(deployment: Deployment) -> Optional[str]:
+    """Why the deployment's ``inputs`` cannot be read, or None: what every reader of inputs checks first."""
+    return _items_problem(deployment, "inputs")
+
+
+def _component_problem(config: Any) -> Optional[str]:
+    """A ``component`` config: ``{"configs": [{"actions": [...], "tool": "...", "config": ...}, ...]}`` (§6.4)."""
+    configs = config.get("configs") if isinstance(config, dict) else None
+    if not isinstance(configs, list):
+        return "config.configs must be a list (group component)"
+    for index, entry in enumerate(configs):
+        where = "config.configs[%d]" % index
+        if not isinstance(entry, dict):
+            return "%s must be an object, not %s" % (where, _type_name(entry))
+        actions = entry.get("actions")
+        if actions is not None and not (isinstance(actions, list) and all(isinstance(a, str) for a in actions)):
+            return "%s.actions must be a list of action names" % where
+        if not isinstance(entry.get("tool"), (str, type(None))):
+            return "%s.tool must be a string, not %s" % (where, _type_name(entry.get("tool")))
+    return None
+
+
+def shape_problem(deployment: Deployment) -> Optional[str]:
+    """Why a deployment's fields (all but its id) have the wrong type, naming the field, or None (SPEC §6.4).
+
+    Checked once, before anything reads the fields, so that a wrong type is one refusal
+    naming the field instead of a TypeError wherever the field happens to be used first.
+    """
+    problem = inputs_problem(deployment) or _items_problem(deployment, "outputs")
+    if problem:
+        return problem
+    for field, kinds, expected in (("group", (str,), "a string"), ("name", (str,), "a string"),
+                                   ("options", (dict,), "an object")):
+        value = deployment.get(field)
+        if value is not None and not isinstance(value, kinds):
+            return "%s must be %s, not %s" % (field, expected, _type_name(value))
+    if deployment.get("group") == "component":
+        return _component_problem(deployment.get("config"))
+    return None
+
+
+def deployment_problem(deployment: Any) -> Optional[str]:
+    """Why this deployment cannot be run, naming the field, or None: its id, then its shape."""
+    if not isinstance(deployment, dict):
+        return "not a JSON object but %s" % _type_name(deployment)
+    problem = id_problem(deployment.get("id"))
+    return "id %s" % problem if problem else shape_problem(deployment)
+
+
+def _type_name(value: Any) -> str:
+    """A JSON type name for messages (``int`` is a number to the user who wrote the JSON)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
 class ToolCannotRun(Exception):
-    """Raised by HookContext.run_tool; ``call`` reports ``result``, the failed deployment."""
+    """Raised by HookContext.run_tool and private_dir when what a hook needs outside the deployment (its tool,
+    its directories) is not there; ``call`` reports ``result``, the failed deployment."""
 
     def __init__(self, result: HookResult) -> None:
         super().__init__(result.stderr)
@@ -181,7 +325,7 @@ class BadDeployment(ValueError):
 
 def deployment_id(deployment: Deployment) -> str:
     """The deployment's id, checked safe to use as a file name; BadDeployment otherwise."""
-    problem = name_problem(deployment.get("id"))
+    problem = id_problem(deployment.get("id"))
     if problem:
         raise BadDeployment("deployment id %s" % problem)
     return deployment["id"]
@@ -189,12 +333,14 @@ def deployment_id(deployment: Deployment) -> str:
 
 # -- inputs -------------------------------------------------------------------------------------
 def input_values(deployment: Deployment) -> Dict[str, Any]:
-    """name → value of the deployment's inputs (a missing value is None; nameless inputs are ignored)."""
-    values: Dict[str, Any] = {}
-    for item in deployment.get("inputs") or []:
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            values[item["name"]] = item.get("value")
-    return values
+    """name → value of the deployment's inputs (a missing value is None).
+
+    Inputs of the wrong shape (``inputs_problem``) give none at all: a signal route or
+    credential is never taken from a list whose other items could not be read.
+    """
+    if inputs_problem(deployment):
+        return {}
+    return {item["name"]: item.get("value") for item in deployment.get("inputs") or []}
 
 
 def env_text(value: Any) -> str:
@@ -234,25 +380,37 @@ def register_input_secrets(deployment: Deployment) -> None:
 
 
 # -- timeout ------------------------------------------------------------------------------------
-def _seconds(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or value is None or value == "":
+def _seconds(value: Any, source: str) -> Optional[float]:
+    """A timeout from ``source``: None when unset or 0 (no limit, SPEC §12.5).
+
+    Anything but a finite number >= 0 is no limit from this source too, but said once in a
+    warning naming the source and the value: a typo must not silently remove a time limit.
+    """
+    if value is None or value == "":
         return None
     try:
-        seconds = float(value)
+        seconds = float("nan") if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds < 0:
+        LOG.warning("Ignoring %s=%.60r: not a number of seconds >= 0", source, value)
         return None
-    return seconds if seconds > 0 else None
+    return seconds or None
 
 
 def hook_timeout(deployment: Deployment, environ: Mapping[str, str]) -> Optional[float]:
     """SPEC §12.5: ``options.timeout`` wins, then the ``deploy_timeout`` input, then HEAT_CONFIG_HOOK_TIMEOUT."""
     options = deployment.get("options")
-    if isinstance(options, dict) and _seconds(options.get("timeout")):
-        return _seconds(options.get("timeout"))
-    from_input = _seconds(input_values(deployment).get(TIMEOUT_INPUT))
-    if from_input:
-        return from_input
-    return _seconds(environ.get(TIMEOUT_ENV))
+    sources = (
+        ("options.timeout", options.get("timeout") if isinstance(options, dict) else None),
+        ("input " + TIMEOUT_INPUT, input_values(deployment).get(TIMEOUT_INPUT)),
+        (TIMEOUT_ENV, environ.get(TIMEOUT_ENV)),
+    )
+    for source, value in sources:
+        seconds = _seconds(value, source)
+        if seconds:
+            return seconds
+    return None
 
 
 def timeout_message(seconds: float) -> str:
@@ -285,13 +443,8 @@ def result_from_proc(
 
 
 def options_of(deployment: Deployment) -> Dict[str, Any]:
-    """The deployment's ``options`` object; absent is empty, anything else but an object is refused."""
-    options = deployment.get("options")
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise BadDeployment("options must be an object, not %s" % type(options).__name__)
-    return options
+    """The deployment's ``options`` object; absent is empty (any other type is refused by ``shape_problem``)."""
+    return deployment.get("options") or {}
 
 
 def string_option(options: Dict[str, Any], key: str) -> str:
@@ -432,9 +585,36 @@ def context_for(deployment: Deployment, environ: Optional[Mapping[str, str]] = N
     return HookContext(environ=env, timeout=hook_timeout(deployment, env))
 
 
+def deployment_label(deployment: Any, where: str) -> str:
+    """How a message names a deployment: ``deployment <id>``, or ``deployment <where>`` (its position in
+    a file, say) when the id cannot be used, so an odd id is never printed raw."""
+    if isinstance(deployment, dict) and id_problem(deployment.get("id")) is None:
+        where = deployment["id"]
+    return "deployment %s" % where
+
+
+def refusal(deployment: Any, where: str = "on stdin") -> Optional[str]:
+    """One line naming the deployment (``deployment_label``) and the field that stops it from running
+    (``deployment_problem``), or None when it can run."""
+    problem = deployment_problem(deployment)
+    return None if problem is None else "%s: %s" % (deployment_label(deployment, where), problem)
+
+
+def refused(deployment: Deployment) -> Optional[HookResult]:
+    """The failed result for a deployment a hook must not run (logged in one line), or None."""
+    message = refusal(deployment)
+    if message is None:
+        return None
+    LOG.error("Refused: %s", message)
+    return HookResult.failure("refused: %s" % message)
+
+
 def call(hook: Hook, deployment: Deployment, ctx: HookContext) -> HookResult:
     """Run a built-in hook; a crash becomes a failed result with a one-line reason, never a lost deployment."""
     register_input_secrets(deployment)
+    refused_result = refused(deployment)
+    if refused_result is not None:
+        return refused_result
     try:
         return hook(deployment, ctx)
     except ToolCannotRun as exc:
@@ -448,14 +628,20 @@ def call(hook: Hook, deployment: Deployment, ctx: HookContext) -> HookResult:
 
 
 def read_deployment(stdin: Any) -> Optional[Deployment]:
-    """The deployment object on ``stdin``, or None after logging one line saying why not."""
+    """The deployment object on ``stdin``, or None after logging one line saying why not.
+
+    Read as bytes where there are bytes, so that text that is not UTF-8, or JSON nested
+    too deeply, is that one line too (agent_common.documents), not a traceback.
+    """
+    from agent_common.documents import loads_json
+
     try:
-        deployment = json.load(stdin)
+        deployment = loads_json(getattr(stdin, "buffer", stdin).read(), "stdin")
     except ValueError as exc:
-        LOG.error("stdin is not a deployment JSON object: %s", exc)
+        LOG.error("%s", exc)
         return None
     if not isinstance(deployment, dict):
-        LOG.error("stdin is not a deployment JSON object")
+        LOG.error("stdin: not a deployment JSON object")
         return None
     return deployment
 

@@ -32,7 +32,6 @@ from hooks.protocol import (
     HookContext,
     HookResult,
     deployment_id,
-    ensure_private_dir,
     hostname_f,
     input_env,
     input_values,
@@ -119,8 +118,7 @@ def facts(deployment: Deployment, ctx: HookContext, options: Dict[str, Any], hea
         problem = file_name_problem(config_name)
         if problem:
             raise BadDeployment("deployment name %r %s, so it cannot name a hiera data file" % (config_name, problem))
-        datadir = ctx.path(HIERA_DATADIR_ENV, HIERA_DATADIR_DEFAULT)
-        ensure_private_dir(datadir)
+        datadir = ctx.private_dir(HIERA_DATADIR_ENV, HIERA_DATADIR_DEFAULT)
         write_private(os.path.join(datadir, "heat_config_%s.json" % config_name), json.dumps(input_values(deployment)))
         env["FACTER_deploy_config_name"] = config_name
     env["FACTER_heat_outputs_path"] = heat_outputs_path
@@ -150,9 +148,9 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     base = log_base(deployment, logdir, dep_id)
     manifest = os.path.join(working, dep_id + ".pp")
     argv = command(ctx.environ.get(CMD_ENV) or CMD_DEFAULT, options, manifest)
-    ensure_private_dir(outputs)
-    ensure_private_dir(working)
-    ensure_private_dir(logdir)
+    for env_name, default in ((OUTPUTS_ENV, OUTPUTS_DEFAULT), (WORKING_ENV, WORKING_DEFAULT),
+                              (LOGDIR_ENV, LOGDIR_DEFAULT)):
+        ctx.private_dir(env_name, default)
 
     heat_outputs_path = os.path.join(outputs, dep_id)
     env = dict(ctx.environ)

@@ -40,7 +40,6 @@ from hooks.protocol import (
     HookContext,
     HookResult,
     deployment_id,
-    ensure_private_dir,
     input_values,
     output_files,
     prune_dir,
@@ -175,10 +174,8 @@ def result_of(proc: Any, ctx: HookContext, deployment: Deployment, heat_outputs_
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     dep_id = deployment_id(deployment)
     text = state_text(deployment.get("config"))
-    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    ensure_private_dir(outputs)
-    ensure_private_dir(working)
+    outputs = ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    working = ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
     state_file = os.path.join(working, dep_id + ".sls")
     atomic_write(state_file, text, 0o600, sync=False)
     heat_outputs_path = os.path.join(outputs, dep_id)

@@ -21,7 +21,6 @@ from hooks.protocol import (
     HookContext,
     HookResult,
     deployment_id,
-    ensure_private_dir,
     input_env,
     output_files,
     prune_dir,
@@ -37,10 +36,8 @@ OUTPUTS_ENV, OUTPUTS_DEFAULT = "HEAT_SCRIPT_OUTPUTS", "/var/run/heat-config/heat
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     dep_id = deployment_id(deployment)
-    working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    ensure_private_dir(outputs)
-    ensure_private_dir(working)
+    outputs = ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
+    working = ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
 
     script = os.path.join(working, dep_id)
     heat_outputs_path = os.path.join(outputs, dep_id)

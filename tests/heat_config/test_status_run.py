@@ -76,11 +76,13 @@ def test_status_wait_exit_1_when_any_failed_and_2_on_timeout(run_tool, hc):
     assert time.monotonic() - start < 10
 
 
-def test_status_on_an_unreadable_deployments_file_still_shows_pending_signals(run_tool, hc):
+def test_status_on_an_unreadable_deployments_file_is_one_line_and_exit_1(run_tool, hc):
+    """Issue 15 item 12: the error, then an empty table, exit 0, became one line and exit 1."""
     write_deployments(hc, "{broken")
     result = run_tool("heat-config", ["status"])
-    assert result.returncode == 0
-    assert "not valid JSON" in result.stderr
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "not valid JSON" in line
 
 
 # -- run ----------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def test_timeout_kills_the_whole_process_group(run_tool, ansible_env, sandbox):
 def test_unsafe_id_is_refused_before_any_file_is_written(run_tool, ansible_env, sandbox):
     out, _ = run_hook(run_tool, ansible_env, deployment(playbook("command: /bin/true"), dep_id="../escape"))
     assert out["deploy_status_code"] != 0
-    assert "deployment id" in out["deploy_stderr"]
+    assert "deployment on stdin: id " in out["deploy_stderr"]
     assert not sandbox.path("lib", "escape_playbook.yaml").exists()
 
 

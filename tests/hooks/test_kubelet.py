@@ -134,7 +134,7 @@ def test_deployment_timeout_bounds_the_whole_wait(run_tool, sandbox):
 
 def test_bad_id_or_config_is_refused(run_tool, sandbox):
     out = run_hook(run_tool, deployment([{"name": "a", "image": "x"}], dep_id="../../x"), {})
-    assert out["deploy_status_code"] != 0 and "deployment id" in out["deploy_stderr"]
+    assert out["deploy_status_code"] != 0 and "deployment on stdin: id " in out["deploy_stderr"]
     dep = deployment([{"image": "no-name"}])
     out = run_hook(run_tool, dep, {})
     assert out["deploy_status_code"] != 0 and "containers" in out["deploy_stderr"]

@@ -207,7 +207,7 @@ def test_log_files_are_named_from_now_without_creation_time(run_tool, sandbox, p
 @pytest.mark.parametrize("change, reason", [
     ({"options": {"enable_debug": "maybe"}}, "option enable_debug must be true or false, not 'maybe'"),
     ({"options": {"modulepath": ["/a", "/b"]}}, "option modulepath must be a string"),
-    ({"options": "enable_hiera"}, "options must be an object, not str"),
+    ({"options": "enable_hiera"}, "deployment %s: options must be an object, not a string" % DEP_ID),
     ({"config": {"file": "x"}}, "config must be a Puppet manifest (a string), not dict"),
     ({"creation_time": "../../etc/x"}, "creation_time '../../etc/x' would leave the directory"),
     ({"name": "../x", "options": {"enable_hiera": True}}, "deployment name '../x' would leave the directory"),

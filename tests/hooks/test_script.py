@@ -169,7 +169,7 @@ def test_input_values_are_never_logged(run_tool, script_env):
 def test_unsafe_id_is_refused_before_touching_paths(run_tool, script_env, sandbox, bad_id):
     out, _ = run_hook(run_tool, script_env, deployment("#!/bin/sh\ntouch /tmp/x\n", dep_id=bad_id))
     assert out["deploy_status_code"] != 0
-    assert "deployment id" in out["deploy_stderr"]
+    assert "deployment on stdin: id " in out["deploy_stderr"]
     assert not os.path.exists(sandbox.path("lib", "escape"))
 
 
