@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
+from typing import Any, Dict
 
 from tests.conftest import BIN_DIR
 from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, write_deployments
+from tests.heat_config.test_recovery import start_dispatcher, wait_for
 
 FIELDS = {"id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error"}
 
@@ -50,19 +53,51 @@ def test_status_runs_nothing_and_changes_nothing(run_tool, hc):
     assert not hc.path("lib", "heat-config-script").exists()
 
 
+HELD_HOOK = """#!/bin/sh
+touch {started}
+i=0
+while [ ! -e {release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+date +%s.%N > {finished}
+"""
+
+
 def test_status_wait_blocks_until_finished_and_signalled(run_tool, hc):
-    write_deployments(hc, [deployment(0, config="#!/bin/sh\nsleep 2\n")])
-    merged = dict(hc.env)
+    """Issue 12 defect 15: proven by order, not by a sleep. The hook is held until the test releases it;
+    while it is held, a --wait with a time-out times out on the running deployment; a --wait started
+    before the dispatcher ends after the hook's last line (timestamps) and shows the deployment done."""
+    started, release, finished = hc.path("started"), hc.path("release"), hc.path("finished")
+    write_deployments(hc, [deployment(0, config=HELD_HOOK.format(started=started, release=release,
+                                                                 finished=finished))])
     waiter = subprocess.Popen([str(BIN_DIR / "heat-config"), "status", "--wait", "--timeout", "60"],
-                              env=merged, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    assert waiter.poll() is None  # pending: still waiting
-    start = time.monotonic()
-    run_tool("heat-config")
-    out, _ = waiter.communicate(timeout=30)
-    assert waiter.returncode == 0
-    assert time.monotonic() - start < 10
-    assert "succeeded" in out
+                              env=hc.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ended: Dict[str, Any] = {}
+
+    def wait_for_the_waiter() -> None:
+        ended["out"], ended["err"] = waiter.communicate(timeout=90)
+        ended["at"] = time.time()
+
+    watcher = threading.Thread(target=wait_for_the_waiter)
+    watcher.start()
+    dispatcher = start_dispatcher(hc)
+    try:
+        wait_for(started.exists, what="the hook to start")
+        probe = run_tool("heat-config", ["status", "--wait", "--timeout", "1"])
+        assert probe.returncode == 2 and "timed out after 1" in probe.stderr
+        (row,) = [line for line in probe.stdout.splitlines() if dep_id(0) in line]
+        assert " running " in row
+        assert "at" not in ended  # the first waiter too is still waiting, on the same running deployment
+        release.touch()
+        assert dispatcher.wait(timeout=60) == 0
+        watcher.join(timeout=60)
+    finally:
+        for proc in (dispatcher, waiter):
+            if proc.poll() is None:
+                proc.kill()
+        watcher.join(timeout=10)
+    assert waiter.returncode == 0, ended["err"]
+    assert ended["at"] > float(finished.read_text())  # it returned after the hook's last line ran
+    (row,) = [line for line in ended["out"].splitlines() if dep_id(0) in line]
+    assert " succeeded " in row and " none " in row
 
 
 def test_status_wait_exit_1_when_any_failed_and_2_on_timeout(run_tool, hc):
