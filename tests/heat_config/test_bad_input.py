@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from hooks.protocol import ID_MAX_LEN
+from hooks.protocol import ID_FILE_NAMES, ID_MAX_LEN
 from tests.conftest import BIN_DIR
 from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, journal, write_deployments
 
@@ -156,6 +156,17 @@ def test_the_longest_id_that_names_every_state_file_runs_and_is_signalled(run_to
     (signal,) = cloud.cfn.signals
     assert signal.body["deploy_status_code"] == 0
     assert journal(hc, long_id)["signal"] == "sent"
+
+
+def test_the_id_limit_covers_the_file_names_the_code_makes():
+    """ID_FILE_NAMES is what ID_MAX_LEN is computed from: the suffixes the journal and hooks use are in it
+    (the longest, puppet's log name, is proven by tests/hooks/test_puppet.py with a real run)."""
+    from heat_config import journal
+    from hooks import ansible
+
+    names = {name for group in ID_FILE_NAMES.values() for name in group}
+    assert {"{}" + journal.OPEN_SUFFIX, "{}" + ansible.PLAYBOOK_SUFFIX, "{}" + ansible.VARIABLES_SUFFIX} <= names
+    assert ID_MAX_LEN == 255 - len("2024-03-05-09-12-44Z--stdout.log")
 
 
 def test_x_and_x_notify_no_longer_share_a_state_file(run_tool, hc):

@@ -22,7 +22,7 @@ import sys
 import pytest
 
 from hooks import puppet
-from hooks.protocol import HookContext
+from hooks.protocol import ID_MAX_LEN, HookContext
 from tests.conftest import PLANTED_SECRETS, hook_json
 
 DEP_ID = "9b2c5d2e-aaaa-4bbb-8ccc-000000000001"
@@ -202,6 +202,18 @@ def test_log_files_are_named_from_now_without_creation_time(run_tool, sandbox, p
     names = sorted(os.listdir(sandbox.path("log", "puppet")))
     assert [re.sub(r"^\d{4}(-\d\d){5}Z-", "TS-", n) for n in names] == [
         "TS-%s-stderr.log" % DEP_ID, "TS-%s-stdout.log" % DEP_ID]
+
+
+def test_the_longest_id_names_the_manifest_and_both_logs(run_tool, sandbox, puppet_env):
+    """The puppet log name is the longest file named after an id (hooks.protocol.ID_FILE_NAMES): an id of
+    ID_MAX_LEN characters must still fit in it (issue 12 defect 10)."""
+    cmd, _ = wrapper(sandbox, real=False)
+    long_id = "p" * ID_MAX_LEN
+    out, _ = run_hook(run_tool, puppet_env, deployment("", id=long_id), {"HEAT_PUPPET_CMD": cmd})
+    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    assert sorted(os.listdir(sandbox.path("log", "puppet"))) == [
+        "2024-03-05-09-12-44Z-%s-%s.log" % (long_id, stream) for stream in ("stderr", "stdout")]
+    assert os.listdir(sandbox.path("lib", "heat-config-puppet")) == [long_id + ".pp"]
 
 
 @pytest.mark.parametrize("change, reason", [
