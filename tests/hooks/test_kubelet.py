@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from hooks.protocol import ID_MAX_LEN
 from tests.conftest import hook_json
 
 DEP_ID = "fc9070b3-ba4e-4f22-9c3a-5d6e7f809a1b"
@@ -193,6 +194,37 @@ def test_companion_keeps_one_manifest_per_kubelet_deployment(run_tool, sandbox):
     write_deployments(sandbox, "")
     assert run_tool("heat-config-hook", ["--refresh", "kubelet"], env=env).returncode == 0
     assert os.listdir(manifests) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "not UTF-8", "too deep"])
+def test_companion_on_a_deployments_file_it_cannot_read_keeps_the_manifests(run_tool, sandbox, kind):
+    """Issue 12 defects 9 and 11: one line naming the file, no hang, no traceback; the pods keep running."""
+    manifests = sandbox.path("lib", "kubelet-manifests")
+    env = {"HEAT_KUBELET_MANIFESTS": str(manifests)}
+    write_deployments(sandbox, [deployment([{"name": "a", "image": "x"}], dep_id="aaaa-1")])
+    assert run_tool("heat-config-hook", ["--refresh", "kubelet"], env=env).returncode == 0
+    path = sandbox.path("run", "heat-config")
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.write_bytes(b"[\xff]" if kind == "not UTF-8" else b"[" * 100000 + b"]" * 100000)
+    done = run_tool("heat-config-hook", ["--refresh", "kubelet"], env=env, timeout=20)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
+    assert str(path) in line and "kubelet left as it is" in line
+    assert os.listdir(manifests) == ["aaaa-1.json"]
+
+
+def test_companion_skips_an_id_that_cannot_name_a_manifest(run_tool, sandbox):
+    manifests = sandbox.path("lib", "kubelet-manifests")
+    long_id = "k" * (ID_MAX_LEN + 1)
+    write_deployments(sandbox, [deployment([{"name": "a", "image": "x"}], dep_id=long_id),
+                                deployment([{"name": "b", "image": "y"}], dep_id="bbbb-2")])
+    done = run_tool("heat-config-hook", ["--refresh", "kubelet"], env={"HEAT_KUBELET_MANIFESTS": str(manifests)})
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "is %d characters long" % len(long_id) in done.stderr
+    assert os.listdir(manifests) == ["bbbb-2.json"]
 
 
 def test_companion_missing_deployments_file_does_not_abort(run_tool, sandbox):
