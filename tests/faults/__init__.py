@@ -1,10 +1,12 @@
 """The fault, kill, fuzz and soak suite (issue 12): it finds, by itself, the defects short tests never reach.
 
-- ``test_soak.py``: the real os-collect-config runs for a while (0.2 s polls) against loopback
-  servers that at random go down, answer 5xx, hang or send garbage (tests/servers/faults.py), for
-  every collector, and runs the real pipeline (os-refresh-config → os-apply-config → heat-config)
-  whose CFN signal endpoint fails the same way. It must never exit; every deployment is signalled
-  exactly once after the faults stop; open fds and RSS must stay within stated bounds.
+- ``test_soak.py``: the real os-collect-config polls for 150 s (0.05 s interval, over 1,000 polls)
+  against loopback servers that at random go down, answer 5xx, hang or send garbage
+  (tests/servers/faults.py), for every collector and Keystone (short-lived, revoked tokens), and
+  runs the real pipeline (os-refresh-config → os-apply-config → heat-config) whose CFN signal
+  endpoint fails the same way, sometimes long enough that the agent's own between-polls retry
+  delivers the signal. It must never exit; every deployment is signalled exactly once; no fault is
+  taken for new data; open fds and RSS must stay within stated bounds.
 - ``test_kill.py``: SIGKILL at each point of the pipeline (mid-collect, mid-cache-write,
   mid-command, mid-render, mid-hook, mid-signal), found by waiting for an observable event, then a
   restart: no lost signal, no corrupt state file, no hook run twice.

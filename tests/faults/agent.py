@@ -6,43 +6,58 @@ that names every collector's loopback server (heat and zaqar through Keystone, c
 through a Swift temp URL, heat_local and local from files), and polls every ``interval`` seconds.
 Deployments are script deployments, signalled over CFN_SIGNAL to the loopback heat-api-cfn; each
 hook appends its deployment id to ``hooks.log``, so a double run shows.
+
+``minimal=True`` keeps of the image only what carries deployments: os-refresh-config with just
+20-os-apply-config and 55-heat-config, and os-apply-config with just the deployments file's
+template. The command is still the real os-refresh-config → os-apply-config → heat-config, but a
+change costs about a second instead of several, which lets the soak poll thousands of times.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import BIN_DIR, PLANTED_SECRETS, Sandbox
-from tests.e2e.agent import VM
+from tests.e2e.agent import ELEMENTS, PHASES, VM
 from tests.heat_config.conftest import STACK, STACK_ID, deployment
 from tests.os_collect_config.keystone_sources import write_config
 from tests.servers.cloud import Cloud, start_cloud
 from tests.servers.ec2 import Ec2Server
-from tests.servers.faults import FaultInjector
+from tests.servers.faults import KINDS, FaultInjector
 from tests.servers.swift import SwiftServer
 
 COLLECTORS = ("heat", "cfn", "ec2", "request", "zaqar", "heat_local", "local")
 QUEUE = "server1-queue"
 #: Collectors' and signals' request time-out; a "long" hang outlasts it, a "short" one does not.
 CLIENT_TIMEOUT_S = 2.0
+#: Servers whose answers are free text: there any 200 body is a valid value, so no ``garbage_body``.
+TEXT_SERVERS = ("ec2",)
+#: What the minimal pipeline keeps of the heat-config element: the deployments file and its two scripts.
+DEPLOYMENTS_ELEMENT = ELEMENTS / "heat-config"
+MINIMAL_SCRIPTS = ("20-os-apply-config", "55-heat-config")
 
 
 class Servers:
-    """The loopback cloud plus EC2 and Swift, each with a (disabled until started) fault injector."""
+    """The loopback cloud plus EC2 and Swift, each with a (disabled until started) fault injector.
 
-    def __init__(self, seed: int, rate: float) -> None:
+    ``options`` go to every FaultInjector (hang lengths, ``weights``...)."""
+
+    def __init__(self, seed: int, rate: float, **options: Any) -> None:
         self.cloud: Cloud = start_cloud()
         self.ec2 = Ec2Server({"local-ipv4": "10.0.0.5", "hostname": "vm1"}).start()
         self.swift = SwiftServer().start()
         self.by_name = {"keystone": self.cloud.keystone, "heat": self.cloud.heat, "cfn": self.cloud.cfn,
                         "zaqar": self.cloud.zaqar, "ec2": self.ec2, "swift": self.swift}
-        self.injectors = {name: FaultInjector(seed + n, rate, hang_short_s=CLIENT_TIMEOUT_S / 4,
-                                              hang_long_s=CLIENT_TIMEOUT_S + 1.5).attach(server)
+        options = dict({"hang_short_s": CLIENT_TIMEOUT_S / 4, "hang_long_s": CLIENT_TIMEOUT_S + 1.5}, **options)
+        text_kinds = tuple(k for k in KINDS if k != "garbage_body")
+        self.injectors = {name: FaultInjector(seed + n, rate, text_kinds if name in TEXT_SERVERS else KINDS,
+                                              **options).attach(server)
                           for n, (name, server) in enumerate(sorted(self.by_name.items()))}
         self.faults(False)
         self.cloud.heat.add_stack(STACK, STACK_ID)
@@ -62,6 +77,9 @@ class Servers:
                 total[kind] = total.get(kind, 0) + n
         return total
 
+    def request_counts(self) -> Dict[str, int]:
+        return {name: len(server.requests) for name, server in self.by_name.items()}
+
     def stop(self) -> None:
         self.faults(False)
         self.cloud.stop()
@@ -72,9 +90,14 @@ class Servers:
 class Agent(VM):
     """The VM with os-collect-config configured for every collector of ``servers``."""
 
-    def __init__(self, base: Path, servers: Servers, interval: float = 0.2, first_n: int = 0) -> None:
+    def __init__(self, base: Path, servers: Servers, interval: float = 0.2, first_n: int = 0,
+                 minimal: bool = False, signal_retry_s: float = 3.0) -> None:
         super().__init__(base, polling_interval=interval)
+        if minimal:
+            self._keep_only_deployments()
         self.servers = servers
+        #: How long one dispatcher run retries a signal (HEAT_CONFIG_SIGNAL_RETRY_S).
+        self.signal_retry_s = signal_retry_s
         #: Deployment numbers start here: agents sharing one set of servers keep their signals apart.
         self.first_n = first_n
         self.hooks_log = base / "hooks.log"
@@ -95,10 +118,22 @@ class Agent(VM):
         (base / "cfn-init-data").write_text(json.dumps({"heat-local-key": "heat-local-value"}))
         (base / "local-data" / "local.json").write_text(json.dumps({"local-key": "local-value"}))
 
+    def _keep_only_deployments(self) -> None:
+        """The minimal pipeline (module docstring): the image's other scripts and templates go."""
+        for rel in ("orc", "templates"):
+            shutil.rmtree(self.base / rel)
+        for phase in PHASES:
+            (self.base / "orc" / phase).mkdir(parents=True)
+        for script in MINIMAL_SCRIPTS:
+            shutil.copy2(DEPLOYMENTS_ELEMENT / "os-refresh-config" / "configure.d" / script,
+                         self.base / "orc" / "configure.d" / script)
+        shutil.copytree(DEPLOYMENTS_ELEMENT / "os-apply-config", self.base / "templates")
+
     @property
     def env(self) -> Dict[str, str]:
         env = super().env
-        env.update(HEAT_CONFIG_SIGNAL_TIMEOUT_S=str(CLIENT_TIMEOUT_S), HEAT_CONFIG_SIGNAL_RETRY_S="3")
+        env.update(HEAT_CONFIG_SIGNAL_TIMEOUT_S=str(CLIENT_TIMEOUT_S), HEAT_CONFIG_SIGNAL_RETRY_S="%g"
+                   % self.signal_retry_s)
         return env
 
     def argv(self, *extra: str) -> List[str]:
@@ -119,7 +154,7 @@ class Agent(VM):
         """A new script deployment in Heat's metadata, signalled over CFN_SIGNAL; it logs its run."""
         n = self.first_n + len(self.deployments)
         cfn = self.servers.cloud.cfn
-        url = cfn.signed_signal_url(self.servers.cloud.access_key, STACK, STACK_ID, "deploy_%d" % n)
+        url = cfn.signed_signal_url(self.servers.cloud.access_key, STACK, STACK_ID, self.next_resource)
         signal = [{"name": "deploy_signal_transport", "type": "String", "value": "CFN_SIGNAL"},
                   {"name": "deploy_signal_id", "type": "String", "value": url},
                   {"name": "deploy_signal_verb", "type": "String", "value": "POST"}]
@@ -154,8 +189,18 @@ class Agent(VM):
                 counts[resource] = counts.get(resource, 0) + 1
         return counts
 
+    @property
+    def next_resource(self) -> str:
+        """The resource the next add_deployment() signals."""
+        return "deploy_%d" % (self.first_n + len(self.deployments))
+
+    def log_count(self, regex: str) -> int:
+        """Lines of the agent's log matching ``regex``."""
+        return len(re.findall(regex, self.log(), re.MULTILINE))
+
     def polls(self) -> int:
-        return len(re.findall(r"Sleeping [0-9.]+ seconds", self.log()))
+        """The agent's polls (each asks every collector that is not backing off): one "Sleeping" line each."""
+        return self.log_count(r"Sleeping [0-9.]+ seconds")
 
     def private_paths(self):
         """Where secrets may rest (0600/0700): os-collect-config's cache and config, the dispatcher's state
