@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -129,6 +130,20 @@ class TestJinja:
         before = oac.snapshot()
         assert one_error_line(oac.render("-m", md)).startswith("%s:%d: %s" % (bad, line, problem))
         assert oac.snapshot() == before  # nothing written, the good template's change included
+
+    def test_includes_are_relative_to_the_root_and_a_fifo_is_not_waited_on(self, oac, md):
+        oac.template("etc/app.conf.j2", "{% include 'shared/head.j2' %}k={{ o.k }}\n")
+        oac.template("shared/head.j2", "# {{ i }}\n")
+        assert oac.render("-m", md).returncode == 0
+        assert oac.output("etc/app.conf") == "# 5\nk=v\n"
+        oac.template("etc/climb.j2", "{% include '../outside.j2' %}")
+        assert "climb.j2" in one_error_line(oac.render("-m", md))
+        (oac.templates / "etc" / "climb.j2").unlink()
+        os.mkfifo(oac.templates / "shared" / "pipe.j2")
+        before = oac.snapshot()
+        error = one_error_line(oac.render("-m", md, timeout=10))  # Jinja2's loader takes only regular files
+        assert error.startswith("%s: " % (oac.templates / "shared" / "pipe.j2")) and "not found" in error
+        assert oac.snapshot() == before
 
     def test_name_clash_with_a_mustache_template_is_an_error(self, oac, md):
         oac.template("etc/x", "{{s}}")
