@@ -11,18 +11,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
+import time
 from typing import Any, Dict, List, Mapping, Optional, Set
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.logs import redact
 from agent_common.paths import get_path
 from heat_config import deployment as dep
-from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, Journal, Record, now
+from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, SIGNALLED, Journal, Record, now
 from heat_config.signals import InProcessSender, Outbox, ProgramSender, mark_finished, retry_budget, route_problem
 from hooks.protocol import HookContext, HookResult, hook_timeout, input_values, register_input_secrets
 
 LOG = logging.getLogger("heat-config")
+
+#: The names ``atomic_write`` gives its temporary files (``tempfile.mkstemp(prefix="tmp")``).
+TEMP_NAME = re.compile(r"^tmp[a-z0-9_]{8}$")
+#: Seconds to wait for a stopped hook group's processes to be gone after SIGKILL.
+GROUP_EXIT_S = 5.0
 
 INTERRUPTED_STATUS = 1
 INTERRUPTED_MESSAGE = ("heat-config stopped while this deployment's hook was running (the agent was killed or "
@@ -98,7 +105,9 @@ class Dispatcher:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, deployments: List[Any], *, signals_only: bool = False) -> None:
+        started = time.time()
         self.journal.lock()
+        self.remove_stale_temp_files(started)
         self.load_journal()
         self.outbox.load(self.known.values())
         self.recover()
@@ -123,14 +132,42 @@ class Dispatcher:
             record = self.journal.load(dep_id)
             if record is None:
                 self.journal.remove(dep_id)
-            elif record.settled:
-                self.journal.save(record, durable=False)  # a flag left by a kill between two writes
+                continue
+            self.restore_notify_file(record)
+            if record.settled:
+                self.journal.close(record)  # a flag left by a kill between two writes
             else:
                 self.known[dep_id] = record
+
+    def remove_stale_temp_files(self, started: float) -> None:
+        """Temporary files of ``atomic_write`` that a kill mid-write left behind (issue 12 defect 14).
+
+        Only our own temp-file names, only files older than this run, and only with
+        the lock held, so no other dispatcher can be writing them.
+        """
+        for directory in (self.settings.deployed_dir, self.journal.dir):
+            try:
+                entries = [e for e in os.scandir(directory) if TEMP_NAME.match(e.name)]
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < started:
+                        os.unlink(entry.path)
+                        LOG.info("Removed %s, left by a run that was killed while writing it", entry.path)
+            except OSError as exc:
+                LOG.warning("Could not remove temporary files in %s: %s", directory, exc.strerror or exc)
+
+    def restore_notify_file(self, record: Record) -> None:
+        """Write ``<id>.notify.json`` from the journal when a kill came between the two (§6.6 step 10)."""
+        notify = self.notify_file(record.id)
+        if record.step not in (FINISHED, SIGNALLED) or record.signal_data is None or os.path.exists(notify):
+            return
+        atomic_write(notify, pretty(record.signal_data), 0o600, sync=False)
+        LOG.info("Wrote %s, which a killed run had left unwritten", notify)
 
     def recover(self) -> None:
         """A hook that was running when the dispatcher died is reported failed, once, never re-run (§12.3)."""
         for record in list(self.known.values()):
+            if record.step == RUNNING:
+                stop_orphan(record)  # even when its marker is gone: the re-run must not overlap it
             if record.step != RUNNING or not os.path.exists(self.marker(record.id)):
                 continue
             LOG.error("Deployment %s was interrupted while its hook ran; signalling it failed", record.id)
@@ -182,7 +219,8 @@ class Dispatcher:
 
         record.step, record.started_at = RUNNING, now()
         self.journal.save(record, durable=True)
-        ctx = HookContext(environ=dict(self.settings.environ), timeout=hook_timeout(item, self.settings.environ))
+        ctx = HookContext(environ=dict(self.settings.environ), timeout=hook_timeout(item, self.settings.environ),
+                          on_start=lambda pid: self.hook_started(record, pid))
         LOG.debug("Running %s < %s", ref.label, marker)
         try:
             data = hookrun.execute(ref, item, ctx)
@@ -191,6 +229,12 @@ class Dispatcher:
             message = "heat-config could not run the hook: %s: %s" % (type(exc).__name__, exc)
             data = HookResult.failure(message).signal_data()
         self.finish(record, data, item)
+
+    def hook_started(self, record: Record, pgid: int) -> None:
+        """Journal the process group a hook (or a built-in hook's tool) now runs in: if this dispatcher
+        dies, the next run stops that group before reporting the deployment (SPEC §12.3)."""
+        record.hook_pgid, record.hook_proc = pgid, process_identity(pgid)
+        self.journal.save(record, durable=False)  # a kill -9 keeps it; a power cut ends the hook too
 
     def refusal(self, item: Dict[str, Any], refused: Optional[str], group_problem: Optional[str],
                 ref: Any) -> Optional[str]:
@@ -232,6 +276,8 @@ class Dispatcher:
         atomic_write(self.notify_file(record.id), pretty(data), 0o600, sync=False)
         if record.signal == SIGNAL_PENDING:
             self.outbox.attempt(record, inputs)
+        else:
+            self.journal.close(record)
 
     def cleanup(self) -> None:
         """Deployments gone from the metadata with nothing left to send: drop their hook files and
@@ -268,6 +314,67 @@ class Dispatcher:
 
 #: Characters of the last stderr line kept as the error ``status`` shows.
 ERROR_CHARS = 300
+
+
+def _proc_stat(pid: int) -> Optional[List[str]]:
+    """The fields of ``/proc/<pid>/stat`` from the state on (field 3), or None when there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rsplit(b")", 1)[1].decode("ascii", "replace").split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_identity(pid: int, fields: Optional[List[str]] = None) -> Optional[str]:
+    """What tells this process from a later one given the same pid: the boot it runs in and its start time."""
+    fields = fields or _proc_stat(pid)
+    if not fields or len(fields) < 20:
+        return None
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = "?"
+    return "%s %s" % (boot, fields[19])  # field 22, starttime
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: an orphan's zombie may never be reaped where pid 1 does not reap."""
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether any process of the group is still running (one pass over /proc)."""
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    for name in os.listdir("/proc"):
+        fields = _proc_stat(int(name)) if name.isdigit() else None
+        if fields and fields[0] != "Z" and len(fields) > 2 and fields[2] == str(pgid):
+            return True
+    return False
+
+
+def stop_orphan(record: Record) -> None:
+    """Stop the hook group of a dispatcher that died, if its leader still runs (SPEC §12.3).
+
+    The group is stopped only when its leader is the very process the journal
+    names (same boot, same start time): a pid the system has given to another
+    process since is left alone.  SIGTERM, then SIGKILL after proc's grace period.
+    """
+    from agent_common import proc
+
+    pgid = record.hook_pgid
+    fields = _proc_stat(pgid) if pgid else None
+    if not fields or fields[0] == "Z" or process_identity(pgid, fields) != record.hook_proc:
+        return
+    LOG.warning("The hook of deployment %s is still running (process group %d); stopping it", record.id, pgid)
+    proc.kill_group(pgid, proc.KILL_GRACE_S, gone=lambda: not _running(pgid))
+    deadline = time.monotonic() + GROUP_EXIT_S
+    while _group_running(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _last_line(text: Any) -> str:

@@ -57,6 +57,9 @@ FIELDS: Dict[str, Any] = {
     "status_code": None, "failed": None, "interrupted": False, "error": "",
     "signal": SIGNAL_NONE, "transport": "NO_SIGNAL", "attempts": 0, "next_try_at": None, "signal_error": "",
     "signal_data": None,
+    # The process group the hook runs in (an executable hook, or the latest tool a built-in hook started)
+    # and what identifies its leader, so that a run after a crash can stop it and never a recycled pid.
+    "hook_pgid": None, "hook_proc": None,
 }
 
 
@@ -74,6 +77,8 @@ _CHECKS = {
     "failed": (lambda v: v is None or type(v) is bool, "true, false or null"),
     "interrupted": (lambda v: type(v) is bool, "true or false"),
     "signal_data": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "hook_pgid": (lambda v: v is None or (type(v) is int and v > 1), "a process group id or null"),
+    "hook_proc": (lambda v: v is None or isinstance(v, str), "a string or null"),
 }
 for _name in ("id", "name", "group", "action", "error", "transport", "signal_error"):
     _CHECKS[_name] = (lambda v: isinstance(v, str), "a string")
@@ -220,15 +225,25 @@ class Journal:
         LOG.error("%s was not a directory: moved it to %s and started a new journal (deployments already "
                   "marked in %s are not run again)", self.dir, dest, self.deployed_dir)
 
-    def save(self, record: Record, *, durable: bool = True) -> None:
-        """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run)."""
+    def save(self, record: Record, *, durable: bool = True, keep_open: bool = False) -> None:
+        """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run).
+
+        ``keep_open`` leaves a settled record flagged until ``close``: its caller has
+        one more file to write for it (``<id>.notify.json``), and a run after a kill in
+        between must read the record to write that file.
+        """
         ensure_dir(self.dir, 0o700)
         flag = os.path.join(self.dir, record.id + OPEN_SUFFIX)
-        if not record.settled:
+        if not record.settled or keep_open:
             os.close(os.open(flag, os.O_WRONLY | os.O_CREAT, 0o600))
         atomic_write(self.path(record.id), json.dumps(record.to_dict(), sort_keys=True), 0o600, sync=durable)
+        if not keep_open:
+            self.close(record)
+
+    def close(self, record: Record) -> None:
+        """Drop the flag of a settled record: no later run needs to read it."""
         if record.settled:
-            _unlink(flag)
+            _unlink(os.path.join(self.dir, record.id + OPEN_SUFFIX))
 
     def remove(self, dep_id: str) -> None:
         _unlink(self.path(dep_id))

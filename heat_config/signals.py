@@ -521,7 +521,11 @@ class Outbox:
 
 def mark_finished(journal: Journal, record: Record, data: Dict[str, Any], inputs: Mapping[str, Any],
                   signal_via_program: bool) -> None:
-    """Record the result and the signal still to send (durable: this is what a crash recovers from)."""
+    """Record the result and the signal still to send (durable: this is what a crash recovers from).
+
+    The record stays flagged open even when there is nothing to send: the caller
+    writes the notify file next, then closes the record (``Journal.close``).
+    """
     record.signal_data = data
     record.transport = route_name(inputs)
     problem = route_problem(inputs)
@@ -531,7 +535,7 @@ def mark_finished(journal: Journal, record: Record, data: Dict[str, Any], inputs
         record.signal = SIGNAL_PENDING  # with a notifier program the original always runs it (§7.7)
     else:
         record.signal = SIGNAL_NONE
-    journal.save(record, durable=True)
+    journal.save(record, durable=True, keep_open=True)
 
 
 __all__ = [

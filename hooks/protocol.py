@@ -88,8 +88,10 @@ class HookContext:
 
     def __init__(self, environ: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
                  output_cap: int = OUTPUT_CAP, started: Optional[float] = None,
-                 gone_ids: Optional[Iterable[str]] = None) -> None:
+                 gone_ids: Optional[Iterable[str]] = None, on_start: Optional[Callable[[int], None]] = None) -> None:
         self.environ: Dict[str, str] = dict(os.environ) if environ is None else environ
+        #: Called with the process group id of each tool ``run`` starts (the dispatcher journals it, §12.3).
+        self.on_start = on_start
         #: For ``cleanup``: ids known to have left the metadata (None: not known).
         self.gone_ids = None if gone_ids is None else frozenset(gone_ids)
         #: Seconds the whole hook may take; None means no limit.
@@ -127,6 +129,7 @@ class HookContext:
             timeout=self.remaining(),
             output_cap=self.output_cap,
             stdout_cap=stdout_cap,
+            on_start=self.on_start,
         )
 
     def run_tool(

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal as signals
+import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS, assert_no_planted_secret
+from tests.conftest import BIN_DIR, PLANTED_SECRETS, assert_no_planted_secret
 from tests.servers.cloud import Cloud, cloud  # noqa: F401  (fixture re-exported)
 
 STACK = "web"
@@ -109,6 +112,32 @@ def assert_no_secret_on_disk_outside_state(sandbox) -> None:
                 allowed = path.startswith(str(deployed(sandbox))) or path == str(sandbox.path("run", "heat-config"))
                 assert allowed, "secret in %s" % path
                 assert os.stat(path).st_mode & 0o077 == 0, "secret in a non-private file %s" % path
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    """Until ``predicate()`` is true; the test fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail("timed out waiting for %s" % what)
+
+
+def start_dispatcher(sandbox, env=None) -> "subprocess.Popen":
+    """The real ``heat-config`` in the background, for a test that kills it."""
+    merged = dict(sandbox.env)
+    merged.update(env or {})
+    return subprocess.Popen([str(BIN_DIR / "heat-config")], env=merged, cwd=str(sandbox.root),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill_pid_from(path) -> None:
+    """Stop what this test started: the script that wrote its pid leads its own process group."""
+    try:
+        os.killpg(int(path.read_text()), signals.SIGKILL)
+    except (ProcessLookupError, ValueError, FileNotFoundError):
+        pass
 
 
 __all__ = ["assert_no_planted_secret", "PLANTED_SECRETS"]

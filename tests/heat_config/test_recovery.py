@@ -6,40 +6,20 @@ mid-signal, a stopped signal server, 5xx replies, slow replies, a hung hook.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 
-import pytest
-
-from tests.conftest import BIN_DIR
-from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, journal, write_deployments
+from tests.heat_config.conftest import (
+    cfn_inputs,
+    dep_id,
+    deployed,
+    deployment,
+    journal,
+    kill_pid_from,
+    start_dispatcher,
+    wait_for,
+    write_deployments,
+)
 from tests.servers.cfn import CfnServer
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail("timed out waiting for %s" % what)
-
-
-def start_dispatcher(sandbox, env=None):
-    merged = dict(sandbox.env)
-    merged.update(env or {})
-    return subprocess.Popen([str(BIN_DIR / "heat-config")], env=merged, cwd=str(sandbox.root),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def kill_pid_from(path):
-    """Stop what this test started: the script that wrote its pid leads its own process group."""
-    try:
-        os.killpg(int(path.read_text()), signal.SIGKILL)
-    except (ProcessLookupError, ValueError, FileNotFoundError):
-        pass
 
 
 def test_kill_9_mid_hook_signals_failed_once_and_never_reruns(run_tool, hc, cloud):
