@@ -185,12 +185,3 @@ def test_what_a_kill_mid_write_leaves_is_cleaned_and_completed(run_tool, hc, clo
         assert json.loads(notify.read_text()) == data and os.stat(notify).st_mode & 0o777 == 0o600
         assert not deployed(hc, "journal", dep["id"] + ".open").exists()
     assert [s.body for s in cloud.cfn.signals] == [data]
-
-
-def test_a_finished_deployment_keeps_its_open_flag_until_its_notify_file_is_written(run_tool, hc):
-    """The order that lets recovery complete the notify file: flag, record, notify file, then unflag."""
-    write_deployments(hc, [deployment(0, config="#!/bin/sh\necho ok\n")])
-    assert run_tool("heat-config").returncode == 0
-    assert json.loads(deployed(hc, dep_id(0) + ".notify.json").read_text())["deploy_stdout"] == "ok\n"
-    assert journal(hc, dep_id(0))["signal"] == "none"
-    assert not deployed(hc, "journal", dep_id(0) + ".open").exists()
