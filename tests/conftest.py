@@ -80,6 +80,9 @@ def make_sandbox(tmp_path: Path) -> Sandbox:
         OS_REFRESH_CONFIG_BASE_DIR=str(root / "orc"),
         OS_CONFIG_APPLIER_TEMPLATES=str(root / "templates"),
         OS_CONFIG_FILES_PATH=str(root / "cache" / "os_config_files.json"),
+        # os-apply-config run as root by a hook (apply-config) renders into / and would log and cache on the host
+        OS_APPLY_CONFIG_LOG_FILE=str(root / "log" / "os-apply-config.log"),
+        OS_APPLY_CONFIG_STATE_DIR=str(root / "lib" / "os-apply-config"),
         HEAT_SHELL_CONFIG=str(root / "run" / "heat-config"),
         HEAT_CONFIG_DEPLOYED=str(root / "deployed"),
         HEAT_CONFIG_DEPLOYED_OLD=str(root / "run" / "deployed-old"),
@@ -142,6 +145,7 @@ HOST_DEFAULT_PATHS = (
     "/etc/os-collect-config.conf", "/etc/os-collect-config.conf.d",
     "/var/lib/os-collect-config", "/var/run/os-collect-config", "/var/lib/heat-cfntools",
     "/var/lib/heat-config", "/var/run/heat-config", "/var/lib/os-apply-config-deployments",
+    "/var/lib/os-apply-config",
     "/var/log/os-apply-config.log", "/var/run/os-refresh-config.lock",
     "/usr/libexec/os-refresh-config", "/usr/libexec/os-apply-config", "/usr/libexec/heat-config",
     "/opt/stack",

@@ -167,7 +167,7 @@ def test_without_a_state_dir_another_output_root_renders_everything_and_keeps_no
     default = Path(PATHS["oac_state_dir"].default)
     host_before = sorted(os.listdir(default)) if default.exists() else None
     args = ["-o", str(oac.out), "--fallback-metadata", "-m", md]
-    env = {"OS_APPLY_CONFIG_LOG_FILE": ""}
+    env = {"OS_APPLY_CONFIG_LOG_FILE": "", "OS_APPLY_CONFIG_STATE_DIR": ""}  # empty: not set
     assert written(run_tool("os-apply-config", args, env=env)) == ["a"]
     before = identities(oac.out)
     r = run_tool("os-apply-config", args, env=dict(env, PYTHONPROFILEIMPORTTIME="1"))
