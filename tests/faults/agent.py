@@ -132,8 +132,8 @@ class Agent(VM):
     @property
     def env(self) -> Dict[str, str]:
         env = super().env
-        env.update(HEAT_CONFIG_SIGNAL_TIMEOUT_S=str(CLIENT_TIMEOUT_S), HEAT_CONFIG_SIGNAL_RETRY_S="%g"
-                   % self.signal_retry_s)
+        env.update(HEAT_CONFIG_SIGNAL_TIMEOUT_S=str(CLIENT_TIMEOUT_S),
+                   HEAT_CONFIG_SIGNAL_RETRY_S="%g" % self.signal_retry_s)
         return env
 
     def argv(self, *extra: str) -> List[str]:

@@ -14,23 +14,34 @@ the point under test (plus, after the first trial of each point, a seeded random
   the agent lives on and runs the command again.
 
 Then the agent starts again (without faults) and runs until ``heat-config status`` shows every
-signal sent. Asserted: no signal lost, none repeated (the one documented window — a kill after the
-server accepted and before that was recorded — is not hit: the held signal is never accepted), no
-hook ran twice, every JSON state file parses and no state file is empty or a leftover temporary.
-``FAULTS_KILL_TRIALS`` sets the trials per point (default 2).
+signal sent and the agent's loop has finished that poll (so that stopping it cannot cut a cache
+commit: the stop is SIGTERM, which os-collect-config does not catch). Asserted, once every trial of
+the point has run (so that a long run by hand counts every problem): no signal lost, none repeated
+(the one documented window — a kill after the server accepted and before that was recorded — is not
+hit: the held signal is never accepted), no hook ran twice, every JSON state file parses and no
+state file is empty or a leftover temporary. ``FAULTS_KILL_TRIALS`` sets the trials per point
+(default 2).
+
+``test_a_killed_state_write_is_cleaned_up`` kills os-collect-config exactly inside one of its atomic
+writes (strace injects the signal at the fsync of its temp file, before the rename), then runs it again: the
+temporary file the write left must be gone. It is the deterministic form of what the mid-cache-write
+trials find now and then, and fails today (marked xfail, strict: it passes once fixed).
 """
 from __future__ import annotations
 
 import json
 import os
 import random
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
+from tests.conftest import BIN_DIR, Sandbox, make_sandbox
 from tests.faults.agent import Agent, Servers
 from tests.faults.conftest import SEED, TRACEBACK, wait_for
 from tests.servers.faults import FaultInjector
@@ -130,10 +141,6 @@ def _is_dispatcher(pid: int) -> bool:
 
 
 def status(agent: Agent) -> List[Dict[str, Any]]:
-    import subprocess
-
-    from tests.conftest import BIN_DIR
-
     out = subprocess.run([str(BIN_DIR / "heat-config"), "status", "--json"], env=agent.env, capture_output=True,
                          text=True, timeout=60, cwd=str(agent.base))
     assert out.returncode == 0, out.stderr
@@ -141,8 +148,12 @@ def status(agent: Agent) -> List[Dict[str, Any]]:
 
 
 def settled(agent: Agent) -> bool:
-    """Every deployment finished and its signal sent (or refused), and the agent still running."""
+    """Every deployment finished and its signal sent (or refused), the agent still running and asleep after
+    the poll that ran the command (its cache committed)."""
     assert agent.proc is not None and agent.proc.poll() is None, "agent exited:\n" + agent.log()[-4000:]
+    log = agent.log()
+    if log.rfind("Sleeping") < log.rfind("Executing"):
+        return False
     entries = status(agent)
     return bool(entries) and all(e["state"] not in ("pending", "running") and e["signal"] in ("sent", "refused")
                                  for e in entries)
@@ -166,9 +177,35 @@ def state_problems(agent: Agent) -> Dict[str, List[str]]:
     return {"corrupt": corrupt, "temps": temps}
 
 
+def outcome_problems(agent: Agent, tally: Dict[str, Any]) -> List[str]:
+    """What went wrong in one trial (counted in ``tally``): lost or repeated signals, double runs, state files."""
+    signals = agent.signals_by_resource()
+    runs = agent.hook_runs()
+    problems = state_problems(agent)
+    tally["trials"] += 1
+    tally["lost_signals"] += len(set(agent.resources()) - set(signals))
+    tally["repeated_signals"] += sum(n - 1 for n in signals.values())
+    tally["double_runs"] += len(runs) - len(set(runs))
+    tally["corrupt_files"] += len(problems["corrupt"])
+    tally["leftover_temp_files"] += len(problems["temps"])
+    found = []
+    if set(signals) != set(agent.resources()):
+        found.append("lost signal: %s" % signals)
+    if any(n != 1 for n in signals.values()):
+        found.append("repeated signal: %s" % signals)
+    if len(runs) != len(set(runs)):
+        found.append("a hook ran twice: %s" % runs)
+    found.extend("corrupt state file %s" % c for c in problems["corrupt"])
+    found.extend("leftover temporary file %s" % t for t in problems["temps"])
+    if TRACEBACK in agent.log():
+        found.append("traceback in the log:\n" + agent.log()[-4000:])
+    return found
+
+
 @pytest.mark.parametrize("point", POINTS)
 def test_kill_9_then_restart(point: str, servers: Servers, tmp_path: Path, tally: Dict[str, Any]):
     rng = random.Random("%d-%s" % (SEED, point))
+    found: List[str] = []
     for trial_no in range(TRIALS):
         agent = Agent(tmp_path / ("t%d" % trial_no), servers,
                       first_n=1000 * (POINTS.index(point) + 1) + 10 * trial_no)
@@ -188,17 +225,63 @@ def test_kill_9_then_restart(point: str, servers: Servers, tmp_path: Path, tally
         finally:
             trial.undo()
             agent.stop()
-        signals = agent.signals_by_resource()
-        runs = agent.hook_runs()
-        problems = state_problems(agent)
-        tally["trials"] += 1
-        tally["lost_signals"] += len(set(agent.resources()) - set(signals))
-        tally["repeated_signals"] += sum(n - 1 for n in signals.values())
-        tally["double_runs"] += len(runs) - len(set(runs))
-        tally["corrupt_files"] += len(problems["corrupt"])
-        tally["leftover_temp_files"] += len(problems["temps"])
-        assert set(signals) == set(agent.resources()), "lost signal after %s: %s" % (point, signals)
-        assert all(n == 1 for n in signals.values()), "repeated signal after %s: %s" % (point, signals)
-        assert len(runs) == len(set(runs)), "a hook ran twice after %s: %s" % (point, runs)
-        assert not problems["corrupt"] and not problems["temps"], problems
-        assert TRACEBACK not in agent.log(), agent.log()[-4000:]
+        found.extend("trial %d (jitter %.3f s): %s" % (trial_no, jitter, problem)
+                     for problem in outcome_problems(agent, tally))
+    assert not found, "after kill -9 %s:\n%s" % (point, "\n".join(found))
+
+
+#: Files os-collect-config replaces through a temp file beside them, relative to its cachedir; a fix
+#: that only catches SIGTERM (systemctl stop) would pass the SIGTERM case alone.
+STATE_WRITES = [("x.json.json.orig", "SIGKILL"), (".agent-state/os-collect-config.sources.json", "SIGKILL"),
+                ("os_config_files.json", "SIGKILL"), ("x.json.json.last", "SIGKILL"), ("x.json.json.orig", "SIGTERM")]
+
+
+def occ_one_time(box: Sandbox, *strace: str) -> subprocess.CompletedProcess:
+    """os-collect-config --one-time over one local-data file, with a command, in ``box`` (under ``strace``)."""
+    local = box.path("local-data")
+    if not local.exists():
+        box.write("local-data/x.json", '{"a": 1}')
+        box.write("occ.conf", "")
+    argv = [*strace, str(BIN_DIR / "os-collect-config"), "--config-file", str(box.path("occ.conf")), "--one-time",
+            "--cachedir", str(box.path("cache")), "--backup-cachedir", str(box.path("backup")),
+            "--local-path", str(local), "--command", "true", "local"]
+    return subprocess.run(argv, env=box.env, cwd=str(box.root), capture_output=True, text=True, timeout=60)
+
+
+def temp_fsync_number(box: Sandbox, strace: str, target: Path) -> int:
+    """Which fsync (1-based, of the main thread, in a run on a fresh cache) flushes the temp file that then
+    replaces ``target``: a signal there lands inside the write, the temp file complete and not yet renamed."""
+    trace = box.path("trace")
+    run = occ_one_time(box, strace, "-qq", "-y", "-e", "signal=none", "-e", "trace=fsync,rename", "-o", str(trace))
+    if run.returncode != 0 and "ptrace" in run.stderr.lower():
+        pytest.skip("strace cannot trace here: %s" % run.stderr.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stderr
+    calls = trace.read_text().splitlines()
+    [temp] = [c.split('"')[1] for c in calls if c.startswith("rename(") and c.split('"')[3] == str(target)]
+    fsyncs = [c for c in calls if c.startswith("fsync(")]
+    return [n for n, c in enumerate(fsyncs, 1) if "<%s>" % temp in c][0]
+
+
+def temp_files(cachedir: Path) -> List[str]:
+    return sorted(str(p.relative_to(cachedir)) for p in cachedir.rglob("tmp*"))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="os-collect-config never removes the temp file a killed write leaves in its cachedir")
+@pytest.mark.parametrize("target, signame", STATE_WRITES)
+def test_a_killed_state_write_is_cleaned_up(target: str, signame: str, tmp_path: Path):
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install -y strace)")
+    dry = make_sandbox(tmp_path / "dry")
+    number = temp_fsync_number(dry, strace, dry.path("cache", target))
+    box = make_sandbox(tmp_path / "box")
+    killed = occ_one_time(box, strace, "-qq", "-o", os.devnull, "-e", "trace=fsync",
+                          "-e", "inject=fsync:signal=%s:when=%d" % (signame, number))
+    if killed.returncode != -getattr(signal, signame) or not temp_files(box.path("cache")):
+        pytest.fail("the %s did not land in the write of %s (exit %s, cache: %s)"
+                    % (signame, target, killed.returncode, temp_files(box.path("cache"))))
+    again = occ_one_time(box)
+    if again.returncode != 0 or TRACEBACK in again.stderr:
+        pytest.fail("the run after the kill failed (exit %s): %s" % (again.returncode, again.stderr[-2000:]))
+    assert temp_files(box.path("cache")) == [], "left by the %s inside the write of %s" % (signame, target)
