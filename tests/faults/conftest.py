@@ -73,6 +73,14 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+# -- os-collect-config in a sandbox -------------------------------------------------------------------
+def occ_args(box: Sandbox) -> List[str]:
+    """os-collect-config's paths, all in the sandbox ``box`` (local-data is ``lib/local-data``)."""
+    return ["--cachedir", str(box.path("cache")), "--backup-cachedir", str(box.path("backup")),
+            "--local-path", str(box.path("lib", "local-data")),
+            "--heat_local-path", str(box.path("lib", "cfn-init-data"))]
+
+
 # -- secrets ------------------------------------------------------------------------------------------
 def secret_hits(text: str, secrets: Sequence[str] = PLANTED_SECRETS) -> List[str]:
     return [s for s in secrets if s and s in text]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.faults.conftest import FuzzTarget
+from tests.faults.conftest import FuzzTarget, occ_args
 from tests.faults.strategies import PASSWORD, SECRET_KEY, json_values, raw_documents
 from tests.os_collect_config.keystone_sources import write_config
 from tests.servers.base import LoopbackServer, Response
@@ -27,12 +27,6 @@ from tests.servers.cloud import Cloud, start_cloud
 from tests.servers.ec2 import Ec2Server
 
 pytestmark = pytest.mark.faults
-
-
-def occ_args(box: Any) -> List[str]:
-    return ["--cachedir", str(box.path("cache")), "--backup-cachedir", str(box.path("backup")),
-            "--local-path", str(box.path("lib", "local-data")),
-            "--heat_local-path", str(box.path("lib", "cfn-init-data"))]
 
 
 @given(files=st.dictionaries(st.sampled_from(["a.json", "b.json", "deployments.json", "x.txt", ".hidden.json",

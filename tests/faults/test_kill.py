@@ -25,7 +25,7 @@ state file is empty or a leftover temporary. ``FAULTS_KILL_TRIALS`` sets the tri
 ``test_a_killed_state_write_is_cleaned_up`` kills os-collect-config exactly inside one of its atomic
 writes (strace injects the signal at the fsync of its temp file, before the rename), then runs it again: the
 temporary file the write left must be gone. It is the deterministic form of what the mid-cache-write
-trials find now and then, and fails today (marked xfail, strict: it passes once fixed).
+trials find now and then.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import pytest
 
 from tests.conftest import BIN_DIR, Sandbox, make_sandbox
 from tests.faults.agent import Agent, Servers
-from tests.faults.conftest import SEED, TRACEBACK, wait_for
+from tests.faults.conftest import SEED, TRACEBACK, occ_args, wait_for
 from tests.servers.faults import FaultInjector
 
 pytestmark = pytest.mark.faults
@@ -238,13 +238,11 @@ STATE_WRITES = [("x.json.json.orig", "SIGKILL"), (".agent-state/os-collect-confi
 
 def occ_one_time(box: Sandbox, *strace: str) -> subprocess.CompletedProcess:
     """os-collect-config --one-time over one local-data file, with a command, in ``box`` (under ``strace``)."""
-    local = box.path("local-data")
-    if not local.exists():
-        box.write("local-data/x.json", '{"a": 1}')
+    if not box.path("occ.conf").exists():
+        box.write("lib/local-data/x.json", '{"a": 1}')
         box.write("occ.conf", "")
-    argv = [*strace, str(BIN_DIR / "os-collect-config"), "--config-file", str(box.path("occ.conf")), "--one-time",
-            "--cachedir", str(box.path("cache")), "--backup-cachedir", str(box.path("backup")),
-            "--local-path", str(local), "--command", "true", "local"]
+    argv = [*strace, str(BIN_DIR / "os-collect-config"), "--config-file", str(box.path("occ.conf")), *occ_args(box),
+            "--one-time", "--command", "true", "local"]
     return subprocess.run(argv, env=box.env, cwd=str(box.root), capture_output=True, text=True, timeout=60)
 
 
@@ -266,8 +264,6 @@ def temp_files(cachedir: Path) -> List[str]:
     return sorted(str(p.relative_to(cachedir)) for p in cachedir.rglob("tmp*"))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="os-collect-config never removes the temp file a killed write leaves in its cachedir")
 @pytest.mark.parametrize("target, signame", STATE_WRITES)
 def test_a_killed_state_write_is_cleaned_up(target: str, signame: str, tmp_path: Path):
     strace = shutil.which("strace")

@@ -205,7 +205,7 @@ def test_agent_survives_random_faults_and_delivers_every_signal(agent: Agent, se
     assert result["command_runs"] <= len(expected) - 1, result
     assert result["signals_delivered_by_agent_retry_runs"] > 0, result
     assert result["keystone_auths"] >= SOAK_SECONDS / TOKEN_LIFE_S, result
-    assert result["faults_by_server"]["keystone"] and sum(result["faults_by_server"]["keystone"].values()), result
+    assert sum(n for kind, n in servers.injectors["keystone"].counts.items() if kind != "hang_short") > 0, result
     assert keystone.auth_count > auths_at_end and keystone.auth_failures == 0, result
     secrets = list(PLANTED_SECRETS) + agent.signal_secrets()
     assert not secret_hits(log, secrets), "secret in the agent's log: %s" % secret_hits(log, secrets)
