@@ -7,10 +7,11 @@ directory, fsync, rename, then fsync of the directory.
 from __future__ import annotations
 
 import os
+import re
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Optional, Sequence, Union
+    from typing import List, Optional, Sequence, Union
 
     Data = Union[bytes, str]
 
@@ -118,6 +119,34 @@ def atomic_write(
         raise
     if sync:
         fsync_path(directory)
+
+
+#: The names ``atomic_write`` gives its temp files: the prefix (``tmp``, or ``tmp<word>.``) and mkstemp's 8 characters.
+TEMP_NAME = re.compile(r"^tmp(?:[a-z_]+\.)?[a-z0-9_]{8}$")
+
+
+def remove_stale_temp_files(directory: str, before: float) -> List[str]:
+    """Remove the temp files of ``atomic_write`` in ``directory`` last written before ``before``; name them.
+
+    A process killed between creating its temp file and renaming it (kill -9, a
+    SIGTERM with no handler, a power cut) leaves the temp file for ever, and a state
+    directory fills with them.  ``before`` is when the caller started: a file written
+    later may be another process's write in flight and is left alone.  A directory
+    that does not exist holds nothing to remove.
+    """
+    removed: List[str] = []
+    try:
+        entries = [e for e in os.scandir(directory) if TEMP_NAME.match(e.name)]
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < before:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:  # its writer renamed it meanwhile
+                continue
+            removed.append(entry.path)
+    return removed
 
 
 def atomic_copy(src: str, dst: str, mode: int = 0o600) -> None:

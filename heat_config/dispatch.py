@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import stat
 import time
 from typing import Any, Dict, List, Mapping, Optional, Set
 
-from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.atomic import atomic_write, ensure_dir, remove_stale_temp_files
 from agent_common.logs import redact
 from agent_common.paths import get_path
 from heat_config import deployment as dep
@@ -26,8 +25,6 @@ from hooks.protocol import HookContext, HookResult, hook_timeout, input_values, 
 
 LOG = logging.getLogger("heat-config")
 
-#: The names ``atomic_write`` gives its temporary files (``tempfile.mkstemp(prefix="tmp")``).
-TEMP_NAME = re.compile(r"^tmp[a-z0-9_]{8}$")
 #: Seconds to wait for a stopped hook group's processes to be gone after SIGKILL.
 GROUP_EXIT_S = 5.0
 
@@ -140,18 +137,14 @@ class Dispatcher:
                 self.known[dep_id] = record
 
     def remove_stale_temp_files(self, started: float) -> None:
-        """Temporary files of ``atomic_write`` that a kill mid-write left behind (issue 12 defect 14).
+        """Temporary files that a kill mid-write left behind (issue 12 defect 14).
 
-        Only our own temp-file names, only files older than this run, and only with
-        the lock held, so no other dispatcher can be writing them.
+        Only with the lock held, so no other dispatcher can be writing them.
         """
         for directory in (self.settings.deployed_dir, self.journal.dir):
             try:
-                entries = [e for e in os.scandir(directory) if TEMP_NAME.match(e.name)]
-                for entry in entries:
-                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < started:
-                        os.unlink(entry.path)
-                        LOG.info("Removed %s, left by a run that was killed while writing it", entry.path)
+                for path in remove_stale_temp_files(directory, started):
+                    LOG.info("Removed %s, left by a run that was killed while writing it", path)
             except OSError as exc:
                 LOG.warning("Could not remove temporary files in %s: %s", directory, exc.strerror or exc)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
+import time
 
-from agent_common.atomic import atomic_copy, atomic_write, fsync_path
+from agent_common.atomic import TEMP_NAME, atomic_copy, atomic_write, fsync_path, remove_stale_temp_files
 from agent_common.documents import loads_json
 from os_collect_config.collectors.base import STATE_DIRNAME, read_text_safe
 
@@ -63,7 +63,11 @@ class Cache:
         self.backup_dir = backup_dir
 
     def ensure(self) -> None:
-        """Create the cache dir 0700 with one mkdir (the parent must exist, as in the original); tighten an old one."""
+        """Create the cache dir 0700 with one mkdir (the parent must exist, as in the original); tighten an old one.
+
+        An existing one may hold the temp file of a write that a kill or power cut
+        interrupted: those are removed here, once per start.
+        """
         try:
             os.mkdir(self.cachedir, 0o700)
         except FileExistsError:
@@ -71,6 +75,10 @@ class Cache:
             if st.st_mode & 0o077 and st.st_uid == os.getuid():
                 LOG.info("Restricting %s to mode 0700: it holds metadata and credentials.", self.cachedir)
                 os.chmod(self.cachedir, 0o700)
+            started = time.time()
+            for directory in (self.cachedir, os.path.join(self.cachedir, STATE_DIRNAME)):
+                for path in remove_stale_temp_files(directory, started):
+                    LOG.info("Removed %s, left by a write that was interrupted.", path)
 
     def path(self, key: str) -> str:
         return os.path.join(self.cachedir, "%s.json" % key)
@@ -165,9 +173,5 @@ def _copy(src: str, dst: str) -> str:
     return dst
 
 
-#: Names of in-flight temp files (tempfile.mkstemp with our prefixes); a key starting with "tmp" is kept.
-_TEMP_NAME = re.compile(r"^tmp(_meta_list\.)?[a-z0-9_]{8}$")
-
-
 def _not_backed_up(directory: str, names: Sequence[str]) -> Set[str]:
-    return {n for n in names if n == STATE_DIRNAME or _TEMP_NAME.match(n)}
+    return {n for n in names if n == STATE_DIRNAME or TEMP_NAME.match(n)}
