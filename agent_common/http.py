@@ -1,10 +1,26 @@
 """The one HTTP helper: every network call of every tool goes through here.
 
-It gives each caller a timeout on every request, TLS verification on unless the
-configuration says otherwise, retry with backoff and jitter for failures that may
-pass (connection errors, time-outs, 429, 5xx), and conditional GET (ETag /
-Last-Modified) so an idle poll costs one small request.  Everything is imported
-lazily: a tool that only reads local files never pays for the network stack.
+Two stacks serve two kinds of source.  ``HttpClient``, on the standard library's
+urllib, carries every request that needs no Keystone: the cfn, ec2 and request
+collectors and every signal POST/PUT (CFN, TEMP_URL, and HEAT/ZAQAR once their
+token is known).  It keeps the idle agent about 10 MiB smaller than ``requests``
+would (tests/os_collect_config/test_idle_footprint.py and bench/collect.py measure
+it).  ``new_session`` gives the requests session that keystoneauth1 drives
+(agent_common/keystone.py) for the Keystone-authenticated paths: the heat and
+zaqar collectors' HTTP and the tokens of the HEAT/ZAQAR signals; those pay for
+requests only when configured.
+
+Each request opens its own connection (urllib sends ``Connection: close``).  Keeping
+it alive would save little: an agent polls every 30 s while servers commonly drop
+idle connections after about 5 s, so nearly every poll would reconnect anyway, after
+first tripping over the stale socket; and urllib's proxies-from-the-environment and
+redirects would have to be rebuilt around ``http.client``.
+
+``HttpClient`` gives each caller a timeout on every request, TLS verification on
+unless the configuration says otherwise, retry with backoff and jitter for failures
+that may pass (connection errors, time-outs, 429, 5xx), and conditional GET (ETag /
+Last-Modified) so an idle poll costs one small request and no body.  Everything is
+imported lazily: a tool that only reads local files never pays for the network stack.
 """
 from __future__ import annotations
 
@@ -147,10 +163,8 @@ def ssl_context(verify: Verify) -> "ssl.SSLContext":
 class HttpClient:
     """The policy every caller wants: timeout, TLS as configured, retries with jittered backoff, clear errors.
 
-    Built on the standard library's ``urllib.request`` (proxies from the environment,
-    redirects followed) rather than ``requests``: an idle agent that polls one URL
-    then stays about 10 MiB smaller, which is most of what it costs a VM.  Keystone
-    sessions still use ``requests`` through keystoneauth1 (``new_session``).
+    Built on ``urllib.request`` (proxies from the environment, redirects followed);
+    one connection per request, as the module docstring explains.
     """
 
     def __init__(
@@ -241,7 +255,7 @@ class HttpClient:
         return ConditionalResult(False, response.content, fresh, response)
 
     def close(self) -> None:
-        """Nothing is kept open between requests; present so owners can release clients uniformly."""
+        """Drop the opener (its TLS context); no connection outlives its request, so none is left to close."""
         self._opener = None
 
 

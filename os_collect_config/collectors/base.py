@@ -3,8 +3,8 @@
 A collector knows one metadata source: it declares its options (spelled as in the
 original, SPEC §2.1), and ``collect()`` returns the ordered ``(key, value)`` pairs
 of one poll, or raises ``NotConfigured`` / ``Unavailable``.  Unlike the original,
-a collector object lives as long as the process, so it may keep a connection, a
-session or validators between polls; anything worth keeping across restarts goes
+a collector object lives as long as the process, so it may keep its HTTP client, a
+Keystone session (and its token) or validators between polls; anything worth keeping across restarts goes
 through ``ctx.state`` into the cache directory (SPEC §12.1).
 """
 from __future__ import annotations
@@ -146,9 +146,10 @@ class Collector:
             client.close()
 
     def http(self, timeout: float) -> "HttpClient":
-        """This collector's HTTP client, made on first use and kept so connections are reused between polls.
+        """This collector's HTTP client, made on first use and kept (with its TLS context) between polls.
 
-        No retries here: the loop backs off a failing source as a whole.
+        Each request still opens its own connection (see agent_common.http). No retries
+        here: the loop backs off a failing source as a whole.
         """
         from agent_common.http import HttpClient  # file-only collectors never import the HTTP stack
 

@@ -135,3 +135,54 @@ def test_tls_context_made_only_for_https_and_honoured_on_a_redirect_to_https(tmp
                 HttpClient(timeout=5).request("GET", plain.url + "/moved")
     finally:
         secure.stop()
+
+
+def test_each_request_opens_its_own_connection(server):
+    """No connection is kept between polls (see agent_common.http): each request asks the server to close it."""
+    client = HttpClient(timeout=5)
+    client.conditional_get(server.url + "/doc")
+    client.conditional_get(server.url + "/doc")
+    assert [r.header("Connection") for r in server.requests] == ["close", "close"]
+
+
+def test_connection_closed_without_an_answer_is_a_retryable_error_then_retried(server):
+    import socket
+
+    dropped = []
+
+    def drop_first(request, handler):
+        if dropped:
+            return False
+        dropped.append(request.path)
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+        return True
+
+    server.injector = drop_first
+    with pytest.raises(HttpError) as err:
+        HttpClient(timeout=5).request("GET", server.url + "/doc?token=planted-secret-5c1e")
+    assert err.value.retryable and err.value.status is None
+    assert "planted-secret-5c1e" not in str(err.value) and "/doc" in str(err.value)
+    dropped.clear()
+    sleeps = []
+    client = HttpClient(timeout=5, retries=1, sleep=sleeps.append)
+    assert client.request("GET", server.url + "/doc").content == b'{"a": 1}'
+    assert dropped == ["/doc"] and len(sleeps) == 1
+
+
+def test_tls_verification_failure_is_one_error_naming_the_url(tmp_path):
+    """A server whose certificate the configured CAs do not vouch for: an HttpError, never a traceback."""
+    from tests.servers.tls import make_self_signed
+
+    tls = make_self_signed(tmp_path)
+    srv = LoopbackServer()
+    srv.add_route("GET", "/x", lambda r, m: Response(200, b"ok"))
+    srv.start(ssl_context=tls.server_context())
+    try:
+        with pytest.raises(HttpError) as err:
+            HttpClient(timeout=5).request("GET", srv.url + "/x?sig=planted-sig-77a0")
+        message = str(err.value)
+        assert message.startswith("GET %s/x failed: " % srv.url) and "CERTIFICATE_VERIFY_FAILED" in message
+        assert "planted-sig-77a0" not in message and srv.requests == []
+    finally:
+        srv.stop()
