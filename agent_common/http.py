@@ -54,11 +54,8 @@ else:
 class Validators(Record):
     """The validators of the last good response, sent back to ask "has it changed?"."""
 
-    _fields = ("etag", "last_modified")
-
-    def __init__(self, etag: Optional[str] = None, last_modified: Optional[str] = None) -> None:
-        self.etag = etag
-        self.last_modified = last_modified
+    etag: Optional[str] = None
+    last_modified: Optional[str] = None
 
     def headers(self) -> Dict[str, str]:
         out = {}
@@ -85,15 +82,11 @@ class Validators(Record):
 class ConditionalResult(Record):
     """Outcome of a conditional GET: ``body`` is None when the server said 304 Not Modified."""
 
-    _fields = ("not_modified", "body", "validators", "response")
+    not_modified: bool
+    body: Optional[bytes]
+    validators: Validators
+    response: Any = None
     _repr_skip = frozenset({"response"})
-
-    def __init__(self, not_modified: bool, body: Optional[bytes], validators: Validators,
-                 response: Any = None) -> None:
-        self.not_modified = not_modified
-        self.body = body
-        self.validators = validators
-        self.response = response
 
 
 class HttpError(Exception):
@@ -128,13 +121,10 @@ def new_session(verify: Verify = True, cert: Optional[str] = None) -> "requests.
 class HttpResponse(Record):
     """What callers read of a response: status, headers (case-insensitive), body."""
 
-    _fields = ("status_code", "headers", "content", "url")
-
-    def __init__(self, status_code: int, headers: Any, content: bytes, url: str) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self.content = content
-        self.url = url
+    status_code: int
+    headers: Any
+    content: bytes
+    url: str
 
     @property
     def text(self) -> str:

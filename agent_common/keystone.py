@@ -31,12 +31,12 @@ STALE_DURATION_S = 120
 class Credentials(FrozenRecord):
     """Who to authenticate as; immutable, as it keys the token cache."""
 
-    _fields = ("auth_url", "user_id", "password", "project_id", "region_name")
+    auth_url: str
+    user_id: str
+    password: str
+    project_id: str
+    region_name: Optional[str] = None
     _repr_skip = frozenset({"password"})
-
-    def __init__(self, auth_url: str, user_id: str, password: str, project_id: str,
-                 region_name: Optional[str] = None) -> None:
-        self._freeze(auth_url, user_id, password, project_id, region_name)
 
 
 def normalise_auth_url(auth_url: str) -> str:

@@ -28,17 +28,13 @@ KILL_GRACE_S = 10.0
 class ProcResult(Record):
     """What a finished child left behind. ``returncode`` is negative for a signal, as subprocess gives it."""
 
-    _fields = ("returncode", "stdout", "stderr", "duration_s", "timed_out", "stdout_truncated", "stderr_truncated")
-
-    def __init__(self, returncode: int, stdout: bytes, stderr: bytes, duration_s: float, timed_out: bool = False,
-                 stdout_truncated: int = 0, stderr_truncated: int = 0) -> None:
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.duration_s = duration_s
-        self.timed_out = timed_out
-        self.stdout_truncated = stdout_truncated
-        self.stderr_truncated = stderr_truncated
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    timed_out: bool = False
+    stdout_truncated: int = 0
+    stderr_truncated: int = 0
 
 
 class _TailBuffer:

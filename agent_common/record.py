@@ -1,23 +1,80 @@
-"""Equality, repr and (optionally) immutability for small value classes, without dataclasses.
+"""Small value classes without dataclasses: fields declared once, one constructor, equality and repr.
 
 ``import dataclasses`` pulls in inspect, ast, dis, tokenize and friends: about
 1.3 MiB of resident memory that an idle agent would carry for its whole life
 (its RSS is benchmarked). The value classes on the agents' paths therefore
-write their ``__init__`` by hand and take the rest from here, behaving as the
-dataclass they replace: ``__eq__`` compares the fields of two instances of the
-same class, ``__repr__`` is ``Name(field=value, ...)``, a mutable record is
-unhashable and a frozen one refuses assignment and hashes its fields.
+declare their fields as class annotations, as a dataclass would, and take the
+rest from here: a keyword-or-positional ``__init__`` with defaults (``fresh``
+for a mutable one), ``__eq__`` comparing the fields of two instances of the same
+class, ``__repr__`` as ``Name(field=value, ...)``; a mutable record is unhashable
+and a frozen one refuses assignment and hashes its fields.  Annotations stay
+strings (``from __future__ import annotations``), so ``typing`` is not imported.
 """
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable
+
+
+class _Fresh:
+    """A default made anew for each instance."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def fresh(make: Callable[[], Any]) -> Any:
+    """A field default built by calling ``make`` for each instance: ``groups: Dict[str, Any] = fresh(dict)``."""
+    return _Fresh(make)
+
 
 class Record:
-    """Base of a mutable value class; a subclass lists its fields, in ``__init__`` order, in ``_fields``."""
+    """Base of a mutable value class: its annotated public class attributes are its fields, in order.
+
+    A field with a class-level value has that default; one without is required.
+    """
 
     __slots__ = ()
+    #: The field names in declaration order (the ``__init__`` positional order); set per subclass.
     _fields: tuple = ()
+    #: Field name → default (a ``fresh`` one is built per instance); set per subclass.
+    _defaults: dict = {}
     #: Fields left out of ``__repr__`` (a bulky or secret-bearing attribute).
     _repr_skip: frozenset = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = [name for name in cls.__dict__.get("__annotations__", {}) if not name.startswith("_")]
+        if not own:
+            return
+        cls._fields = cls._fields + tuple(own)
+        cls._defaults = dict(cls._defaults)
+        for name in own:
+            if name in cls.__dict__:
+                cls._defaults[name] = cls.__dict__[name]
+                delattr(cls, name)  # the instance always holds the value; no class attribute to shadow it
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        name_of = self.__class__.__qualname__
+        if len(args) > len(self._fields):
+            raise TypeError("%s takes at most %d arguments (%d given)" % (name_of, len(self._fields), len(args)))
+        values = dict(zip(self._fields, args))
+        for name, value in kwargs.items():
+            if name not in self._fields:
+                raise TypeError("%s got an unexpected keyword argument %r" % (name_of, name))
+            if name in values:
+                raise TypeError("%s got multiple values for argument %r" % (name_of, name))
+            values[name] = value
+        for name in self._fields:
+            if name not in values:
+                if name not in self._defaults:
+                    raise TypeError("%s missing required argument %r" % (name_of, name))
+                default = self._defaults[name]
+                values[name] = default.make() if isinstance(default, _Fresh) else default
+            object.__setattr__(self, name, values[name])
 
     def _values(self) -> tuple:
         return tuple(getattr(self, name) for name in self._fields)
@@ -35,14 +92,9 @@ class Record:
 
 
 class FrozenRecord(Record):
-    """Base of an immutable value class: ``__init__`` sets the fields through ``_freeze``."""
+    """Base of an immutable value class: fields are set once, by ``__init__``."""
 
     __slots__ = ()
-
-    def _freeze(self, *values: object) -> None:
-        """Set the fields, given in ``_fields`` order; the only way to assign them."""
-        for name, value in zip(self._fields, values):
-            object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("cannot assign to field %r of frozen %s" % (name, self.__class__.__qualname__))

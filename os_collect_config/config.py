@@ -15,7 +15,7 @@ import os
 import re
 
 from agent_common.documents import NotRegularFile, decode_text, read_bytes
-from agent_common.record import Record
+from agent_common.record import Record, fresh
 from os_collect_config.collectors.base import Option
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
@@ -106,49 +106,36 @@ class ConfigError(Exception):
 class Settings(Record):
     """Everything the loop needs, resolved from files, directories and the command line."""
 
-    _fields = ("command", "cachedir", "backup_cachedir", "collectors", "one_time", "min_polling_interval",
-               "polling_interval", "print_cachedir", "force", "print_only", "deployment_key", "splay",
-               "command_timeout", "logging", "groups", "config_files", "watch", "secrets_on_cli",
-               "exposed_secret_files", "secret_values", "collectors_explicit", "origins")
-
-    def __init__(self, command: Optional[str], cachedir: str, backup_cachedir: str, collectors: List[str],
-                 one_time: bool, min_polling_interval: float, polling_interval: float, print_cachedir: bool,
-                 force: bool, print_only: bool, deployment_key: List[str], splay: float,
-                 command_timeout: Optional[float], logging: Dict[str, Any], groups: Dict[str, Dict[str, Any]],
-                 config_files: Optional[List[str]] = None, watch: Optional["ConfigWatch"] = None,
-                 secrets_on_cli: Optional[List[str]] = None, exposed_secret_files: Optional[List[str]] = None,
-                 secret_values: Optional[List[str]] = None, collectors_explicit: bool = False,
-                 origins: Optional[Dict[str, str]] = None) -> None:
-        self.command = command
-        self.cachedir = cachedir
-        self.backup_cachedir = backup_cachedir
-        self.collectors = collectors
-        self.one_time = one_time
-        self.min_polling_interval = min_polling_interval
-        self.polling_interval = polling_interval
-        self.print_cachedir = print_cachedir
-        self.force = force
-        self.print_only = print_only
-        self.deployment_key = deployment_key
-        self.splay = splay
-        self.command_timeout = command_timeout
-        self.logging = logging
-        #: Per-collector option values keyed by ``Option.key``, defaults filled in; ``keystone`` too.
-        self.groups = groups
-        #: Config files read, in order.
-        self.config_files: List[str] = [] if config_files is None else config_files
-        #: What a change of configuration is detected on (files that may appear later included).
-        self.watch = ConfigWatch([], []) if watch is None else watch
-        #: Secret options given on the command line (visible in ps), by flag.
-        self.secrets_on_cli: List[str] = [] if secrets_on_cli is None else secrets_on_cli
-        #: Config files holding a secret that other users can read.
-        self.exposed_secret_files: List[str] = [] if exposed_secret_files is None else exposed_secret_files
-        #: Every secret value, to register for log redaction.
-        self.secret_values: List[str] = [] if secret_values is None else secret_values
-        #: True when the collectors list was chosen by the user rather than defaulted.
-        self.collectors_explicit = collectors_explicit
-        #: "group.key" → where its value was set ("file:line" or the flag), for error messages.
-        self.origins: Dict[str, str] = {} if origins is None else origins
+    command: Optional[str]
+    cachedir: str
+    backup_cachedir: str
+    collectors: List[str]
+    one_time: bool
+    min_polling_interval: float
+    polling_interval: float
+    print_cachedir: bool
+    force: bool
+    print_only: bool
+    deployment_key: List[str]
+    splay: float
+    command_timeout: Optional[float]
+    logging: Dict[str, Any]
+    #: Per-collector option values keyed by ``Option.key``, defaults filled in; ``keystone`` too.
+    groups: Dict[str, Dict[str, Any]]
+    #: Config files read, in order.
+    config_files: List[str] = fresh(list)
+    #: What a change of configuration is detected on (files that may appear later included).
+    watch: ConfigWatch = fresh(lambda: ConfigWatch([], []))
+    #: Secret options given on the command line (visible in ps), by flag.
+    secrets_on_cli: List[str] = fresh(list)
+    #: Config files holding a secret that other users can read.
+    exposed_secret_files: List[str] = fresh(list)
+    #: Every secret value, to register for log redaction.
+    secret_values: List[str] = fresh(list)
+    #: True when the collectors list was chosen by the user rather than defaulted.
+    collectors_explicit: bool = False
+    #: "group.key" → where its value was set ("file:line" or the flag), for error messages.
+    origins: Dict[str, str] = fresh(dict)
 
     def origin(self, group: str, key: str, value: Optional[str] = None) -> str:
         """`` (set at <where>)`` for an option (or one value of a multi option) set by the user, else empty."""
@@ -164,11 +151,11 @@ class ConfigWatch(Record):
     config directories, so a file rendered later by os-apply-config counts.
     """
 
-    _fields = ("files", "dirs")
+    files: List[str]
+    dirs: List[str]
 
     def __init__(self, files: List[str], dirs: List[str]) -> None:
-        self.files = files
-        self.dirs = dirs
+        super().__init__(files, dirs)
         #: Taken before any file is read, so a change made while the agent starts up is still seen.
         self.baseline = self.fingerprint()
 
@@ -188,14 +175,11 @@ class ConfigWatch(Record):
 class IniValue(Record):
     """One assignment of an INI file and where it was made, for error messages."""
 
-    _fields = ("section", "key", "value", "path", "lineno")
-
-    def __init__(self, section: str, key: str, value: str, path: str, lineno: int) -> None:
-        self.section = section
-        self.key = key
-        self.value = value
-        self.path = path
-        self.lineno = lineno
+    section: str
+    key: str
+    value: str
+    path: str
+    lineno: int
 
     def where(self) -> str:
         return "%s:%d" % (self.path, self.lineno)
@@ -327,15 +311,11 @@ _TEMPLATE = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][._a-z0-9]*)|{(?P<
 class CliEvent(Record):
     """One thing the command line did, in argument order: set a value, or read a file or directory."""
 
-    _fields = ("kind", "group", "key", "value", "flag")
-
-    def __init__(self, kind: str, group: str = DEFAULT_GROUP, key: str = "", value: Any = None,
-                 flag: str = "") -> None:
-        self.kind = kind  # "set", "file" or "dir"
-        self.group = group
-        self.key = key
-        self.value = value
-        self.flag = flag
+    kind: str  # "set", "file" or "dir"
+    group: str = DEFAULT_GROUP
+    key: str = ""
+    value: Any = None
+    flag: str = ""
 
 
 #: (collections.abc generics: the run time does not import typing.)

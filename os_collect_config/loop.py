@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 
-from agent_common.record import Record
+from agent_common.record import Record, fresh
 from os_collect_config import collectors as registry
 from os_collect_config.cache import MISSING, Cache, check_key
 from os_collect_config.collectors.base import (
@@ -51,12 +51,9 @@ SIGNAL_RETRY_TIMEOUT_S = 120.0
 class SourceHealth(Record):
     """Backoff of one failing collector: when to try it next (continuous mode only)."""
 
-    _fields = ("backoff", "next_try", "last_error")
-
-    def __init__(self, backoff: "Backoff", next_try: float = 0.0, last_error: str = "") -> None:
-        self.backoff = backoff
-        self.next_try = next_try
-        self.last_error = last_error
+    backoff: Backoff
+    next_try: float = 0.0
+    last_error: str = ""
 
     def due(self, now: float) -> bool:
         return now >= self.next_try
@@ -77,17 +74,12 @@ class SourceHealth(Record):
 class Poll(Record):
     """One poll's outcome: the keys in force in collection order and what changed."""
 
-    _fields = ("pairs", "paths", "changed", "removed", "sources")
-
-    def __init__(self, pairs: Optional[List[Collected]] = None, paths: Optional[List[str]] = None,
-                 changed: Optional[List[str]] = None, removed: Optional[List[str]] = None,
-                 sources: Optional[Dict[str, List[str]]] = None) -> None:
-        self.pairs: List[Collected] = [] if pairs is None else pairs
-        self.paths: List[str] = [] if paths is None else paths
-        self.changed: List[str] = [] if changed is None else changed
-        self.removed: List[str] = [] if removed is None else removed
-        #: The keys each source gave (fresh or last good), by source name: what a commit records.
-        self.sources: Dict[str, List[str]] = {} if sources is None else sources
+    pairs: List[Collected] = fresh(list)
+    paths: List[str] = fresh(list)
+    changed: List[str] = fresh(list)
+    removed: List[str] = fresh(list)
+    #: The keys each source gave (fresh or last good), by source name: what a commit records.
+    sources: Dict[str, List[str]] = fresh(dict)
 
     @property
     def keys(self) -> List[str]:

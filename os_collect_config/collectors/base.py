@@ -15,7 +15,7 @@ import threading
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import loads_json, read_text
-from agent_common.record import FrozenRecord, Record
+from agent_common.record import FrozenRecord, Record, fresh
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,11 +54,14 @@ class Option(FrozenRecord):
     stored as ``print_only``).
     """
 
-    _fields = ("name", "type", "default", "secret", "help", "deprecated", "short", "dest")
-
-    def __init__(self, name: str, type: str = "str", default: Any = None, secret: bool = False, help: str = "",
-                 deprecated: bool = False, short: Optional[str] = None, dest: Optional[str] = None) -> None:
-        self._freeze(name, type, default, secret, help, deprecated, short, dest)
+    name: str
+    type: str = "str"
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+    deprecated: bool = False
+    short: Optional[str] = None
+    dest: Optional[str] = None
 
     @property
     def key(self) -> str:
@@ -107,19 +110,15 @@ def read_text_safe(path: str) -> Optional[str]:
 class CollectContext(Record):
     """What the loop hands every collector."""
 
-    _fields = ("cachedir", "deployment_keys", "print_mode", "wakeup", "groups")
-
-    def __init__(self, cachedir: str, deployment_keys: Sequence[str] = ("deployments",), print_mode: bool = False,
-                 wakeup: Optional[threading.Event] = None, groups: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
-        self.cachedir = cachedir
-        #: The global ``deployment_key`` list (cfn has its own option, SPEC §2.7.1).
-        self.deployment_keys = deployment_keys
-        #: True in print mode: collect, but keep no state and write nothing.
-        self.print_mode = print_mode
-        #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
-        self.wakeup = threading.Event() if wakeup is None else wakeup
-        #: Every option group's values by group name (``keystone`` included), for options shared between collectors.
-        self.groups: Dict[str, Dict[str, Any]] = {} if groups is None else groups
+    cachedir: str
+    #: The global ``deployment_key`` list (cfn has its own option, SPEC §2.7.1).
+    deployment_keys: Sequence[str] = ("deployments",)
+    #: True in print mode: collect, but keep no state and write nothing.
+    print_mode: bool = False
+    #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
+    wakeup: threading.Event = fresh(threading.Event)
+    #: Every option group's values by group name (``keystone`` included), for options shared between collectors.
+    groups: Dict[str, Dict[str, Any]] = fresh(dict)
 
     def state(self, collector_name: str) -> StateStore:
         return StateStore(self.cachedir, collector_name)

@@ -36,3 +36,25 @@ def test_frozen_record_refuses_assignment_and_hashes_its_fields():
         del opt.type
     assert opt == Option("metadata-url", "url") and hash(opt) == hash(Option("metadata-url", "url"))
     assert {Credentials("a", "u", "p", "x"): 1}[Credentials("a", "u", "p", "x")] == 1
+
+
+def test_fields_declared_once_make_the_constructor():
+    from agent_common.record import Record, fresh
+
+    class Sample(Record):
+        name: str
+        count: int = 0
+        tags: list = fresh(list)
+        _note = "not a field"
+
+    assert Sample._fields == ("name", "count", "tags")
+    one, two = Sample("a"), Sample(name="a", count=0)
+    assert one == two and one.tags == [] and one.tags is not two.tags  # a fresh default per instance
+    assert Sample("b", 2, ["x"]) == Sample(tags=["x"], count=2, name="b")
+    assert "count" not in Sample.__dict__  # defaults live in _defaults, not as shadowing class attributes
+    for args, kwargs, why in [((), {}, "missing required argument 'name'"),
+                              (("a",), {"colour": 1}, "unexpected keyword argument 'colour'"),
+                              (("a",), {"name": "b"}, "multiple values for argument 'name'"),
+                              (("a", 1, [], 4), {}, "at most 3 arguments")]:
+        with pytest.raises(TypeError, match=why):
+            Sample(*args, **kwargs)
