@@ -22,6 +22,22 @@ def server():
         yield srv
 
 
+@pytest.fixture
+def tls_server(tmp_path):
+    """An https server with a self-signed certificate (``tls.cert``) answering "secure" at /x."""
+    from tests.servers.tls import make_self_signed
+
+    tls = make_self_signed(tmp_path)
+    srv = LoopbackServer()
+    srv.add_route("GET", "/x", lambda r, m: Response(200, b"secure"))
+    srv.start(ssl_context=tls.server_context())
+    srv.tls = tls
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 def test_conditional_get_costs_one_request_and_no_body_when_unchanged(server):
     client = HttpClient(timeout=5)
     first = client.conditional_get(server.url + "/doc")
@@ -91,50 +107,33 @@ def test_backoff_grows_to_cap_with_jitter_and_resets():
 
 
 @pytest.mark.parametrize("insecure", [False, True])
-def test_tls_setting_wins_over_requests_ca_bundle_env(tmp_path, monkeypatch, insecure):
+def test_tls_setting_wins_over_requests_ca_bundle_env(tls_server, monkeypatch, insecure):
     """requests lets REQUESTS_CA_BUNDLE override a session's CA file or verify=False; ours must not."""
-    from tests.servers.tls import make_self_signed
-
-    tls = make_self_signed(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    srv = LoopbackServer()
-    srv.add_route("GET", "/x", lambda r, m: Response(200, b"ok"))
-    srv.start(ssl_context=tls.server_context())
-    try:
-        client = HttpClient(timeout=5, verify=False if insecure else tls.cert)
-        assert client.request("GET", srv.url + "/x").text == "ok"
-    finally:
-        srv.stop()
+    client = HttpClient(timeout=5, verify=False if insecure else tls_server.tls.cert)
+    assert client.request("GET", tls_server.url + "/x").text == "secure"
 
 
-def test_tls_context_made_only_for_https_and_honoured_on_a_redirect_to_https(tmp_path, monkeypatch):
+def test_tls_context_made_only_for_https_and_honoured_on_a_redirect_to_https(tls_server, monkeypatch):
     """Plain http never loads the CA store (~1.8 MiB resident); a redirect to https still verifies as configured."""
     import agent_common.http as http_mod
-    from tests.servers.tls import make_self_signed
 
     made = []
     real = http_mod.ssl_context
     monkeypatch.setattr(http_mod, "ssl_context", lambda verify: made.append(verify) or real(verify))
-    tls = make_self_signed(tmp_path)
-    secure = LoopbackServer()
-    secure.add_route("GET", "/x", lambda r, m: Response(200, b"secure"))
-    secure.start(ssl_context=tls.server_context())
     plain = LoopbackServer()
     plain.add_route("GET", "/plain", lambda r, m: Response(200, b"plain"))
-    plain.add_route("GET", "/moved", lambda r, m: Response(302, b"", {"Location": secure.url + "/x"}))
-    try:
-        assert secure.url.startswith("https://")
-        with plain:
-            client = HttpClient(timeout=5, verify=tls.cert)
-            assert client.request("GET", plain.url + "/plain").text == "plain"
-            assert made == []
-            assert client.request("GET", plain.url + "/moved").text == "secure"
-            assert made == [tls.cert]
-            with pytest.raises(HttpError):  # the system CAs do not know the self-signed server
-                HttpClient(timeout=5).request("GET", plain.url + "/moved")
-    finally:
-        secure.stop()
+    plain.add_route("GET", "/moved", lambda r, m: Response(302, b"", {"Location": tls_server.url + "/x"}))
+    assert tls_server.url.startswith("https://")
+    with plain:
+        client = HttpClient(timeout=5, verify=tls_server.tls.cert)
+        assert client.request("GET", plain.url + "/plain").text == "plain"
+        assert made == []
+        assert client.request("GET", plain.url + "/moved").text == "secure"
+        assert made == [tls_server.tls.cert]
+        with pytest.raises(HttpError):  # the system CAs do not know the self-signed server
+            HttpClient(timeout=5).request("GET", plain.url + "/moved")
 
 
 def test_each_request_opens_its_own_connection(server):
@@ -170,19 +169,10 @@ def test_connection_closed_without_an_answer_is_a_retryable_error_then_retried(s
     assert dropped == ["/doc"] and len(sleeps) == 1
 
 
-def test_tls_verification_failure_is_one_error_naming_the_url(tmp_path):
+def test_tls_verification_failure_is_one_error_naming_the_url(tls_server):
     """A server whose certificate the configured CAs do not vouch for: an HttpError, never a traceback."""
-    from tests.servers.tls import make_self_signed
-
-    tls = make_self_signed(tmp_path)
-    srv = LoopbackServer()
-    srv.add_route("GET", "/x", lambda r, m: Response(200, b"ok"))
-    srv.start(ssl_context=tls.server_context())
-    try:
-        with pytest.raises(HttpError) as err:
-            HttpClient(timeout=5).request("GET", srv.url + "/x?sig=planted-sig-77a0")
-        message = str(err.value)
-        assert message.startswith("GET %s/x failed: " % srv.url) and "CERTIFICATE_VERIFY_FAILED" in message
-        assert "planted-sig-77a0" not in message and srv.requests == []
-    finally:
-        srv.stop()
+    with pytest.raises(HttpError) as err:
+        HttpClient(timeout=5).request("GET", tls_server.url + "/x?sig=planted-sig-77a0")
+    message = str(err.value)
+    assert message.startswith("GET %s/x failed: " % tls_server.url) and "CERTIFICATE_VERIFY_FAILED" in message
+    assert "planted-sig-77a0" not in message and tls_server.requests == []
