@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.collect import install_ours  # noqa: E402
 from os_apply_config.cache import RACY_NS  # noqa: E402
-from tests.originals import orc_oac_originals, original_oac_argv  # noqa: E402
+from tests.support.originals import orc_oac_originals, original_oac_argv  # noqa: E402
 
 
 def metadata() -> dict:

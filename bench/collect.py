@@ -38,6 +38,7 @@ from tests.servers.base import LoopbackServer, Request, Response  # noqa: E402
 from tests.servers.cloud import start_cloud  # noqa: E402
 from tests.servers.conditional import conditional_response, etag_of  # noqa: E402
 from tests.servers.ec2 import Ec2Server  # noqa: E402
+from tests.support.wait import wait_for  # noqa: E402
 
 ORIGINALS = REPO / "bench" / ".venv-originals"
 OURS = REPO / "bench" / ".venv-ours"
@@ -292,13 +293,15 @@ def command_starts(marker: Path) -> List[float]:
 
 
 def wait_for_start(marker: Path, count: int, timeout: float) -> Optional[float]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    """When the command started for the ``count``-th time, or None if it did not within ``timeout``."""
+    def nth_start() -> Optional[float]:
         starts = command_starts(marker)
-        if len(starts) >= count:
-            return starts[count - 1]
-        time.sleep(0.02)
-    return None
+        return starts[count - 1] if len(starts) >= count else None
+
+    try:
+        return wait_for(nth_start, timeout, "start %d of the command" % count, interval=0.02)
+    except TimeoutError:
+        return None
 
 
 def reaction_times(exe: str, work: Path, args: List[str], change: Callable[[int], None], samples: int,

@@ -4,7 +4,7 @@ A loopback Keystone and Heat API (tests/servers/cloud.py) hold the stack and the
 metadata of its server: the bundled example's script and ansible deployments
 (demo/example/pipeline/), and a docker-compose one where a container engine can
 start, all signalled back over HEAT_SIGNAL.  The server is a sandbox directory
-laid out from elements/ as a built image is (tests/e2e/agent.py's VM).  Its first
+laid out from elements/ as a built image is (tests/support/vm.py's VM).  Its first
 boot renders /etc/os-collect-config.conf from cfn-init-data, as boot-config's
 configure part does; then os-collect-config runs as its service would: it polls
 Heat, runs os-refresh-config, whose 20-os-apply-config renders the deployments
@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from tests.e2e.agent import VM
-from tests.heat_config.conftest import STACK, STACK_ID, deployment, keystone_inputs
+from tests.support.deployments import STACK, STACK_ID, deployment, keystone_inputs
+from tests.support.vm import VM
+from tests.support.wait import wait_for_process
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent / "example" / "pipeline"
@@ -36,7 +37,7 @@ def say(text: str = "") -> None:
 
 def _engine() -> Optional[Any]:
     """The tests' private container engine, or None (with the reason said) where it cannot run."""
-    from tests.docker_engine import EngineUnavailable, start_engine
+    from tests.support.docker_engine import EngineUnavailable, start_engine
 
     if not shutil.which("docker-compose"):
         say("    (no docker-compose here: the docker-compose deployment is left out)")
@@ -109,16 +110,14 @@ def _metadata_polls(cloud: Any) -> int:
 
 def _wait_for_deployments(path: Path, server: Server, timeout: float = 60) -> Path:
     """Until os-apply-config has rendered the deployments the agent collected (the boot pass had none)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def rendered() -> bool:
         try:
-            if json.loads(path.read_text() or "[]"):
-                return path
+            return bool(json.loads(path.read_text() or "[]"))
         except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the agent rendered no deployments within %d s; its log ends:\n%s"
-                       % (timeout, server.log()[-3000:]))
+            return False
+
+    wait_for_process(rendered, server.proc, timeout, "the agent to render the deployments", server.log)
+    return path
 
 
 def step_whole_pipeline(d: Any) -> None:

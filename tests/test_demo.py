@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import assert_no_planted_secret
+from tests.support.sandbox import assert_no_planted_secret
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@ import logging
 import socket
 
 from agent_common.logs import JournalHandler, register_secret, setup_logging, syslog_handler
-from tests.conftest import PLANTED_SECRETS
+from tests.support.sandbox import PLANTED_SECRETS
 
 
 def _listen(path):

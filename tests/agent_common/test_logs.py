@@ -4,7 +4,7 @@ import json
 import logging
 
 from agent_common.logs import redact, register_secret, setup_logging
-from tests.conftest import PLANTED_SECRETS
+from tests.support.sandbox import PLANTED_SECRETS
 
 
 def test_registered_secret_is_redacted_everywhere_in_the_line():

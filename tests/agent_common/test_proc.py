@@ -3,7 +3,7 @@ import os
 import time
 
 from agent_common.proc import run
-from tests.conftest import process_gone
+from tests.support.sandbox import process_gone
 
 
 def test_captures_output_status_and_stdin():

@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS
 from tests.servers.cfn import CfnServer
+from tests.support.sandbox import PLANTED_SECRETS
 
 REPO = Path(__file__).resolve().parents[2]
 BOOT_CONFIG = REPO / "boot_config"

@@ -18,14 +18,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from tests.boot_config.conftest import (
     BOOT_CONFIG, MAKE_BASE_IMAGE, SERVER, STACK, describe_requests, dump, occ_section, script_deployment,
 )
-from tests.conftest import assert_no_planted_secret
 from tests.servers.base import LoopbackServer
+from tests.support.sandbox import assert_no_planted_secret
+from tests.support.wait import wait_for_process
 
 pytestmark = [pytest.mark.docker, pytest.mark.image]
 
@@ -116,13 +118,8 @@ class Agent:
         return self.engine.docker("exec", self.name, *argv, check=False)
 
 
-def wait_for(predicate, what: str, agent: Agent, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if agent.proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("%s did not happen (agent exit %s); agent log:\n%s"
-                        % (what, agent.proc.poll(), agent.log.read_text()[-5000:]))
-        time.sleep(0.5)
+def wait_for_agent(predicate: Callable[[], bool], what: str, agent: Agent, timeout: float = 120) -> None:
+    wait_for_process(predicate, agent.proc, timeout, what, agent.log.read_text, interval=0.5)
 
 
 @pytest.fixture
@@ -152,7 +149,7 @@ def test_container_agent_runs_deployments_and_keeps_its_state_across_containers(
 
     agent = Agent(docker_engine, agent_image, host, "hca-%d" % os.getpid()).start()
     try:
-        wait_for(lambda: len(cfn_server.signals) == 2, "the deployments' signals", agent)
+        wait_for_agent(lambda: len(cfn_server.signals) == 2, "the deployments' signals", agent)
         signals = {s.arn.rsplit("/", 1)[1]: s.body for s in cfn_server.signals}
         assert signals["deploy_container"]["deploy_status_code"] == 0
         assert signals["deploy_container"]["result"] == "in the container: hello from boot-config"
@@ -182,7 +179,7 @@ def test_container_agent_runs_deployments_and_keeps_its_state_across_containers(
     polls = describe_requests(cfn_server)
     agent = Agent(docker_engine, agent_image, host, "hca2-%d" % os.getpid()).start()
     try:
-        wait_for(lambda: describe_requests(cfn_server) >= polls + 2, "polling with the kept config", agent)
+        wait_for_agent(lambda: describe_requests(cfn_server) >= polls + 2, "polling with the kept config", agent)
     finally:
         agent.stop()
     assert (host / "var/lib/heat-config/runs.log").read_text() == "CREATE\n"

@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from tests.conftest import assert_no_planted_secret
 from tests.e2e import controlplane
-from tests.e2e.agent import HOST_PATHS, VM
+from tests.support.sandbox import assert_no_planted_secret
+from tests.support.vm import HOST_PATHS, VM
 
 TIMINGS: List[Tuple[str, float]] = []
 

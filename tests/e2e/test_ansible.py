@@ -4,8 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.e2e.agent import BIN_DIR
 from tests.e2e.conftest import deployment_template, outputs_of
+from tests.support.vm import BIN_DIR
 
 PLAYBOOK = """\
 - hosts: localhost

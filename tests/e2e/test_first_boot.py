@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import PLANTED_SECRETS
+from tests.support.sandbox import PLANTED_SECRETS
 
 UNREACHABLE_HEAT = {
     "collectors": ["heat", "local"],

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from tests.e2e import controlplane
-from tests.e2e.agent import BIN_DIR
 from tests.e2e.conftest import deployment_template, outputs_of
+from tests.support.vm import BIN_DIR
 
 
 def signal_states(vm) -> list:

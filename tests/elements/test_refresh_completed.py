@@ -8,9 +8,9 @@ from typing import Dict, List
 
 import pytest
 
-from tests.conftest import Sandbox, assert_no_planted_secret
 from tests.elements.dib import ELEMENTS
 from tests.servers.base import LoopbackServer, Request, Response
+from tests.support.sandbox import Sandbox, assert_no_planted_secret
 
 SCRIPT = ELEMENTS / "os-refresh-config" / "os-refresh-config" / "post-configure.d" / "99-refresh-completed"
 SIG = "Signature=planted-temp-url-sig-3b8d"

@@ -13,7 +13,7 @@
 - ``test_fuzz_*.py``: hypothesis generates deployments, metadata for every collector, templates,
   ``.oac`` files, os-collect-config INI files and hook inputs and feeds them to the real commands:
   a result or one clear line, never a traceback, a hang or a file outside the sandbox.
-- every output of the suite is scanned for the planted secrets (tests/conftest.py).
+- every output of the suite is scanned for the planted secrets (tests/support/sandbox.py).
 
 The figures (polls, faults by kind, exits, signals lost, fd/RSS growth, kill points × trials,
 fuzz examples and tracebacks) are printed in pytest's terminal summary and written as JSON to

@@ -1,6 +1,6 @@
 """One sandboxed server running the real pipeline against loopback servers with every collector configured.
 
-The server is tests/e2e/agent.py's VM (laid out from elements/ as an image is: os-refresh-config
+The server is tests/support/vm.py's VM (laid out from elements/ as an image is: os-refresh-config
 runs 20-os-apply-config and 55-heat-config), but os-collect-config reads a config file of ours
 that names every collector's loopback server (heat and zaqar through Keystone, cfn, ec2, request
 through a Swift temp URL, heat_local and local from files), and polls every ``interval`` seconds.
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from tests.conftest import BIN_DIR, PLANTED_SECRETS, Sandbox
-from tests.e2e.agent import ELEMENTS, PHASES, VM
-from tests.heat_config.conftest import STACK, STACK_ID, deployment
 from tests.os_collect_config.keystone_sources import write_config
 from tests.servers.cloud import Cloud, start_cloud
 from tests.servers.ec2 import Ec2Server
-from tests.servers.faults import KINDS, FaultInjector
+from tests.servers.faults import FaultInjector, KINDS
 from tests.servers.swift import SwiftServer
+from tests.support.deployments import STACK, STACK_ID, deployment
+from tests.support.sandbox import BIN_DIR, PLANTED_SECRETS, Sandbox
+from tests.support.vm import ELEMENTS, PHASES, VM
 
 COLLECTORS = ("heat", "cfn", "ec2", "request", "zaqar", "heat_local", "local")
 QUEUE = "server1-queue"

@@ -11,7 +11,6 @@ import os
 import random
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
@@ -19,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tests.conftest import PLANTED_SECRETS, Sandbox, ToolResult, make_sandbox, run_in_sandbox
+from tests.support.sandbox import PLANTED_SECRETS, Sandbox, ToolResult, make_sandbox, run_in_sandbox
 
 #: One seed drives the soak's faults and the kill jitter; ``FAULTS_SEED`` replays a run.
 SEED = int(os.environ.get("FAULTS_SEED") or random.SystemRandom().randrange(1 << 32))
@@ -58,19 +57,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path = Path(target) if target else Path(str(config._tmp_path_factory.getbasetemp())) / "faults-figures.json"  # type: ignore[attr-defined]
     path.write_text(json.dumps(FIGURES, indent=2, sort_keys=True) + "\n")
     terminalreporter.write_line("figures written to %s" % path)
-
-
-# -- waiting ------------------------------------------------------------------------------------------
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll ``check`` until it returns something true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 # -- os-collect-config in a sandbox -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Hypothesis strategies for the fuzz tests: documents that are right, nearly right, or of the wrong shape.
 
-Values mix what Heat sends (tests/heat_config/conftest.py's shapes) with the edge cases issue 12
+Values mix what Heat sends (tests/support/deployments.py's shapes) with the edge cases issue 12
 found by hand: wrong types where objects are expected, ids that cannot name a file, unusable
 signal URLs, non-finite numbers, deep nesting, bytes that are not UTF-8. Every URL points at
 127.0.0.1 or cannot be used at all: a generated document never reaches another host.
@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 from hypothesis import strategies as st
 
-from tests.conftest import PLANTED_SECRETS
+from tests.support.sandbox import PLANTED_SECRETS
 
 PASSWORD, SECRET_KEY, TEMP_URL_SIG, TOKEN = PLANTED_SECRETS
 

@@ -41,10 +41,11 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-from tests.conftest import BIN_DIR, Sandbox, make_sandbox
 from tests.faults.agent import Agent, Servers
-from tests.faults.conftest import SEED, TRACEBACK, occ_args, wait_for
+from tests.faults.conftest import SEED, TRACEBACK, occ_args
 from tests.servers.faults import FaultInjector
+from tests.support.sandbox import BIN_DIR, Sandbox, make_sandbox
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -212,7 +213,8 @@ def test_kill_9_then_restart(point: str, servers: Servers, tmp_path: Path, tally
         trial = Trial(point, agent, servers)
         try:
             agent.start()
-            wait_for(trial.event(), 60, "the %s event (agent log:\n%s)" % (point, agent.log()[-3000:]))
+            wait_for(trial.event(), 60, "the %s event (agent log:\n%s)" % (point, agent.log()[-3000:]),
+                     interval=0.02)
             jitter = rng.uniform(0, trial.max_jitter()) if trial_no else 0.0
             tally["jitter_s"].setdefault(point, []).append(round(jitter, 3))
             time.sleep(jitter)
@@ -221,7 +223,7 @@ def test_kill_9_then_restart(point: str, servers: Servers, tmp_path: Path, tally
             if point != "dispatcher-only":
                 agent.start()
             wait_for(lambda: settled(agent), 90, "every deployment settled after the restart "
-                     "(agent log:\n%s)" % agent.log()[-3000:])
+                     "(agent log:\n%s)" % agent.log()[-3000:], interval=0.02)
         finally:
             trial.undo()
             agent.stop()

@@ -46,9 +46,10 @@ from typing import Any, Dict, Iterator
 import pytest
 
 from agent_common.keystone import STALE_DURATION_S
-from tests.conftest import PLANTED_SECRETS
-from tests.faults.agent import CLIENT_TIMEOUT_S, Agent, Servers, proc_figures
-from tests.faults.conftest import SEED, TRACEBACK, scan_tree_for_secrets, secret_hits, wait_for
+from tests.faults.agent import Agent, CLIENT_TIMEOUT_S, Servers, proc_figures
+from tests.faults.conftest import SEED, TRACEBACK, scan_tree_for_secrets, secret_hits
+from tests.support.sandbox import PLANTED_SECRETS
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -147,7 +148,8 @@ def test_agent_survives_random_faults_and_delivers_every_signal(agent: Agent, se
     agent.add_deployment()
     agent.start()
     # Warm-up without faults: every collector answered once and the first deployment is signalled.
-    wait_for(lambda: alive(agent) and agent.signals_by_resource().get("deploy_0"), 60, "the first signal")
+    wait_for(lambda: alive(agent) and agent.signals_by_resource().get("deploy_0"), 60, "the first signal",
+             interval=0.02)
     start = proc_figures(agent.proc.pid)
     before = {"polls": agent.polls(), "commands": agent.log_count(COMMAND_RUN), "auths": keystone.auth_count,
               "requests": servers.request_counts(), "log_chars": len(agent.log())}
@@ -165,7 +167,7 @@ def test_agent_survives_random_faults_and_delivers_every_signal(agent: Agent, se
 
     expected = set(agent.resources())
     wait_for(lambda: alive(agent) and set(agent.signals_by_resource()) >= expected, 120,
-             "a signal for every deployment (got %s)" % agent.signals_by_resource())
+             "a signal for every deployment (got %s)" % agent.signals_by_resource(), interval=0.02)
     end = proc_figures(agent.proc.pid)
     runs = agent.hook_runs()
     log = agent.log()

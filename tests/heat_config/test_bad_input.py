@@ -15,8 +15,9 @@ from typing import Any, Dict, List
 import pytest
 
 from hooks.protocol import ID_FILE_NAMES, ID_MAX_LEN
-from tests.conftest import BIN_DIR
-from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, journal, write_deployments
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import deployed, journal, write_deployments
+from tests.support.sandbox import BIN_DIR
 
 GOOD = dep_id(9)
 

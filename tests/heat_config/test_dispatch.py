@@ -8,16 +8,9 @@ import subprocess
 
 import pytest
 
-from tests.heat_config.conftest import (
-    PLANTED_SECRETS,
-    assert_no_secret_on_disk_outside_state,
-    cfn_inputs,
-    dep_id,
-    deployed,
-    deployment,
-    journal,
-    write_deployments,
-)
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import assert_no_secret_on_disk_outside_state, deployed, journal, write_deployments
+from tests.support.sandbox import PLANTED_SECRETS
 
 ELEMENT_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "elements", "heat-config",
                               "os-refresh-config", "configure.d", "55-heat-config")
@@ -354,7 +347,7 @@ def test_our_notifier_as_program_signals_the_same_bytes(run_tool, hc, cloud):
 
 # -- cleanup and secrets (§11.11, §11.13, §12.10, §12.13.15) --------------------------------------
 def test_gone_deployments_lose_their_files_and_credentials_but_never_rerun(run_tool, hc, cloud):
-    from tests.heat_config.conftest import keystone_inputs
+    from tests.support.deployments import keystone_inputs
 
     dep = deployment(0, config="#!/bin/sh\necho x > $heat_outputs_path.o\n", outputs=["o"],
                      signal=keystone_inputs(cloud, "HEAT_SIGNAL"))
@@ -380,7 +373,7 @@ def test_gone_deployments_lose_their_files_and_credentials_but_never_rerun(run_t
 
 
 def test_no_secret_in_logs_or_readable_files(run_tool, hc, cloud):
-    from tests.heat_config.conftest import keystone_inputs
+    from tests.support.deployments import keystone_inputs
 
     dep = deployment(0, config="#!/bin/sh\necho ok\n", signal=keystone_inputs(cloud, "HEAT_SIGNAL"), inputs=[
         {"name": "db_password", "type": "String", "value": PLANTED_SECRETS[1]},
@@ -403,7 +396,7 @@ def test_no_secret_in_logs_or_readable_files(run_tool, hc, cloud):
 def test_status_error_column_shows_no_part_of_a_secret_that_straddles_its_cut(run_tool, hc, cloud, printed):
     """Issue 12 defect 13: the last stderr line was cut to 300 characters before being redacted, so a
     secret that straddled the cut showed its first characters. The secret starts at character 294."""
-    from tests.heat_config.conftest import keystone_inputs
+    from tests.support.deployments import keystone_inputs
 
     signal = cfn_inputs(cloud) + [i for i in keystone_inputs(cloud, "HEAT_SIGNAL")
                                   if i["name"] != "deploy_signal_transport"]

@@ -11,7 +11,8 @@ import time
 
 from heat_config.signals import MAX_SIGNAL_CHARS
 from hooks.protocol import OUTPUT_CAP
-from tests.heat_config.conftest import cfn_inputs, cloud, deployment, write_deployments  # noqa: F401
+from tests.support.deployments import cfn_inputs, deployment
+from tests.support.dispatcher import write_deployments
 
 
 def test_timeout_holds_for_a_hook_that_never_reads_its_deployment(run_tool, hc, cloud):

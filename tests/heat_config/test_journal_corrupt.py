@@ -15,7 +15,8 @@ import stat
 
 import pytest
 
-from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, journal, write_deployments
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import deployed, journal, write_deployments
 
 RAN = "#!/bin/sh\necho ran >> %s\n"
 

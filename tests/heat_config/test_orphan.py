@@ -17,17 +17,9 @@ import time
 
 import pytest
 
-from tests.heat_config.conftest import (
-    cfn_inputs,
-    dep_id,
-    deployed,
-    deployment,
-    journal,
-    kill_pid_from,
-    start_dispatcher,
-    wait_for,
-    write_deployments,
-)
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import deployed, journal, kill_pid_from, start_dispatcher, write_deployments
+from tests.support.wait import wait_for
 
 
 def proc_state(pid: int) -> str:
@@ -74,8 +66,9 @@ def start_and_kill_dispatcher(sandbox, trap: str, cloud):
     ])
     proc = start_dispatcher(sandbox)
     try:
-        wait_for(lambda: sandbox.path("hook0.events").exists(), what="the first hook to start")
-        wait_for(lambda: journal(sandbox, dep_id(0)).get("hook_pgid"), what="the hook's group to be recorded")
+        wait_for(lambda: sandbox.path("hook0.events").exists(), timeout=30, what="the first hook to start")
+        wait_for(lambda: journal(sandbox, dep_id(0)).get("hook_pgid"), timeout=30,
+                 what="the hook's group to be recorded")
     finally:
         proc.send_signal(signal.SIGKILL)  # as the OOM killer would: the dispatcher only
         proc.wait()

@@ -11,16 +11,8 @@ import json
 
 import pytest
 
-from tests.heat_config.conftest import (
-    STACK_ID,
-    cfn_inputs,
-    dep_id,
-    deployed,
-    deployment,
-    journal,
-    keystone_inputs,
-    write_deployments,
-)
+from tests.support.deployments import STACK_ID, cfn_inputs, dep_id, deployment, keystone_inputs
+from tests.support.dispatcher import deployed, journal, write_deployments
 
 RAN = "#!/bin/sh\necho ran >> %s\n"
 

@@ -8,18 +8,10 @@ from __future__ import annotations
 import json
 import time
 
-from tests.heat_config.conftest import (
-    cfn_inputs,
-    dep_id,
-    deployed,
-    deployment,
-    journal,
-    kill_pid_from,
-    start_dispatcher,
-    wait_for,
-    write_deployments,
-)
 from tests.servers.cfn import CfnServer
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import deployed, journal, kill_pid_from, start_dispatcher, write_deployments
+from tests.support.wait import wait_for
 
 
 def test_kill_9_mid_hook_signals_failed_once_and_never_reruns(run_tool, hc, cloud):
@@ -30,7 +22,7 @@ def test_kill_9_mid_hook_signals_failed_once_and_never_reruns(run_tool, hc, clou
                            deployment(1, config="#!/bin/sh\necho second\n", signal=cfn_inputs(cloud, "deploy_1"))])
     proc = start_dispatcher(hc)
     try:
-        wait_for(lambda: runs.exists(), what="the hook to start")
+        wait_for(lambda: runs.exists(), timeout=30, what="the hook to start")
         assert journal(hc, dep_id(0))["step"] == "running"
         status = run_tool("heat-config", ["status", "--json"])
         assert json.loads(status.stdout)["deployments"][0]["state"] == "running"
@@ -65,7 +57,7 @@ def test_kill_9_after_finish_before_signal_then_signalled_exactly_once(run_tool,
     write_deployments(hc, [deployment(0, config="#!/bin/sh\necho finished-output\n", signal=cfn_inputs(cloud))])
     proc = start_dispatcher(hc, env={"HEAT_CONFIG_NOTIFY": str(slow)})
     try:
-        wait_for(lambda: notifier_pid.exists(), what="the notifier to start")
+        wait_for(lambda: notifier_pid.exists(), timeout=30, what="the notifier to start")
         proc.kill()
         proc.wait()
     finally:

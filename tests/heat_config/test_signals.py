@@ -10,19 +10,10 @@ import time
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS
-from tests.heat_config.conftest import (
-    STACK,
-    STACK_ID,
-    assert_no_secret_on_disk_outside_state,
-    cfn_inputs,
-    dep_id,
-    deployment,
-    journal,
-    keystone_inputs,
-    write_deployments,
-)
 from tests.servers.swift import SwiftServer
+from tests.support.deployments import STACK, STACK_ID, cfn_inputs, dep_id, deployment, keystone_inputs
+from tests.support.dispatcher import assert_no_secret_on_disk_outside_state, journal, write_deployments
+from tests.support.sandbox import PLANTED_SECRETS
 
 SIGNAL = {"deploy_stdout": "caf\u00e9 ok\n", "deploy_stderr": "", "deploy_status_code": 0, "result": "42\n"}
 

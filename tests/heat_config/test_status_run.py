@@ -8,9 +8,10 @@ import threading
 import time
 from typing import Any, Dict
 
-from tests.conftest import BIN_DIR
-from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, write_deployments
-from tests.heat_config.test_recovery import start_dispatcher, wait_for
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import deployed, start_dispatcher, write_deployments
+from tests.support.sandbox import BIN_DIR
+from tests.support.wait import wait_for
 
 FIELDS = {"id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error"}
 
@@ -80,7 +81,7 @@ def test_status_wait_blocks_until_finished_and_signalled(run_tool, hc):
     watcher.start()
     dispatcher = start_dispatcher(hc)
     try:
-        wait_for(started.exists, what="the hook to start")
+        wait_for(started.exists, timeout=30, what="the hook to start")
         probe = run_tool("heat-config", ["status", "--wait", "--timeout", "1"])
         assert probe.returncode == 2 and "timed out after 1" in probe.stderr
         (row,) = [line for line in probe.stdout.splitlines() if dep_id(0) in line]
@@ -203,7 +204,7 @@ def test_status_wait_ignores_components_with_nothing_for_their_action(run_tool, 
 
 
 def test_status_never_shows_a_secret_a_hook_echoed(run_tool, hc):
-    from tests.conftest import PLANTED_SECRETS
+    from tests.support.sandbox import PLANTED_SECRETS
 
     dep = deployment(0, config="#!/bin/sh\necho \"login failed for $deploy_password\" >&2\nexit 1\n",
                      signal=[{"name": "deploy_password", "type": "String", "value": PLANTED_SECRETS[0]}])

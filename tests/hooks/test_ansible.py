@@ -11,7 +11,7 @@ import pytest
 
 from hooks import ansible
 from hooks.protocol import HookContext
-from tests.conftest import BIN_DIR, PLANTED_SECRETS, hook_json
+from tests.support.sandbox import BIN_DIR, PLANTED_SECRETS, hook_json
 
 DEP_ID = "7c1e4d2a-0b5f-4c3e-9a8d-1234567890ab"
 

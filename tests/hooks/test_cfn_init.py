@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from tests.conftest import hook_json
+from tests.support.sandbox import hook_json
 
 FAKE_CFN_INIT = r'''#!%(python)s
 import json, os, subprocess, sys

@@ -1,6 +1,6 @@
 """The docker-cmd hook and its os-refresh-config companion (SPEC §8.10), on the real engine.
 
-The engine is the private dockerd of tests/docker_engine.py with its imported
+The engine is the private dockerd of tests/support/docker_engine.py with its imported
 busybox image; every container a test makes carries the config_id of one of its
 deployments, and the ``cleanup`` fixture removes exactly those.  The tests of bad
 configs, DELETE and a missing docker need no engine: a ``docker`` that records
@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS, hook_json
+from tests.support.sandbox import PLANTED_SECRETS, hook_json
 
 SUFFIXED = re.compile(r"^web-[a-z0-9]{8}$")
 

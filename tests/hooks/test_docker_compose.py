@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS, hook_json
+from tests.support.sandbox import PLANTED_SECRETS, hook_json
 
 pytestmark = pytest.mark.docker
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.docker_engine import _mount_points, start_engine
+from tests.support.docker_engine import _mount_points, start_engine
 
 
 @pytest.mark.docker
@@ -37,7 +37,7 @@ def test_an_engine_that_cannot_start_skips_its_tests_with_the_reason(tmp_path):
     probe.write_text("def test_uses_engine(docker_engine):\n    assert False, 'must not run'\n")
     env = dict(os.environ, OCA_TEST_DOCKERD="/bin/false")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.docker_engine", "-p", "no:cacheprovider",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.support.docker_engine", "-p", "no:cacheprovider",
                            "-rs", "-q", "--rootdir", str(tmp_path), str(probe)],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr

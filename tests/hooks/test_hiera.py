@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from tests.conftest import hook_json
+from tests.support.sandbox import hook_json
 
 OK = {"deploy_stdout": "", "deploy_stderr": "", "deploy_status_code": 0}
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN_DIR, PLANTED_SECRETS, assert_no_planted_secret
-from tests.heat_config.conftest import deployment, keystone_inputs, write_deployments
 from tests.servers.cloud import cloud  # noqa: F401  (fixture)
+from tests.support.deployments import deployment, keystone_inputs
+from tests.support.dispatcher import write_deployments
+from tests.support.sandbox import BIN_DIR, PLANTED_SECRETS, assert_no_planted_secret
 
 ELEMENTS = Path(__file__).resolve().parents[2] / "elements"
 COMPANIONS = {

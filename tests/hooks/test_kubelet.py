@@ -17,7 +17,7 @@ import time
 
 import pytest
 from hooks.protocol import ID_MAX_LEN
-from tests.conftest import hook_json
+from tests.support.sandbox import hook_json
 
 DEP_ID = "fc9070b3-ba4e-4f22-9c3a-5d6e7f809a1b"
 POD_PART = "fc9070b3ba4e4f2"  # SPEC §8.4's example

@@ -23,7 +23,7 @@ import pytest
 
 from hooks import puppet
 from hooks.protocol import ID_MAX_LEN, HookContext
-from tests.conftest import PLANTED_SECRETS, hook_json
+from tests.support.sandbox import PLANTED_SECRETS, hook_json
 
 DEP_ID = "9b2c5d2e-aaaa-4bbb-8ccc-000000000001"
 CREATED = "2024-03-05T09:12:44Z"

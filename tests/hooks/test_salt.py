@@ -18,8 +18,8 @@ import yaml
 
 from hooks import salt
 from hooks.protocol import HookContext
-from tests.conftest import PLANTED_SECRETS, hook_json
-from tests.originals import REPO, ensure_originals
+from tests.support.originals import REPO, ensure_originals
+from tests.support.sandbox import PLANTED_SECRETS, hook_json
 
 DEP_ID = "5d2e8f10-4a6b-4c7d-8e9f-0a1b2c3d4e5f"
 SALT_REQUIREMENT = "salt==3008.4"

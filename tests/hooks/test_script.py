@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS, hook_json, process_gone
+from tests.support.sandbox import PLANTED_SECRETS, hook_json, process_gone
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Byte-for-byte comparison with os-apply-config 14.1.0 (and os-refresh-config 14.1.0) installed from PyPI.
 
-The original runs its real code from its own virtualenv, through tests.originals.OAC_SHIM
+The original runs its real code from its own virtualenv, through tests.support.originals.OAC_SHIM
 (it would append to /var/log/os-apply-config.log as root); nothing else of it is changed.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.originals import orc_oac_originals, original_oac_argv
+from tests.support.originals import orc_oac_originals, original_oac_argv
 
 METADATA = {
     "s": "plain", "html": "<a href=\"x\">&amp;</a> 'q'", "uni": "caf\u00e9 \u2603", "i": 42, "neg": -3, "f": 1.5,

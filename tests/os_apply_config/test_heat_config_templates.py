@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import PLANTED_SECRETS
-from tests.originals import orc_oac_originals, original_oac_argv
+from tests.support.originals import orc_oac_originals, original_oac_argv
+from tests.support.sandbox import PLANTED_SECRETS
 
 ELEMENT = Path(__file__).resolve().parents[2] / "elements" / "heat-config"
 TEMPLATES = ELEMENT / "os-apply-config"

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS
 from tests.os_apply_config.conftest import one_error_line
+from tests.support.sandbox import PLANTED_SECRETS
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ def _strace_render(oac, md, trace):
     import shutil
     import subprocess
 
-    from tests.conftest import BIN_DIR
+    from tests.support.sandbox import BIN_DIR
 
     strace = shutil.which("strace")
     if strace is None:

@@ -6,15 +6,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Sequence
+from typing import Iterator, List, Sequence
 
 import pytest
 
-from tests.conftest import Sandbox
 from tests.servers.ec2 import Ec2Server
 from tests.servers.swift import SwiftServer
+from tests.support.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGINALS_VENV = REPO / "bench" / ".venv-originals"
@@ -56,17 +55,6 @@ class Occ:
         path.write_text(value if isinstance(value, str) else json.dumps(value))
         path.chmod(mode)
         return path
-
-
-def wait_for(check: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
-    """The first true value of ``check()`` within ``timeout`` seconds; AssertionError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 class Running:

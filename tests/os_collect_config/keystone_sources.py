@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from tests.conftest import PLANTED_SECRETS, Sandbox, assert_no_planted_secret
+from tests.support.sandbox import PLANTED_SECRETS, Sandbox, assert_no_planted_secret
 
 #: Server metadata as Heat keeps it (SPEC §7.10): one os-apply-config deployment, one script deployment.
 METADATA: Dict[str, Any] = {

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN_DIR
 from tests.os_collect_config.conftest import run_original
+from tests.support.sandbox import BIN_DIR
 
 import subprocess
 

@@ -10,7 +10,7 @@ import re
 import signal
 from pathlib import Path
 
-from tests.os_collect_config.conftest import wait_for
+from tests.support.wait import wait_for
 
 
 def test_adaptive_polling_min_after_change_then_back_to_max(occ, sandbox, running):

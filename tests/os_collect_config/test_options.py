@@ -261,7 +261,7 @@ def test_missing_cachedir_parent_is_one_line(occ, sandbox):
 
 
 def test_secrets_on_command_line_and_readable_config_are_warned(occ, sandbox):
-    from tests.conftest import PLANTED_SECRETS
+    from tests.support.sandbox import PLANTED_SECRETS
 
     conf = sandbox.write("etc/occ.conf", "[heat]\npassword = %s\n" % PLANTED_SECRETS[0], mode=0o644)
     res = occ("--config-file", str(conf), "--heat-password", PLANTED_SECRETS[0], "--print", "local")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import PLANTED_SECRETS
+from tests.support.sandbox import PLANTED_SECRETS
 
 META = {"os-collect-config": {"command": "true"},
         "deployments": [{"id": "1", "name": "dep-a", "group": "os-apply-config", "config": {"k": "v"}},

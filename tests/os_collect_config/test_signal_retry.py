@@ -9,9 +9,11 @@ import time
 from typing import List
 
 from os_collect_config.loop import SIGNAL_RETRY_FIRST_S
-from tests.conftest import assert_no_planted_secret
-from tests.heat_config.conftest import cfn_inputs, cloud, dep_id, deployment, hc, journal, write_deployments  # noqa: F401
-from tests.os_collect_config.conftest import wait_for
+from tests.servers.cloud import cloud  # noqa: F401  (fixture)
+from tests.support.deployments import cfn_inputs, dep_id, deployment
+from tests.support.dispatcher import journal, write_deployments
+from tests.support.sandbox import assert_no_planted_secret
+from tests.support.wait import wait_for
 
 
 def signal_posts(servers) -> int:

@@ -200,7 +200,7 @@ def test_backup_failure_does_not_block_the_command(occ, sandbox):
 
 
 def test_log_config_append_file_is_used_and_still_redacts(occ, sandbox):
-    from tests.conftest import PLANTED_SECRETS
+    from tests.support.sandbox import PLANTED_SECRETS
 
     out = sandbox.path("log", "custom.log")
     conf = sandbox.write("etc/logging.conf", """[loggers]

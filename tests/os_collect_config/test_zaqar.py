@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from tests.conftest import assert_no_planted_secret
-from tests.os_collect_config.conftest import wait_for
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.servers.zaqar import ZaqarServer
+from tests.support.sandbox import assert_no_planted_secret
+from tests.support.wait import wait_for
 
 QUEUE = "server1-queue"
 

@@ -1,21 +1,9 @@
 """Helpers for os-refresh-config and dib-run-parts tests: scripts in a sandboxed base dir."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; its last answer."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return condition()
-        time.sleep(0.05)
-    return True
 
 
 def script(directory: Path, name: str, body: str, mode: int = 0o755, shebang: str = "#!/bin/sh\n") -> Path:

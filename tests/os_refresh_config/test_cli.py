@@ -11,8 +11,9 @@ import time
 import pytest
 
 from os_refresh_config.cli import default_base_dir
-from tests.conftest import BIN_DIR, process_gone
-from tests.os_refresh_config.conftest import script, wait_for
+from tests.os_refresh_config.conftest import script
+from tests.support.sandbox import BIN_DIR, process_gone
+from tests.support.wait import wait_for
 
 PHASE_DIRS = ["pre-configure.d", "configure.d", "post-configure.d", "migration.d"]
 
@@ -162,7 +163,7 @@ class TestLock:
         first = subprocess.Popen([str(BIN_DIR / "os-refresh-config"), "--lockfile", orc.lockfile],
                                  env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            assert wait_for(marker.exists)
+            assert wait_for(marker.exists, timeout=10, what="the first run to start")
             second = orc()
         finally:
             first.communicate(timeout=30)
@@ -236,7 +237,7 @@ def test_sigterm_to_orc_stops_the_running_script(orc, base, sandbox):
     script(base / "configure.d", "10-hang", "touch %s\nexec sleep 60\n" % started)
     p = subprocess.Popen([str(BIN_DIR / "os-refresh-config"), "--lockfile", orc.lockfile],
                          env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert wait_for(started.exists)
+    assert wait_for(started.exists, timeout=10, what="the script to start")
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=20)
     assert p.returncode == 128 + signal.SIGTERM

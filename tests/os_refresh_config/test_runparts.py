@@ -7,9 +7,9 @@ import re
 import pytest
 
 from os_refresh_config.runparts import sort_names
-from tests.conftest import PLANTED_SECRETS
 from tests.os_refresh_config.conftest import script
-from tests.originals import orc_oac_originals
+from tests.support.originals import orc_oac_originals
+from tests.support.sandbox import PLANTED_SECRETS
 
 SPEC_ORDER = ["-3q", "00-a", "A_x", "_z", "foo", "5-b", "010-d", "10-c"]
 
@@ -196,20 +196,20 @@ def test_sigterm_stops_the_running_script_too(sandbox):
     import signal
     import subprocess
 
-    from tests.conftest import BIN_DIR
-    from tests.os_refresh_config.conftest import wait_for
+    from tests.support.sandbox import BIN_DIR
+    from tests.support.wait import wait_for
 
     d = sandbox.path("parts")
     pidfile = sandbox.path("run", "script.pid")
     script(d, "10-hang", "echo $$ > %s\nexec sleep 60\n" % pidfile)
     p = subprocess.Popen([str(BIN_DIR / "dib-run-parts"), str(d)], env=sandbox.env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=10, what="the pid file")
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=20) == 128 + signal.SIGTERM
     pid = int(pidfile.read_text())
-    assert wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
-                    open("/proc/%d/stat" % pid).read().split()[2] == "Z"), "the script survived"
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
+             timeout=10, what="the script to exit (it survived)")
 
 
 def test_exported_functions_reach_bash_scripts_as_with_the_original(run_tool, sandbox):

@@ -2,7 +2,7 @@
 
 Use the ``cloud`` fixture (import it into a test module or conftest) to get the
 four servers started on ephemeral ports with a user whose password, and an EC2
-key pair whose secret, are planted secrets (tests/conftest.py): no log may show them.
+key pair whose secret, are planted secrets (tests/support/sandbox.py): no log may show them.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import PLANTED_SECRETS
 from tests.servers.cfn import CfnServer
 from tests.servers.heat import HeatServer
 from tests.servers.keystone import KeystoneServer
 from tests.servers.zaqar import ZaqarServer
+from tests.support.sandbox import PLANTED_SECRETS
 
 USER_ID = "0f3c9d2e-user"
 PROJECT_ID = "9a1b7c4d-project"

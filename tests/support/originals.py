@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / "bench" / ".venv-originals"
 
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tests.support.wait import wait_for_process
+
 REPO = Path(__file__).resolve().parents[2]
 ELEMENTS = REPO / "elements"
 BIN_DIR = Path(sys.executable).parent
@@ -224,12 +226,4 @@ class VM:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def wait_for_file(self, path: Path, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not path.exists():
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError("agent exited with %s before %s appeared:\n%s"
-                                     % (self.proc.returncode, path, self.log()[-4000:]))
-            if time.monotonic() > deadline:
-                raise AssertionError("%s did not appear within %ss; agent log:\n%s"
-                                     % (path, timeout, self.log()[-4000:]))
-            time.sleep(0.2)
+        wait_for_process(path.exists, self.proc, timeout, "%s to appear" % path, self.log)

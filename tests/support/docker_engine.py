@@ -13,7 +13,7 @@ The base image is Debian's static busybox, ``docker import``ed (2 MB, < 1 s).
 Stopping ends only the PID this module started, then removes what it left: mounts
 under its directory, processes still inside its namespace, the namespace itself.
 
-Usage: ``pytest_plugins = ("tests.docker_engine",)`` gives the session fixture
+Usage: ``pytest_plugins = ("tests.support.docker_engine",)`` gives the session fixture
 ``docker_engine``; other code can call ``start_engine()`` / ``DockerEngine.stop()``.
 If the engine truly cannot start, tests using the fixture are skipped with the
 reason (the dockerd log tail) printed.
