@@ -19,20 +19,10 @@ import re
 from typing import Any, Dict, Iterable, List
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    input_values,
-    options_of,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-    string_option,
-    suffix_owner,
-)
+from agent_common.deployment_contract import deployment_id, input_values, Deployment
+from hooks.toolkit.context import options_of, string_option, HookContext
+from hooks.toolkit.outputs import output_files, prune_dir, remove_output_files, suffix_owner
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

@@ -15,7 +15,9 @@ import logging
 import shlex
 from typing import List
 
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, result_from_proc
+from agent_common.deployment_contract import BadDeployment, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

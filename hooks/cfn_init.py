@@ -19,13 +19,9 @@ import os
 from typing import Any, Dict
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    result_from_proc,
-)
+from agent_common.deployment_contract import BadDeployment, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

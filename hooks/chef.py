@@ -22,22 +22,10 @@ import socket
 from typing import Any, Dict, Iterable, List, Optional
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    ensure_private_dir,
-    hostname_f,
-    input_values,
-    name_problem,
-    options_of,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-)
+from agent_common.deployment_contract import deployment_id, input_values, name_problem, BadDeployment, Deployment
+from hooks.toolkit.context import ensure_private_dir, hostname_f, options_of, HookContext
+from hooks.toolkit.outputs import output_files, prune_dir, remove_output_files
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

@@ -30,18 +30,17 @@ import re
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent_common.logs import register_secrets
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    decode,
+from agent_common.deployment_contract import (
     deployment_id,
     env_text,
     input_values,
     timeout_message,
-    TIMEOUT_STATUS,
+    BadDeployment,
+    Deployment,
 )
+from agent_common.proc import TIMEOUT_STATUS
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import decode, HookResult
 
 if TYPE_CHECKING:  # pragma: no cover - agent_common.proc is imported when a command actually runs
     from agent_common.proc import ProcResult
@@ -353,7 +352,7 @@ def refresh(environ: Mapping[str, str]) -> int:
     Always 0: a missing or broken deployments file, a missing docker or an engine
     error is logged, never a reason to abort os-refresh-config (§11.25).
     """
-    from hooks.companion import group_deployments
+    from hooks.toolkit.companion import group_deployments
 
     wanted = group_deployments(environ, GROUP, "id")
     if wanted is None:

@@ -34,16 +34,10 @@ from typing import Any, Dict, List, Mapping
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
-from hooks.companion import group_deployments
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    input_values,
-    name_problem,
-    result_from_proc,
-)
+from hooks.toolkit.companion import group_deployments
+from agent_common.deployment_contract import input_values, name_problem, BadDeployment, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 
@@ -184,7 +178,7 @@ def compose_project_name(directory: str) -> str:
 
 def failing_services(directory: str, names: List[str], environ: Mapping[str, str]) -> List[str]:
     """One report per project container that is unhealthy, or stopped other than with 0: status and log tails."""
-    from hooks.docker_api import Engine, EngineError
+    from hooks.toolkit.docker_api import Engine, EngineError
 
     engine = Engine(environ.get("DOCKER_HOST"), timeout=10)
     reports: List[str] = []

@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Optional
 
 from agent_common.atomic import atomic_write
 from hooks.json_file import render
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, ensure_private_dir, result_from_proc
+from agent_common.deployment_contract import BadDeployment, Deployment
+from hooks.toolkit.context import ensure_private_dir, HookContext
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

@@ -26,23 +26,10 @@ from agent_common.atomic import atomic_write
 from hooks.hiera import DATADIR_DEFAULT as HIERA_DATADIR_DEFAULT
 from hooks.hiera import DATADIR_ENV as HIERA_DATADIR_ENV
 from hooks.hiera import file_name_problem, write_private
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    hostname_f,
-    input_env,
-    input_values,
-    options_of,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-    string_option,
-    suffix_owner,
-)
+from agent_common.deployment_contract import deployment_id, input_env, input_values, BadDeployment, Deployment
+from hooks.toolkit.context import hostname_f, options_of, string_option, HookContext
+from hooks.toolkit.outputs import output_files, prune_dir, remove_output_files, suffix_owner
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

@@ -34,19 +34,10 @@ import tempfile
 from typing import Any, Dict, Iterable, List
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    input_values,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-    suffix_owner,
-)
+from agent_common.deployment_contract import deployment_id, input_values, BadDeployment, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.outputs import output_files, prune_dir, remove_output_files, suffix_owner
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

@@ -16,17 +16,10 @@ import os
 from typing import Iterable
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    input_env,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-)
+from agent_common.deployment_contract import deployment_id, input_env, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.outputs import output_files, prune_dir, remove_output_files
+from hooks.toolkit.result import result_from_proc, HookResult
 
 LOG = logging.getLogger("heat-config")
 

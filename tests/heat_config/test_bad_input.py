@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from hooks.protocol import ID_FILE_NAMES, ID_MAX_LEN
+from agent_common.deployment_contract import ID_FILE_NAMES, ID_MAX_LEN
 from tests.conftest import BIN_DIR
 from tests.heat_config.conftest import cfn_inputs, dep_id, deployed, deployment, journal, write_deployments
 

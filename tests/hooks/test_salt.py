@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from hooks import salt
-from hooks.protocol import HookContext
+from hooks.toolkit.context import HookContext
 from tests.conftest import PLANTED_SECRETS, hook_json
 from tests.originals import REPO, ensure_originals
 
