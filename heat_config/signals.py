@@ -17,6 +17,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional
 
+from agent_common.deployment_contract import input_values
 from heat_config.journal import (
     SIGNAL_NONE,
     SIGNAL_PENDING,
@@ -27,7 +28,6 @@ from heat_config.journal import (
     JournalRecord,
     now,
 )
-from agent_common.deployment_contract import input_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent_common.backoff import Backoff

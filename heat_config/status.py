@@ -11,8 +11,9 @@ import os
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
-from agent_common.logs import redact
 from agent_common import deployment_contract as contract
+from agent_common.deployment_contract import register_input_secrets
+from agent_common.logs import redact
 from heat_config import deployment as dep
 from heat_config.journal import (
     FINISHED,
@@ -25,7 +26,6 @@ from heat_config.journal import (
     Journal,
     JournalRecord,
 )
-from agent_common.deployment_contract import register_input_secrets
 
 FIELDS = ("id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error")
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2

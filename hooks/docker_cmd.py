@@ -29,18 +29,18 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from agent_common.logs import register_secrets
 from agent_common.deployment_contract import (
+    BadDeployment,
+    Deployment,
     deployment_id,
     env_text,
     input_values,
     timeout_message,
-    BadDeployment,
-    Deployment,
 )
+from agent_common.logs import register_secrets
 from agent_common.proc import TIMEOUT_STATUS
 from hooks.toolkit.context import HookContext
-from hooks.toolkit.result import decode, HookResult
+from hooks.toolkit.result import HookResult, decode, log_outcome
 
 if TYPE_CHECKING:  # pragma: no cover - agent_common.proc is imported when a command actually runs
     from agent_common.proc import ProcResult
@@ -291,11 +291,10 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
                 stderrs.append(timeout_message(ctx.timeout or 0) + "\n")
                 LOG.error("Timed out running %s", _loggable(args))
                 return HookResult(stdout="\n".join(stdouts), stderr="\n".join(stderrs), status_code=TIMEOUT_STATUS)
-            if done.returncode not in spec["exit_codes"]:
-                LOG.error("Error running %s. [%s]", _loggable([docker] + args), done.returncode)
+            failed = done.returncode not in spec["exit_codes"]
+            log_outcome(_loggable([docker] + args), done.returncode, failed, done_level=logging.DEBUG)
+            if failed:
                 status = done.returncode
-            else:
-                LOG.debug("Completed %s", _loggable([docker] + args))
     except DockerCannotRun as exc:
         LOG.error("%s", exc)
         stderrs.append(str(exc) + "\n")

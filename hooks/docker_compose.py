@@ -34,10 +34,10 @@ from typing import Any, Dict, List, Mapping
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.deployment_contract import BadDeployment, Deployment, input_values, name_problem
 from hooks.toolkit.companion import group_deployments
-from agent_common.deployment_contract import input_values, name_problem, BadDeployment, Deployment
 from hooks.toolkit.context import HookContext
-from hooks.toolkit.result import result_from_proc, HookResult
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -237,10 +237,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
                 result.stderr += "\n"
             result.stderr += "".join(reports)
             result.status_code = result.status_code or 1
-    if result.status_code:
-        LOG.error("Error running %s. [%s]", " ".join(argv), result.status_code)
-    else:
-        LOG.debug("Completed %s", " ".join(argv))
+    log_outcome(" ".join(argv), result.status_code, bool(result.status_code), done_level=logging.DEBUG)
     return result
 
 

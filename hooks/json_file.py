@@ -19,7 +19,7 @@ from typing import Any, Optional, Tuple
 
 from agent_common.atomic import atomic_write
 from agent_common.deployment_contract import BadDeployment, Deployment
-from hooks.toolkit.context import ensure_private_dir, HookContext
+from hooks.toolkit.context import HookContext, ensure_private_dir
 from hooks.toolkit.result import HookResult
 
 LOG = logging.getLogger("heat-config")

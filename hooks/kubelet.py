@@ -34,10 +34,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.deployment_contract import BadDeployment, Deployment, deployment_id, timeout_message
 from agent_common.logs import HEAT_CONFIG_FORMAT, RedactingFormatter
-from hooks.toolkit.companion import group_deployments
-from agent_common.deployment_contract import deployment_id, timeout_message, BadDeployment, Deployment
 from agent_common.proc import TIMEOUT_STATUS
+from hooks.toolkit.companion import group_deployments
 from hooks.toolkit.context import HookContext
 from hooks.toolkit.result import HookResult
 

@@ -9,13 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, Mapping, Optional
 
-from agent_common.deployment_contract import (
-    BadDeploymentsFile,
-    Deployment,
-    id_problem,
-    name_problem,
-    read_deployments,
-)
+from agent_common.deployment_contract import BadDeploymentsFile, Deployment, id_problem, name_problem, read_deployments
 from agent_common.paths import get_path
 
 LOG = logging.getLogger("heat-config")

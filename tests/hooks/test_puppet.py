@@ -21,8 +21,8 @@ import sys
 
 import pytest
 
-from hooks import puppet
 from agent_common.deployment_contract import ID_MAX_LEN
+from hooks import puppet
 from hooks.toolkit.context import HookContext
 from tests.conftest import PLANTED_SECRETS, hook_json
 
