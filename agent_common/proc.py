@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Default cap on captured stdout/stderr, per stream (the tail is kept).
 DEFAULT_OUTPUT_CAP = 1024 * 1024
+#: Exit status of a child stopped by its timeout (as coreutils' timeout(1) gives it).
+TIMEOUT_STATUS = 124
 #: Grace period between SIGTERM and SIGKILL for a timed-out process group.
 KILL_GRACE_S = 10.0
 

@@ -48,10 +48,10 @@ def _parser() -> "argparse.ArgumentParser":
 
 def dispatch(signals_only: bool = False) -> int:
     """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
-    from heat_config.dispatch import Settings, main as dispatch_main
+    from heat_config.dispatch import DispatchSettings, main as dispatch_main
 
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
-    return dispatch_main(Settings.from_environ(), signals_only=signals_only)
+    return dispatch_main(DispatchSettings.from_environ(), signals_only=signals_only)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -67,9 +67,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return hook_cli.main([args.group])
 
-    from heat_config.dispatch import Settings
+    from heat_config.dispatch import DispatchSettings
 
-    settings = Settings.from_environ()
+    settings = DispatchSettings.from_environ()
     if args.command == "status":
         from heat_config import status
 
@@ -85,11 +85,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
     if args.command == "run":
-        from heat_config import localrun
+        from heat_config import run_locally
 
         try:
-            data, code = localrun.run(args.file, args.input, args.action)
-        except localrun.UsageError as exc:
+            data, code = run_locally.run(args.file, args.input, args.action)
+        except run_locally.UsageError as exc:
             print("heat-config run: %s" % exc, file=sys.stderr)
             return 1
         json.dump(data, sys.stdout, indent=2)

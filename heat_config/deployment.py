@@ -1,64 +1,21 @@
-"""Deployments as the dispatcher reads them: the file, validation, coercion, component resolution.
+"""Deployments as the dispatcher prepares them: state files, coercion, component resolution, groups.
 
-Heat's deployment objects (SPEC §6.4) stay plain dicts, because that is what
-hooks receive and what the state files hold; this module holds the rules
-applied to them before any hook sees them (SPEC §6.3, §6.6 steps 1–3, §12.7,
-§12.13.8, §12.13.9, §12.13.14).
+What a deployment is and how it is checked is agent_common.deployment_contract,
+shared with the hooks; this module holds what only the dispatcher side does to
+a deployment before a hook sees it (SPEC §6.3, §6.6 steps 1–3, §12.13.14) and
+how it reads the result Heat will see (§7.8).
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, List
 
+from agent_common.deployment_contract import Deployment, input_values
 from agent_common.documents import loads_json, read_text
-from hooks.protocol import (  # noqa: F401  (the deployment rules, for the dispatcher side through here)
-    deployment_problem,
-    id_problem,
-    input_values,
-    name_problem,
-    refusal,
-    shape_problem,
-)
-
-Deployment = Dict[str, Any]
 
 #: Groups that are applied by os-apply-config through os-collect-config, never by a hook (SPEC §1.4, §7.10).
 OAC_GROUPS = frozenset({"os-apply-config", "Heat::Ungrouped"})
 DEFAULT_GROUP = "Heat::Ungrouped"
-
-class BadDeploymentsFile(Exception):
-    """The deployments file cannot be read, is not JSON, or not a list (SPEC §12.7); the message names the file."""
-
-
-def parse(text: str, path: str) -> List[Any]:
-    """The list in the deployments file; empty, whitespace, ``null`` and ``[]`` mean none (§12.13.9)."""
-    if not text.strip():
-        return []
-    try:
-        data = loads_json(text, path)
-    except ValueError as exc:
-        raise BadDeploymentsFile(str(exc)) from None
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise BadDeploymentsFile("%s: expected a JSON list of deployments, found %s" % (path, type(data).__name__))
-    return data
-
-
-def read_deployments(path: str) -> Optional[List[Any]]:
-    """The deployments in the file ``path``; None when it does not exist.
-
-    Every other way the file can be wrong — a FIFO or a directory, no permission, bytes
-    that are not UTF-8, JSON that is not JSON or nested too deeply, not a list — is a
-    BadDeploymentsFile whose message is the one line naming the file (SPEC §12.7).
-    """
-    try:
-        text = read_text(path)
-    except OSError as exc:
-        raise BadDeploymentsFile("%s: %s" % (path, exc.strerror or exc)) from None
-    except ValueError as exc:
-        raise BadDeploymentsFile(str(exc)) from None
-    return None if text is None else parse(text, path)
 
 
 def load_file(path: str) -> Deployment:

@@ -11,17 +11,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Set
 
+import hooks
+from agent_common import deployment_contract as contract
+from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir, remove_stale_temp_files
+from agent_common.deployment_contract import hook_timeout, input_values, register_input_secrets
 from agent_common.logs import redact
 from agent_common.paths import get_path
 from heat_config import deployment as dep
-from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, SIGNALLED, Journal, Record, now
+from heat_config import hook_runner
+from heat_config.journal import FINISHED, RECEIVED, RUNNING, SIGNAL_PENDING, SIGNALLED, Journal, JournalRecord, now
 from heat_config.signals import InProcessSender, Outbox, ProgramSender, mark_finished, retry_budget, route_problem
-from hooks.protocol import HookContext, HookResult, hook_timeout, input_values, register_input_secrets
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import HookResult
 
 LOG = logging.getLogger("heat-config")
 
@@ -33,19 +41,18 @@ INTERRUPTED_MESSAGE = ("heat-config stopped while this deployment's hook was run
                        "the machine restarted); the hook was not run again. Delete %s to run it again.\n")
 
 
-class Settings:
+@dataclass(frozen=True)
+class DispatchSettings:
     """Everything read from the environment once at start-up (SPEC §6.2)."""
 
-    def __init__(self, config_file: str, deployed_dir: str, deployed_old: str, notify_program: Optional[str],
-                 environ: Dict[str, str]) -> None:
-        self.config_file = config_file
-        self.deployed_dir = deployed_dir
-        self.deployed_old = deployed_old
-        self.notify_program = notify_program
-        self.environ = environ
+    config_file: str
+    deployed_dir: str
+    deployed_old: str
+    notify_program: Optional[str]
+    environ: Dict[str, str]
 
     @classmethod
-    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "DispatchSettings":
         env = dict(os.environ if environ is None else environ)
         return cls(
             config_file=get_path("heat_shell_config", env),
@@ -61,13 +68,11 @@ def pretty(data: Any) -> str:
     return json.dumps(data, indent=2, separators=(",", ": "))
 
 
-def prepare_deployed_dir(settings: Settings) -> None:
+def prepare_deployed_dir(settings: DispatchSettings) -> None:
     """SPEC §6.5 step 4: move the legacy state dir once, or create the state dir 0700."""
     if os.path.isdir(settings.deployed_dir):
         return
     if settings.deployed_old != settings.deployed_dir and os.path.isdir(settings.deployed_old):
-        import shutil
-
         LOG.debug("Migrating deployed state from %s to %s", settings.deployed_old, settings.deployed_dir)
         ensure_dir(os.path.dirname(os.path.abspath(settings.deployed_dir)), 0o755)
         shutil.move(settings.deployed_old, settings.deployed_dir)
@@ -78,7 +83,7 @@ def prepare_deployed_dir(settings: Settings) -> None:
 class Dispatcher:
     """One dispatcher run over one deployments file."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: DispatchSettings) -> None:
         self.settings = settings
         self.journal = Journal(settings.deployed_dir)
         if settings.notify_program:
@@ -89,7 +94,7 @@ class Dispatcher:
         self.outbox = Outbox(self.journal, sender, budget_s=retry_budget(settings.environ))
         self.current: Set[str] = set()
         #: The journal records this run needs (the unsettled ones, then those it writes), by id.
-        self.known: Dict[str, Record] = {}
+        self.known: Dict[str, JournalRecord] = {}
         #: Every id the journal held when the run started.
         self.journaled: List[str] = []
 
@@ -148,7 +153,7 @@ class Dispatcher:
             except OSError as exc:
                 LOG.warning("Could not remove temporary files in %s: %s", directory, exc.strerror or exc)
 
-    def restore_notify_file(self, record: Record) -> None:
+    def restore_notify_file(self, record: JournalRecord) -> None:
         """Write ``<id>.notify.json`` from the journal when a kill came between the two (§6.6 step 10)."""
         notify = self.notify_file(record.id)
         if record.step not in (FINISHED, SIGNALLED) or record.signal_data is None or os.path.exists(notify):
@@ -169,8 +174,8 @@ class Dispatcher:
             self.finish(record, data.signal_data(), dep.load_file(self.marker(record.id)))
 
     def process(self, item: Any, position: int) -> None:
-        refused = dep.refusal(item, "#%d in %s" % (position, self.settings.config_file))
-        if not isinstance(item, dict) or dep.id_problem(item.get("id")):
+        refused = contract.refusal(item, "#%d in %s" % (position, self.settings.config_file))
+        if not isinstance(item, dict) or contract.id_problem(item.get("id")):
             LOG.error("Refusing %s", refused)  # no usable id: no state file, never signalled (§12.13.8)
             return
         dep_id = item["id"]
@@ -189,16 +194,14 @@ class Dispatcher:
             LOG.warning("To force-deploy, rm %s", marker)
             return
 
-        from heat_config import hookrun
-
         register_input_secrets(item)
-        group_problem = dep.name_problem(group)
-        ref = None if refused or group_problem else hookrun.find(group, self.settings.environ)
+        group_problem = contract.name_problem(group)
+        ref = None if refused or group_problem else hook_runner.find(group, self.settings.environ)
         if ref is None and not group_problem and group in dep.OAC_GROUPS:
             LOG.debug("Skipping group %s: applied by os-apply-config", group)
             return
 
-        record = Record(id=dep_id, name=str(item.get("name") or ""), group=group, action=dep.action_of(item),
+        record = JournalRecord(id=dep_id, name=str(item.get("name") or ""), group=group, action=dep.action_of(item),
                         received_at=now())
         self.known[dep_id] = record
         self.journal.save(record, durable=False)
@@ -216,14 +219,14 @@ class Dispatcher:
                           on_start=lambda pid: self.hook_started(record, pid))
         LOG.debug("Running %s < %s", ref.label, marker)
         try:
-            data = hookrun.execute(ref, item, ctx)
+            data = hook_runner.execute(ref, item, ctx)
         except Exception as exc:  # a bug of ours must still end in a signal, not a deployment left running
             LOG.exception("Running %s failed", ref.label)
             message = "heat-config could not run the hook: %s: %s" % (type(exc).__name__, exc)
             data = HookResult.failure(message).signal_data()
         self.finish(record, data, item)
 
-    def hook_started(self, record: Record, pgid: int) -> None:
+    def hook_started(self, record: JournalRecord, pgid: int) -> None:
         """Journal the process group a hook (or a built-in hook's tool) now runs in: if this dispatcher
         dies, the next run stops that group before reporting the deployment (SPEC §12.3)."""
         record.hook_pgid, record.hook_proc = pgid, process_identity(pgid)
@@ -246,15 +249,12 @@ class Dispatcher:
         if group_problem:
             return "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
         if ref is None:
-            import hooks
-            from heat_config import hookrun
-
             return "deployment %s: no hook for group %s (searched %s; built-in hooks: %s)" % (
-                dep_id, group, ", ".join(hookrun.search_dirs(self.settings.environ)) or "no existing hook dir",
+                dep_id, group, ", ".join(hook_runner.search_dirs(self.settings.environ)) or "no existing hook dir",
                 ", ".join(hooks.groups()))
         return None
 
-    def finish(self, record: Record, data: Dict[str, Any], deployment: Dict[str, Any]) -> None:
+    def finish(self, record: JournalRecord, data: Dict[str, Any], deployment: Dict[str, Any]) -> None:
         """Record the result (durably), write the debugging copy, then make the first signal attempt."""
         inputs = input_values(deployment)
         record.step, record.finished_at = FINISHED, now()
@@ -282,8 +282,6 @@ class Dispatcher:
         if not gone:
             return
         keep = self.current | set(self.outbox.pending)
-        import hooks
-
         ctx = HookContext(environ=dict(self.settings.environ), gone_ids=[r.id for r in gone])
         for group in sorted({r.group for r in gone}):
             module = hooks.module(group) if group in hooks.BUILTIN else None
@@ -350,15 +348,13 @@ def _group_running(pgid: int) -> bool:
     return False
 
 
-def stop_orphan(record: Record) -> None:
+def stop_orphan(record: JournalRecord) -> None:
     """Stop the hook group of a dispatcher that died, if its leader still runs (SPEC §12.3).
 
     The group is stopped only when its leader is the very process the journal
     names (same boot, same start time): a pid the system has given to another
     process since is left alone.  SIGTERM, then SIGKILL after proc's grace period.
     """
-    from agent_common import proc
-
     pgid = record.hook_pgid
     fields = _proc_stat(pgid) if pgid else None
     if not fields or fields[0] == "Z" or process_identity(pgid, fields) != record.hook_proc:
@@ -379,7 +375,7 @@ def _last_line(text: Any) -> str:
     return redact(lines[-1])[:ERROR_CHARS] if lines else ""
 
 
-def main(settings: Settings, *, signals_only: bool = False) -> int:
+def main(settings: DispatchSettings, *, signals_only: bool = False) -> int:
     """SPEC §6.5: returns the dispatcher's exit status.
 
     ``signals_only`` retries the pending signals and nothing else: what the running
@@ -400,8 +396,8 @@ def main(settings: Settings, *, signals_only: bool = False) -> int:
         LOG.error("%s: %s", exc.filename or settings.config_file, exc.strerror)
         return 1
     try:
-        deployments = dep.read_deployments(settings.config_file) or []
-    except dep.BadDeploymentsFile as exc:
+        deployments = contract.read_deployments(settings.config_file) or []
+    except contract.BadDeploymentsFile as exc:
         LOG.error("%s", exc)
         return 1
     Dispatcher(settings).run(deployments, signals_only=signals_only)

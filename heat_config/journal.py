@@ -27,19 +27,14 @@ import logging
 import math
 import os
 import time
-from agent_common.atomic import atomic_write, ensure_dir
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, Iterator, List, Optional
 
-TYPE_CHECKING = False  # the running agent probes the journal between polls: typing would cost it ~0.45 MiB
-if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, Iterator, List, Optional
+from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.documents import loads_json, read_bytes
+from agent_common.journal_layout import CORRUPT_DIRNAME, LOCK_NAME, OPEN_SUFFIX, RECORD_SUFFIX, journal_dir
 
 LOG = logging.getLogger("heat-config")
-
-JOURNAL_DIRNAME = "journal"
-LOCK_NAME = ".lock"
-OPEN_SUFFIX = ".open"
-#: Where unusable records are moved, one ``<UTC time>-<pid>`` directory per run, under their own names.
-CORRUPT_DIRNAME = "corrupt"
 
 # Journal steps.
 RECEIVED, RUNNING, FINISHED, SIGNALLED = "received", "running", "finished", "signalled"
@@ -47,20 +42,6 @@ STEPS = (RECEIVED, RUNNING, FINISHED, SIGNALLED)
 # Signal states.
 SIGNAL_NONE, SIGNAL_PENDING, SIGNAL_SENT, SIGNAL_REFUSED = "none", "pending", "sent", "refused"
 SIGNAL_STATES = (SIGNAL_NONE, SIGNAL_PENDING, SIGNAL_SENT, SIGNAL_REFUSED)
-
-
-#: Every field of a record and its default, in file order.
-FIELDS: Dict[str, Any] = {
-    "id": "", "name": "", "group": "", "action": "",
-    "step": RECEIVED,
-    "received_at": 0.0, "started_at": None, "finished_at": None,
-    "status_code": None, "failed": None, "interrupted": False, "error": "",
-    "signal": SIGNAL_NONE, "transport": "NO_SIGNAL", "attempts": 0, "next_try_at": None, "signal_error": "",
-    "signal_data": None,
-    # The process group the hook runs in (an executable hook, or the latest tool a built-in hook started)
-    # and what identifies its leader, so that a run after a crash can stop it and never a recycled pid.
-    "hook_pgid": None, "hook_proc": None,
-}
 
 
 def _is_time(value: Any) -> bool:
@@ -104,20 +85,38 @@ class CorruptRecord(Exception):
     """A journal entry that cannot be read as a record; the message names the file and why."""
 
 
-class Record:
-    """The journal entry of one deployment (a plain class: the dispatcher's start-up path avoids dataclasses)."""
+@dataclass
+class JournalRecord:
+    """The journal entry of one deployment; the fields in file order."""
 
-    __slots__ = tuple(FIELDS)
-
-    def __init__(self, **values: Any) -> None:
-        for name, default in FIELDS.items():
-            setattr(self, name, values.get(name, default))
+    id: str = ""
+    name: str = ""
+    group: str = ""
+    action: str = ""
+    step: str = RECEIVED
+    received_at: float = 0.0
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    status_code: Optional[int] = None
+    failed: Optional[bool] = None
+    interrupted: bool = False
+    error: str = ""
+    signal: str = SIGNAL_NONE
+    transport: str = "NO_SIGNAL"
+    attempts: int = 0
+    next_try_at: Optional[float] = None
+    signal_error: str = ""
+    signal_data: Optional[Dict[str, Any]] = None
+    # The process group the hook runs in (an executable hook, or the latest tool a built-in hook started)
+    # and what identifies its leader, so that a run after a crash can stop it and never a recycled pid.
+    hook_pgid: Optional[int] = None
+    hook_proc: Optional[str] = None
 
     def __repr__(self) -> str:
-        return "Record(id=%r, step=%r, signal=%r)" % (self.id, self.step, self.signal)
+        return "JournalRecord(id=%r, step=%r, signal=%r)" % (self.id, self.step, self.signal)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS}
+        return asdict(self)
 
     @property
     def duration_s(self) -> Optional[float]:
@@ -131,8 +130,12 @@ class Record:
         return self.step in (FINISHED, SIGNALLED) and self.signal != SIGNAL_PENDING
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "Record":
-        return cls(**{k: v for k, v in data.items() if k in FIELDS})
+    def from_dict(cls, data: Dict[str, Any]) -> "JournalRecord":
+        return cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+
+
+#: Every field of a record, in file order.
+FIELD_NAMES = tuple(f.name for f in fields(JournalRecord))
 
 
 class Journal:
@@ -140,20 +143,18 @@ class Journal:
 
     def __init__(self, deployed_dir: str) -> None:
         self.deployed_dir = deployed_dir
-        self.dir = os.path.join(deployed_dir, JOURNAL_DIRNAME)
+        self.dir = journal_dir(deployed_dir)
         self._lock_fd: Optional[int] = None
         self._corrupt_dir: Optional[str] = None
 
     def path(self, dep_id: str) -> str:
-        return os.path.join(self.dir, dep_id + ".json")
+        return os.path.join(self.dir, dep_id + RECORD_SUFFIX)
 
-    def read(self, dep_id: str) -> Optional[Record]:
+    def read(self, dep_id: str) -> Optional[JournalRecord]:
         """The record of ``dep_id``, None when there is none; CorruptRecord when the entry is unusable.
 
         Changes nothing (``status`` uses it); the dispatcher uses ``load``.
         """
-        from agent_common.documents import loads_json, read_bytes
-
         path = self.path(dep_id)
         try:
             data = loads_json(read_bytes(path), path)
@@ -166,9 +167,9 @@ class Journal:
         problem = record_problem(data, dep_id)
         if problem:
             raise CorruptRecord("%s: %s" % (path, problem))
-        return Record.from_dict(data)
+        return JournalRecord.from_dict(data)
 
-    def load(self, dep_id: str) -> Optional[Record]:
+    def load(self, dep_id: str) -> Optional[JournalRecord]:
         """``read``, with an unusable entry set aside (and a warning naming it) instead of raised."""
         try:
             return self.read(dep_id)
@@ -183,7 +184,7 @@ class Journal:
                 ensure_dir(os.path.join(self.dir, CORRUPT_DIRNAME), 0o700)
                 self._corrupt_dir = os.path.join(self.dir, CORRUPT_DIRNAME, _stamp())
                 ensure_dir(self._corrupt_dir, 0o700)
-            dest = os.path.join(self._corrupt_dir, dep_id + ".json")
+            dest = os.path.join(self._corrupt_dir, dep_id + RECORD_SUFFIX)
             _move_private(self.path(dep_id), dest)
         except OSError as exc:
             LOG.warning("Journal record %s is unusable (%s) and could not be set aside: %s", self.path(dep_id),
@@ -207,8 +208,8 @@ class Journal:
             except OSError:
                 continue
             for name in names:
-                if name.endswith(".json"):
-                    copies[name[: -len(".json")]] = os.path.join(root, stamp, name)
+                if name.endswith(RECORD_SUFFIX):
+                    copies[name[: -len(RECORD_SUFFIX)]] = os.path.join(root, stamp, name)
         return copies
 
     def repair(self) -> None:
@@ -225,7 +226,7 @@ class Journal:
         LOG.error("%s was not a directory: moved it to %s and started a new journal (deployments already "
                   "marked in %s are not run again)", self.dir, dest, self.deployed_dir)
 
-    def save(self, record: Record, *, durable: bool = True, keep_open: bool = False) -> None:
+    def save(self, record: JournalRecord, *, durable: bool = True, keep_open: bool = False) -> None:
         """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run).
 
         ``keep_open`` leaves a settled record flagged until ``close``: its caller has
@@ -240,7 +241,7 @@ class Journal:
         if not keep_open:
             self.close(record)
 
-    def close(self, record: Record) -> None:
+    def close(self, record: JournalRecord) -> None:
         """Drop the flag of a settled record: no later run needs to read it."""
         if record.settled:
             _unlink(os.path.join(self.dir, record.id + OPEN_SUFFIX))
@@ -255,11 +256,11 @@ class Journal:
             names = os.listdir(self.dir)
         except OSError:
             return [], []
-        ids = [n[: -len(".json")] for n in names if n.endswith(".json")]
+        ids = [n[: -len(RECORD_SUFFIX)] for n in names if n.endswith(RECORD_SUFFIX)]
         flagged = [n[: -len(OPEN_SUFFIX)] for n in names if n.endswith(OPEN_SUFFIX)]
         return ids, flagged
 
-    def records(self) -> Iterator[Record]:
+    def records(self) -> Iterator[JournalRecord]:
         """Every usable record (``load``: an unusable one is set aside)."""
         for dep_id in sorted(self.index()[0]):
             record = self.load(dep_id)
@@ -312,13 +313,3 @@ def _unlink(path: str) -> None:
 def now() -> float:
     return time.time()
 
-
-def has_unsettled(deployed_dir: str) -> bool:
-    """Whether any deployment's hook or signal is not settled: one directory listing, no record read.
-
-    The running os-collect-config asks this between polls to retry pending signals (SPEC §12.4).
-    """
-    try:
-        return any(name.endswith(OPEN_SUFFIX) for name in os.listdir(os.path.join(deployed_dir, JOURNAL_DIRNAME)))
-    except OSError:
-        return False

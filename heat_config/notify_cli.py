@@ -15,11 +15,11 @@ import time
 from typing import Any, List, Optional
 
 from agent_common.backoff import Backoff
+from agent_common.deployment_contract import deployment_label, input_values, inputs_problem, register_input_secrets
 from agent_common.documents import loads_json, read_bytes
 from agent_common.logs import setup_logging
 from heat_config.journal import SIGNAL_REFUSED, SIGNALLED, Journal
 from heat_config.signals import BACKOFF_CAP_S, BACKOFF_INITIAL_S, SignalFailed, client_for, retry_budget, routes
-from hooks.protocol import deployment_label, input_values, inputs_problem, register_input_secrets
 
 LOG = logging.getLogger("heat-config-notify")
 

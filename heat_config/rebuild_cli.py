@@ -13,9 +13,10 @@ import subprocess
 import sys
 from typing import List, Optional
 
-from agent_common.paths import get_path
+from agent_common.deployment_contract import id_problem
 from agent_common.documents import loads_json
-from heat_config.deployment import OAC_GROUPS, group_of, id_problem
+from agent_common.paths import get_path
+from heat_config.deployment import OAC_GROUPS, group_of
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -17,6 +17,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional
 
+from agent_common.deployment_contract import input_values
 from heat_config.journal import (
     SIGNAL_NONE,
     SIGNAL_PENDING,
@@ -24,10 +25,9 @@ from heat_config.journal import (
     SIGNAL_SENT,
     SIGNALLED,
     Journal,
-    Record,
+    JournalRecord,
     now,
 )
-from hooks.protocol import input_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent_common.backoff import Backoff
@@ -428,16 +428,16 @@ class Outbox:
         self.budget_s = budget_s
         self.sleep = sleep
         self.clock = clock
-        self._pending: Optional[Dict[str, Record]] = None
+        self._pending: Optional[Dict[str, JournalRecord]] = None
         #: id → (monotonic deadline of this run's retries, backoff state).
         self._tries: Dict[str, "tuple[float, Backoff]"] = {}
 
-    def load(self, records: Iterable[Record]) -> None:
+    def load(self, records: Iterable[JournalRecord]) -> None:
         """Start from these records (the caller already read the journal) instead of reading it again."""
         self._pending = {r.id: r for r in records if r.signal == SIGNAL_PENDING}
 
     @property
-    def pending(self) -> Dict[str, Record]:
+    def pending(self) -> Dict[str, JournalRecord]:
         """id → record of every signal still to deliver (read from the journal once per run)."""
         if self._pending is None:
             self.load(self.journal.records())
@@ -446,7 +446,7 @@ class Outbox:
     def deployment_file(self, dep_id: str) -> str:
         return os.path.join(self.journal.deployed_dir, dep_id + ".json")
 
-    def attempt(self, record: Record, inputs: Optional[Mapping[str, Any]] = None) -> Record:
+    def attempt(self, record: JournalRecord, inputs: Optional[Mapping[str, Any]] = None) -> JournalRecord:
         """One delivery attempt now; the outcome is recorded before returning."""
         from agent_common.backoff import Backoff
 
@@ -474,7 +474,7 @@ class Outbox:
         self.journal.save(record, durable=False)
         return record
 
-    def _deliver(self, record: Record, inputs: Optional[Mapping[str, Any]]) -> Attempt:
+    def _deliver(self, record: JournalRecord, inputs: Optional[Mapping[str, Any]]) -> Attempt:
         """One delivery; an error of ours becomes this record's pending outcome, so one bad record can
         never stop the signals of the others (issue 12 defect 7)."""
         try:
@@ -486,10 +486,10 @@ class Outbox:
         except Exception as exc:
             return Attempt(SIGNAL_PENDING, "heat-config could not send it: %s: %s" % (type(exc).__name__, exc))
 
-    def _due(self, record: Record) -> bool:
+    def _due(self, record: JournalRecord) -> bool:
         return record.next_try_at is None or record.next_try_at <= now()
 
-    def _in_budget(self, record: Record) -> bool:
+    def _in_budget(self, record: JournalRecord) -> bool:
         tries = self._tries.get(record.id)
         return tries is None or self.clock() < tries[0]
 
@@ -519,7 +519,7 @@ class Outbox:
             self.retry_due()
 
 
-def mark_finished(journal: Journal, record: Record, data: Dict[str, Any], inputs: Mapping[str, Any],
+def mark_finished(journal: Journal, record: JournalRecord, data: Dict[str, Any], inputs: Mapping[str, Any],
                   signal_via_program: bool) -> None:
     """Record the result and the signal still to send (durable: this is what a crash recovers from).
 

@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
+from agent_common import deployment_contract as contract
+from agent_common.deployment_contract import register_input_secrets
 from agent_common.logs import redact
 from heat_config import deployment as dep
 from heat_config.journal import (
@@ -22,9 +24,8 @@ from heat_config.journal import (
     SIGNALLED,
     CorruptRecord,
     Journal,
-    Record,
+    JournalRecord,
 )
-from hooks.protocol import register_input_secrets
 
 FIELDS = ("id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error")
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2
@@ -36,7 +37,7 @@ def _row(**values: Any) -> Dict[str, Any]:
     return row
 
 
-def _from_record(record: Record, dispatcher_running: bool) -> Dict[str, Any]:
+def _from_record(record: JournalRecord, dispatcher_running: bool) -> Dict[str, Any]:
     if record.step == RECEIVED:
         state = "pending"
     elif record.step == RUNNING:
@@ -89,15 +90,15 @@ def collect(config_file: str, deployed_dir: str) -> "tuple[List[Dict[str, Any]],
     running = journal.dispatcher_running()
     problem = None
     try:
-        items = dep.read_deployments(config_file) or []
-    except dep.BadDeploymentsFile as exc:
+        items = contract.read_deployments(config_file) or []
+    except contract.BadDeploymentsFile as exc:
         items, problem = [], str(exc)
     rows: List[Dict[str, Any]] = []
     seen = set()
     set_aside = journal.set_aside_copies()
     for item in items:
-        refused = dep.deployment_problem(item)
-        if not isinstance(item, dict) or dep.id_problem(item.get("id")):  # never run, never signalled (§12.13.8)
+        refused = contract.deployment_problem(item)
+        if not isinstance(item, dict) or contract.id_problem(item.get("id")):  # never run, never signalled (§12.13.8)
             item = item if isinstance(item, dict) else {}
             rows.append(_row(id=item.get("id"), name=item.get("name"), group=dep.group_of(item),
                              action=dep.action_of(item), state="failed", signal=SIGNAL_NONE,

@@ -1,7 +1,7 @@
 """Built-in hooks: the registry group → module.
 
 Each module named here provides ``run(deployment, ctx) -> HookResult`` and may
-provide ``cleanup(keep_ids, ctx)`` (see hooks/protocol.py) and ``refresh(environ) -> int``,
+provide ``cleanup(keep_ids, ctx)`` (see hooks/toolkit/) and ``refresh(environ) -> int``,
 its os-refresh-config companion (``heat-config-hook --refresh GROUP``).  Modules are imported
 only when their group is used, so the dispatcher starts fast whatever hooks exist.
 Adding a hook is one module plus one line below.

@@ -19,20 +19,10 @@ import re
 from typing import Any, Dict, Iterable, List
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    input_values,
-    options_of,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-    string_option,
-    suffix_owner,
-)
+from agent_common.deployment_contract import Deployment, input_values
+from hooks.toolkit.context import HookContext, options_of, string_option
+from hooks.toolkit.outputs import prepare_workspace, prune_dir, suffix_owner
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -86,10 +76,9 @@ def failed_tasks(stdout: str) -> List[str]:
 
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
-    dep_id = deployment_id(deployment)
     options = options_of(deployment)
-    outputs = ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    working = ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
+    workspace = prepare_workspace(deployment, ctx, (WORKING_ENV, WORKING_DEFAULT), (OUTPUTS_ENV, OUTPUTS_DEFAULT))
+    working = workspace.working
 
     config = deployment.get("config")
     if config is None or config == "" or config == {} or config == []:
@@ -98,12 +87,10 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     # A structured config is a playbook given as data: its JSON text is valid YAML.
     playbook_text = config if isinstance(config, str) else json.dumps(config, indent=2)
 
-    playbook = os.path.join(working, dep_id + PLAYBOOK_SUFFIX)
-    variables_file = os.path.join(working, dep_id + VARIABLES_SUFFIX)
-    heat_outputs_path = os.path.join(outputs, dep_id)
-    atomic_write(variables_file, json.dumps(variables(deployment, heat_outputs_path)), 0o600, sync=False)
+    playbook = os.path.join(working, workspace.dep_id + PLAYBOOK_SUFFIX)
+    variables_file = os.path.join(working, workspace.dep_id + VARIABLES_SUFFIX)
+    atomic_write(variables_file, json.dumps(variables(deployment, workspace.heat_outputs_path)), 0o600, sync=False)
     atomic_write(playbook, playbook_text, 0o600, sync=False)
-    remove_output_files(heat_outputs_path)
 
     inventory = ctx.environ.get(INVENTORY_ENV) or INVENTORY_DEFAULT
     if string_option(options, "inventory"):
@@ -115,16 +102,14 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
 
     LOG.info("Variables: %s", ", ".join(sorted(input_values(deployment))) or "(none)")
     proc_result = ctx.run_tool(argv, "install ansible-core, or set %s" % CMD_ENV, env=env, cwd=working)
-    result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
+    result = result_from_proc(proc_result, ctx, workspace.outputs(deployment))
+    log_outcome(playbook, proc_result.returncode, bool(proc_result.returncode))
     if proc_result.returncode:
-        LOG.error("Error running %s. [%s]", playbook, proc_result.returncode)
         failures = failed_tasks(result.stdout)
         if failures:
             if result.stderr and not result.stderr.endswith("\n"):
                 result.stderr += "\n"
             result.stderr += "".join("ansible: %s\n" % f for f in failures)
-    else:
-        LOG.info("Completed %s", playbook)
     return result
 
 

@@ -15,7 +15,9 @@ import logging
 import shlex
 from typing import List
 
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, result_from_proc
+from agent_common.deployment_contract import BadDeployment, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -34,11 +36,12 @@ def command(ctx: HookContext) -> List[str]:
     return argv
 
 
+#: The original apply-config hook's words for how os-apply-config ended.
+OUTCOME_LINES = ("Error running %(subject)s: [%(status)s]", "Completed %(subject)s.")
+
+
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     argv = command(ctx)
     result = ctx.run_tool(argv, "install os-apply-config, or set %s" % CMD_ENV)
-    if result.returncode or result.timed_out:
-        LOG.error("Error running apply-config: [%s]", result.returncode)
-    else:
-        LOG.info("Completed apply-config.")
+    log_outcome("apply-config", result.returncode, bool(result.returncode or result.timed_out), lines=OUTCOME_LINES)
     return result_from_proc(result, ctx)

@@ -19,13 +19,9 @@ import os
 from typing import Any, Dict
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    result_from_proc,
-)
+from agent_common.deployment_contract import BadDeployment, Deployment
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -61,8 +57,5 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
 
     cmd = ctx.environ.get(CMD_ENV) or CMD_DEFAULT
     proc_result = ctx.run_tool([cmd], "install heat-cfntools, or set %s" % CMD_ENV)
-    if proc_result.returncode or proc_result.timed_out:
-        LOG.error("Error running %s. [%s]", cmd, proc_result.returncode)
-    else:
-        LOG.info("Completed %s", cmd)
+    log_outcome(cmd, proc_result.returncode, bool(proc_result.returncode or proc_result.timed_out))
     return result_from_proc(proc_result, ctx)

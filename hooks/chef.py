@@ -22,22 +22,10 @@ import socket
 from typing import Any, Dict, Iterable, List, Optional
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    ensure_private_dir,
-    hostname_f,
-    input_values,
-    name_problem,
-    options_of,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-)
+from agent_common.deployment_contract import BadDeployment, Deployment, input_values, name_problem
+from hooks.toolkit.context import HookContext, ensure_private_dir, hostname_f, options_of
+from hooks.toolkit.outputs import prepare_workspace, prune_dir
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -142,18 +130,19 @@ def clone_kitchen(kitchen: str, kitchen_path: str, action: Any, working: str,
     return None
 
 
+#: The original chef hook's words for how chef-client ended.
+OUTCOME_LINES = ("Chef return code %(status)s", "Completed chef-client for %(subject)s")
+
+
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
-    dep_id = deployment_id(deployment)
     options = _options(deployment)
     inputs = input_values(deployment)
     working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
     kitchen_path = options.get("kitchen_path") or os.path.join(working, "kitchen")
     node_dir = os.path.join(working, "node")
     attributes = node_attributes(inputs, run_list(deployment.get("config")))
     client_rb = client_config(kitchen_path, node_dir, environment(inputs))
-    ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
+    workspace = prepare_workspace(deployment, ctx, (WORKING_ENV, WORKING_DEFAULT), (OUTPUTS_ENV, OUTPUTS_DEFAULT))
 
     if options.get("kitchen"):
         failed = clone_kitchen(options["kitchen"], kitchen_path, inputs.get("deploy_action"), working, ctx)
@@ -170,17 +159,12 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     config_path = os.path.join(working, "client.rb")
     atomic_write(config_path, client_rb, 0o600, sync=False)
 
-    heat_outputs_path = os.path.join(outputs, dep_id)
-    remove_output_files(heat_outputs_path)
-    env = dict(ctx.environ, heat_outputs_path=heat_outputs_path)
+    env = dict(ctx.environ, heat_outputs_path=workspace.heat_outputs_path)
     argv = [CHEF_CLIENT, "-z", "--config", config_path, "-j", node_file]
     LOG.info("Node attributes: %s", ", ".join(sorted(attributes)))
     result = ctx.run_tool(argv, "install the chef package; it is looked up on PATH", env=env, cwd=working)
-    if result.returncode or result.timed_out:
-        LOG.error("Chef return code %s", result.returncode)
-    else:
-        LOG.info("Completed chef-client for %s", dep_id)
-    return result_from_proc(result, ctx, output_files(heat_outputs_path, deployment))
+    log_outcome(workspace.dep_id, result.returncode, bool(result.returncode or result.timed_out), lines=OUTCOME_LINES)
+    return result_from_proc(result, ctx, workspace.outputs(deployment))
 
 
 def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:

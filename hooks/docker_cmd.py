@@ -29,19 +29,18 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from agent_common.logs import register_secrets
-from hooks.protocol import (
+from agent_common.deployment_contract import (
     BadDeployment,
     Deployment,
-    HookContext,
-    HookResult,
-    decode,
     deployment_id,
     env_text,
     input_values,
     timeout_message,
-    TIMEOUT_STATUS,
 )
+from agent_common.logs import register_secrets
+from agent_common.proc import TIMEOUT_STATUS
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import HookResult, decode, log_outcome
 
 if TYPE_CHECKING:  # pragma: no cover - agent_common.proc is imported when a command actually runs
     from agent_common.proc import ProcResult
@@ -292,11 +291,10 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
                 stderrs.append(timeout_message(ctx.timeout or 0) + "\n")
                 LOG.error("Timed out running %s", _loggable(args))
                 return HookResult(stdout="\n".join(stdouts), stderr="\n".join(stderrs), status_code=TIMEOUT_STATUS)
-            if done.returncode not in spec["exit_codes"]:
-                LOG.error("Error running %s. [%s]", _loggable([docker] + args), done.returncode)
+            failed = done.returncode not in spec["exit_codes"]
+            log_outcome(_loggable([docker] + args), done.returncode, failed, done_level=logging.DEBUG)
+            if failed:
                 status = done.returncode
-            else:
-                LOG.debug("Completed %s", _loggable([docker] + args))
     except DockerCannotRun as exc:
         LOG.error("%s", exc)
         stderrs.append(str(exc) + "\n")
@@ -353,7 +351,7 @@ def refresh(environ: Mapping[str, str]) -> int:
     Always 0: a missing or broken deployments file, a missing docker or an engine
     error is logged, never a reason to abort os-refresh-config (§11.25).
     """
-    from hooks.companion import group_deployments
+    from hooks.toolkit.companion import group_deployments
 
     wanted = group_deployments(environ, GROUP, "id")
     if wanted is None:

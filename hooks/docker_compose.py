@@ -34,16 +34,10 @@ from typing import Any, Dict, List, Mapping
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
-from hooks.companion import group_deployments
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    input_values,
-    name_problem,
-    result_from_proc,
-)
+from agent_common.deployment_contract import BadDeployment, Deployment, input_values, name_problem
+from hooks.toolkit.companion import group_deployments
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -184,7 +178,7 @@ def compose_project_name(directory: str) -> str:
 
 def failing_services(directory: str, names: List[str], environ: Mapping[str, str]) -> List[str]:
     """One report per project container that is unhealthy, or stopped other than with 0: status and log tails."""
-    from hooks.docker_api import Engine, EngineError
+    from hooks.toolkit.docker_api import Engine, EngineError
 
     engine = Engine(environ.get("DOCKER_HOST"), timeout=10)
     reports: List[str] = []
@@ -243,10 +237,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
                 result.stderr += "\n"
             result.stderr += "".join(reports)
             result.status_code = result.status_code or 1
-    if result.status_code:
-        LOG.error("Error running %s. [%s]", " ".join(argv), result.status_code)
-    else:
-        LOG.debug("Completed %s", " ".join(argv))
+    log_outcome(" ".join(argv), result.status_code, bool(result.status_code), done_level=logging.DEBUG)
     return result
 
 

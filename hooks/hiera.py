@@ -15,27 +15,19 @@ import logging
 import os
 from typing import Any, Dict, List, Optional
 
-from agent_common.atomic import atomic_write
+from agent_common.deployment_contract import BadDeployment, Deployment
 from hooks.json_file import render
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, ensure_private_dir, result_from_proc
+from hooks.toolkit.context import HookContext, ensure_private_dir
+from hooks.toolkit.hieradata import DATADIR_DEFAULT, DATADIR_ENV, file_name_problem, write_private
+from hooks.toolkit.result import HookResult, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
-DATADIR_ENV, DATADIR_DEFAULT = "HEAT_PUPPET_HIERA_DATADIR", "/etc/puppet/hieradata"
 CONFIG_ENV, CONFIG_DEFAULT = "HEAT_HIERA_CONFIG", "/etc/puppet/hiera.yaml"
 CHECK_ENV = "HEAT_HIERA_ELEMENT_CHECK_CMD"
 CHECK_DEFAULT = "os-apply-config --key hiera.datafiles --type raw --key-default empty"
 #: What the check command prints when os-apply-config holds no legacy hieradata.
 CHECK_EMPTY = "empty"
-
-
-def file_name_problem(name: Any) -> Optional[str]:
-    """Why ``name`` cannot be one plain file name inside a directory, or None when it can."""
-    if not isinstance(name, str) or not name:
-        return "is empty or not a string"
-    if any(bad in name for bad in ("/", "\\", "\0", "..")):
-        return "would leave the directory (it must be a plain file name, without '/', '\\' or '..')"
-    return None
 
 
 def data_file(datadir: str, key: Any) -> str:
@@ -44,15 +36,6 @@ def data_file(datadir: str, key: Any) -> str:
     if problem:
         raise BadDeployment("config.datafiles key %r %s" % (key, problem))
     return os.path.join(datadir, key + ".json")
-
-
-def write_private(path: str, text: str) -> None:
-    """Replace ``path`` atomically, mode 0600 (hiera data and config may hold input values).
-
-    A symlink is written through, as the original's ``open()`` did (images link /etc/hiera.yaml).
-    """
-    atomic_write(os.path.realpath(path), text, 0o600)
-    LOG.info("Wrote %s", path)
 
 
 def hiera_config(datadir: str, hierarchy: List[str]) -> str:

@@ -18,7 +18,9 @@ import os
 from typing import Any, Optional, Tuple
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import BadDeployment, Deployment, HookContext, HookResult, ensure_private_dir
+from agent_common.deployment_contract import BadDeployment, Deployment
+from hooks.toolkit.context import HookContext, ensure_private_dir
+from hooks.toolkit.result import HookResult
 
 LOG = logging.getLogger("heat-config")
 

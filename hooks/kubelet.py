@@ -34,17 +34,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from agent_common import proc
 from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.deployment_contract import BadDeployment, Deployment, deployment_id, timeout_message
 from agent_common.logs import HEAT_CONFIG_FORMAT, RedactingFormatter
-from hooks.companion import group_deployments
-from hooks.protocol import (
-    TIMEOUT_STATUS,
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    timeout_message,
-)
+from agent_common.proc import TIMEOUT_STATUS
+from hooks.toolkit.companion import group_deployments
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import HookResult
 
 LOG = logging.getLogger("heat-config")
 
@@ -109,7 +104,7 @@ class DockerRuntime:
     """Images and running containers as the Docker engine at $DOCKER_HOST lists them."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        from hooks.docker_api import Engine
+        from hooks.toolkit.docker_api import Engine
 
         self.engine = Engine(environ.get("DOCKER_HOST"), timeout=30)
         self.description = "the Docker engine at %s" % self.engine.host
@@ -135,7 +130,7 @@ class CriRuntime:
         self.description = "the CRI runtime (%s)" % crictl
 
     def _json(self, *args: str) -> Dict[str, Any]:
-        from hooks.docker_api import EngineError
+        from hooks.toolkit.docker_api import EngineError
 
         done = proc.run([self.crictl, *args, "-o", "json"], env=self.environ, timeout=60, output_cap=16 << 20)
         if done.returncode:
@@ -178,7 +173,7 @@ def _number(options: Dict[str, Any], key: str, default: float) -> float:
 def wait_for(what: str, pending: Set[str], check: Callable[[str], Optional[str]], timeout: float,
              poll: float, ctx: HookContext) -> None:
     """Poll ``check`` for every pending item until all are found; raise on the timeout or the deployment's deadline."""
-    from hooks.docker_api import EngineError
+    from hooks.toolkit.docker_api import EngineError
 
     LOG.info("Waiting for %s: %s", what, ", ".join(sorted(pending)))
     deadline = time.monotonic() + timeout

@@ -23,26 +23,13 @@ import time
 from typing import Any, Dict, Iterable, List, Optional
 
 from agent_common.atomic import atomic_write
-from hooks.hiera import DATADIR_DEFAULT as HIERA_DATADIR_DEFAULT
-from hooks.hiera import DATADIR_ENV as HIERA_DATADIR_ENV
-from hooks.hiera import file_name_problem, write_private
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    hostname_f,
-    input_env,
-    input_values,
-    options_of,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-    string_option,
-    suffix_owner,
-)
+from agent_common.deployment_contract import BadDeployment, Deployment, deployment_id, input_env, input_values
+from hooks.toolkit.context import HookContext, hostname_f, options_of, string_option
+from hooks.toolkit.hieradata import DATADIR_DEFAULT as HIERA_DATADIR_DEFAULT
+from hooks.toolkit.hieradata import DATADIR_ENV as HIERA_DATADIR_ENV
+from hooks.toolkit.hieradata import file_name_problem, write_private
+from hooks.toolkit.outputs import prepare_workspace, prune_dir, suffix_owner
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -143,32 +130,26 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     if not isinstance(config, str):
         raise BadDeployment("config must be a Puppet manifest (a string), not %s" % type(config).__name__)
     working = ctx.path(WORKING_ENV, WORKING_DEFAULT)
-    outputs = ctx.path(OUTPUTS_ENV, OUTPUTS_DEFAULT)
     logdir = ctx.path(LOGDIR_ENV, LOGDIR_DEFAULT)
     base = log_base(deployment, logdir, dep_id)
     manifest = os.path.join(working, dep_id + ".pp")
     argv = command(ctx.environ.get(CMD_ENV) or CMD_DEFAULT, options, manifest)
-    for env_name, default in ((OUTPUTS_ENV, OUTPUTS_DEFAULT), (WORKING_ENV, WORKING_DEFAULT),
-                              (LOGDIR_ENV, LOGDIR_DEFAULT)):
-        ctx.private_dir(env_name, default)
+    workspace = prepare_workspace(deployment, ctx, (WORKING_ENV, WORKING_DEFAULT), (OUTPUTS_ENV, OUTPUTS_DEFAULT))
+    ctx.private_dir(LOGDIR_ENV, LOGDIR_DEFAULT)
 
-    heat_outputs_path = os.path.join(outputs, dep_id)
     env = dict(ctx.environ)
-    fact_env = facts(deployment, ctx, options, heat_outputs_path)
+    fact_env = facts(deployment, ctx, options, workspace.heat_outputs_path)
     env.update(fact_env)
     atomic_write(manifest, config, 0o700, sync=False)
-    remove_output_files(heat_outputs_path)
 
     LOG.info("Facts: %s", ", ".join(sorted(fact_env)))
     proc_result = ctx.run_tool(argv, "install puppet, or set %s" % CMD_ENV, env=env, cwd=working)
-    result = result_from_proc(proc_result, ctx, output_files(heat_outputs_path, deployment))
+    result = result_from_proc(proc_result, ctx, workspace.outputs(deployment))
     _write_logs(base, result)
     LOG.info("Return code %s", proc_result.returncode)
     if proc_result.returncode in SUCCESS_CODES and not proc_result.timed_out:
         result.status_code = 0
-        LOG.info("Completed %s", manifest)
-    else:
-        LOG.error("Error running %s. [%s]", manifest, result.status_code)
+    log_outcome(manifest, result.status_code, bool(result.status_code))
     return result
 
 

@@ -34,19 +34,10 @@ import tempfile
 from typing import Any, Dict, Iterable, List
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    BadDeployment,
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    input_values,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-    suffix_owner,
-)
+from agent_common.deployment_contract import BadDeployment, Deployment, input_values
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.outputs import output_files, prepare_workspace, prune_dir, suffix_owner
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -171,15 +162,16 @@ def result_of(proc: Any, ctx: HookContext, deployment: Deployment, heat_outputs_
     return HookResult(outputs, stdout=None, stderr=text, status_code=proc.returncode or 1)
 
 
+#: The original salt hook's words for how a state ended.
+OUTCOME_LINES = ("Error applying Salt state %(subject)s. [%(status)s]", "Completed applying Salt state %(subject)s")
+
+
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
-    dep_id = deployment_id(deployment)
     text = state_text(deployment.get("config"))
-    outputs = ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    working = ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
+    workspace = prepare_workspace(deployment, ctx, (WORKING_ENV, WORKING_DEFAULT), (OUTPUTS_ENV, OUTPUTS_DEFAULT))
+    dep_id, working, heat_outputs_path = workspace.dep_id, workspace.working, workspace.heat_outputs_path
     state_file = os.path.join(working, dep_id + ".sls")
     atomic_write(state_file, text, 0o600, sync=False)
-    heat_outputs_path = os.path.join(outputs, dep_id)
-    remove_output_files(heat_outputs_path)
 
     config_dir = tempfile.mkdtemp(prefix="heat-config-salt-")
     try:
@@ -195,10 +187,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)
     result = result_of(proc, ctx, deployment, heat_outputs_path)
-    if result.status_code:
-        LOG.error("Error applying Salt state %s. [%s]", state_file, result.status_code)
-    else:
-        LOG.info("Completed applying Salt state %s", state_file)
+    log_outcome(state_file, result.status_code, bool(result.status_code), lines=OUTCOME_LINES)
     return result
 
 

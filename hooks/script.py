@@ -16,17 +16,10 @@ import os
 from typing import Iterable
 
 from agent_common.atomic import atomic_write
-from hooks.protocol import (
-    Deployment,
-    HookContext,
-    HookResult,
-    deployment_id,
-    input_env,
-    output_files,
-    prune_dir,
-    remove_output_files,
-    result_from_proc,
-)
+from agent_common.deployment_contract import Deployment, input_env
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.outputs import prepare_workspace, prune_dir
+from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
 
@@ -35,34 +28,26 @@ OUTPUTS_ENV, OUTPUTS_DEFAULT = "HEAT_SCRIPT_OUTPUTS", "/var/run/heat-config/heat
 
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:
-    dep_id = deployment_id(deployment)
-    outputs = ctx.private_dir(OUTPUTS_ENV, OUTPUTS_DEFAULT)
-    working = ctx.private_dir(WORKING_ENV, WORKING_DEFAULT)
-
-    script = os.path.join(working, dep_id)
-    heat_outputs_path = os.path.join(outputs, dep_id)
+    workspace = prepare_workspace(deployment, ctx, (WORKING_ENV, WORKING_DEFAULT), (OUTPUTS_ENV, OUTPUTS_DEFAULT))
+    script = os.path.join(workspace.working, workspace.dep_id)
     config = deployment.get("config")
     atomic_write(script, config if isinstance(config, str) else "", 0o700, sync=False)
-    remove_output_files(heat_outputs_path)
 
     env = dict(ctx.environ)
     inputs = input_env(deployment)
     env.update(inputs)
-    env["heat_outputs_path"] = heat_outputs_path
+    env["heat_outputs_path"] = workspace.heat_outputs_path
     LOG.info("Inputs: %s", ", ".join(sorted(inputs)) or "(none)")
 
     LOG.debug("Running %s", script)
     try:
-        result = ctx.run([script], env=env, cwd=working)
+        result = ctx.run([script], env=env, cwd=workspace.working)
     except OSError as exc:
         if exc.errno == errno.ENOEXEC:
             return HookResult.failure("%s cannot be executed: the config must start with a #! line" % script, 126)
         return HookResult.failure("%s cannot be executed: %s" % (script, exc.strerror), 126)
-    if result.returncode:
-        LOG.error("Error running %s. [%s]", script, result.returncode)
-    else:
-        LOG.info("Completed %s", script)
-    return result_from_proc(result, ctx, output_files(heat_outputs_path, deployment))
+    log_outcome(script, result.returncode, bool(result.returncode))
+    return result_from_proc(result, ctx, workspace.outputs(deployment))
 
 
 def cleanup(keep_ids: Iterable[str], ctx: HookContext) -> None:

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 
+from agent_common.journal_layout import has_unsettled
 from agent_common.record import Record, fresh
 from os_collect_config import collectors as registry
 from os_collect_config.cache import MISSING, Cache, check_key
@@ -40,8 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
 LOG = logging.getLogger("os-collect-config")
 #: Prefix of the loop's own documents in ``<cachedir>/.agent-state/``.
 STATE_NAME = "os-collect-config"
-#: Exit status reported for a command killed by --command-timeout (as timeout(1)).
-TIMEOUT_STATUS = 124
 #: Pending heat-config signals: first retry between polls after this many seconds, backing off to the cap.
 SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
 #: One between-polls delivery run may take this long (one attempt per pending signal).
@@ -289,7 +288,7 @@ class Agent:
                        timeout=self.settings.command_timeout)
         if res.timed_out:
             LOG.error("Command timed out after %s seconds and was killed.", _num(self.settings.command_timeout))
-            return TIMEOUT_STATUS
+            return proc.TIMEOUT_STATUS
         return res.returncode if res.returncode >= 0 else 256 + res.returncode
 
     def store_poll(self) -> Tuple[bool, int]:
@@ -401,7 +400,6 @@ class Agent:
         spaced by its own backoff.
         """
         from agent_common.paths import get_path
-        from heat_config.journal import has_unsettled
 
         if not has_unsettled(get_path("heat_config_deployed")):
             if self.signal_health is not None:
@@ -427,7 +425,6 @@ class Agent:
         """One ``heat-config dispatch --signals-only`` run: None when nothing is left pending, else why."""
         from agent_common import proc
         from agent_common.paths import get_path
-        from heat_config.journal import has_unsettled
 
         env = dict(os.environ, HEAT_CONFIG_SIGNAL_RETRY_S="0")
         result = proc.run([sys.executable, "-m", "heat_config", "dispatch", "--signals-only"], env=env,

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent_common import proc
+from agent_common.proc import TIMEOUT_STATUS
 
 DEFAULT_REGEX = "^[0-9A-Za-z_-]+$"
 ENV_FILE_RE = re.compile(r"^[0-9A-Za-z_.-]+$")
 #: How much of a script's stdout and stderr is kept for the failure report.
 TAIL_BYTES = 64 * 1024
-#: Exit status recorded for a script stopped by a time limit (as timeout(1) uses).
-TIMEOUT_STATUS = 124
 #: The leading number of a name, as GNU `sort -n` reads it in the C locale.
 _SORT_NUMBER = re.compile(r"[ \t]*(-?)([0-9]*)(?:\.([0-9]*))?")
 

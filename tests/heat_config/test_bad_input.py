@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from hooks.protocol import ID_FILE_NAMES, ID_MAX_LEN
+from agent_common.deployment_contract import ID_FILE_NAMES, ID_MAX_LEN
 from tests.support.deployments import cfn_inputs, dep_id, deployment
 from tests.support.dispatcher import deployed, journal, write_deployments
 from tests.support.sandbox import BIN_DIR

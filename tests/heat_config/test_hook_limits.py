@@ -10,7 +10,7 @@ import sys
 import time
 
 from heat_config.signals import MAX_SIGNAL_CHARS
-from hooks.protocol import OUTPUT_CAP
+from hooks.toolkit.context import OUTPUT_CAP
 from tests.support.deployments import cfn_inputs, deployment
 from tests.support.dispatcher import write_deployments
 

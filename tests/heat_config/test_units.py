@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from agent_common import deployment_contract as contract
 from heat_config import deployment as dep
 from heat_config.signals import MAX_SIGNAL_CHARS, fit, route_name
 
@@ -37,7 +38,7 @@ def test_string_coercion_is_json_text(value, expected):
                                      ("..", False), ("a/../b", False), ("/abs", False), ("a\\b", False),
                                      ("", False), (None, False), ("caf\u00e9", False), ("a b", False)])
 def test_name_rules(name, ok):
-    assert (dep.name_problem(name) is None) is ok
+    assert (contract.name_problem(name) is None) is ok
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -79,7 +80,7 @@ def test_one_outbox_record_that_raises_does_not_stop_the_others(tmp_path):
     (tests/heat_config/test_outbox.py), so the error here comes from a sender that
     fails as a bug would.
     """
-    from heat_config.journal import FINISHED, Journal, Record
+    from heat_config.journal import FINISHED, Journal, JournalRecord
     from heat_config.signals import SIGNAL_PENDING, SIGNAL_SENT, Attempt, Outbox
 
     class Sender:
@@ -93,7 +94,7 @@ def test_one_outbox_record_that_raises_does_not_stop_the_others(tmp_path):
             return Attempt(SIGNAL_SENT)
 
     journal = Journal(str(tmp_path))
-    records = [Record(id=i, step=FINISHED, signal=SIGNAL_PENDING, transport="CFN_SIGNAL") for i in ("bad", "good")]
+    records = [JournalRecord(id=i, step=FINISHED, signal=SIGNAL_PENDING, transport="CFN_SIGNAL") for i in ("bad", "good")]
     for record in records:
         journal.save(record)
     sender = Sender()

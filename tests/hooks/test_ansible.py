@@ -10,7 +10,7 @@ import time
 import pytest
 
 from hooks import ansible
-from hooks.protocol import HookContext
+from hooks.toolkit.context import HookContext
 from tests.support.sandbox import BIN_DIR, PLANTED_SECRETS, hook_json
 
 DEP_ID = "7c1e4d2a-0b5f-4c3e-9a8d-1234567890ab"

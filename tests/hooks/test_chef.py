@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from hooks import chef
-from hooks.protocol import HookContext
+from hooks.toolkit.context import HookContext
 from tests.support.sandbox import PLANTED_SECRETS, hook_json
 
 DEP_ID = "3f6a1c2e-9b8d-4e7f-a1b2-c3d4e5f60718"

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from hooks.docker_api import Engine, EngineError, demux
+from hooks.toolkit.docker_api import Engine, EngineError, demux
 
 
 def frame(stream: int, data: bytes) -> bytes:

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from hooks.protocol import ID_MAX_LEN
+from agent_common.deployment_contract import ID_MAX_LEN
 from tests.support.sandbox import hook_json
 
 DEP_ID = "fc9070b3-ba4e-4f22-9c3a-5d6e7f809a1b"

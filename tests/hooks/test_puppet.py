@@ -21,8 +21,9 @@ import sys
 
 import pytest
 
+from agent_common.deployment_contract import ID_MAX_LEN
 from hooks import puppet
-from hooks.protocol import ID_MAX_LEN, HookContext
+from hooks.toolkit.context import HookContext
 from tests.support.sandbox import PLANTED_SECRETS, hook_json
 
 DEP_ID = "9b2c5d2e-aaaa-4bbb-8ccc-000000000001"
@@ -205,7 +206,7 @@ def test_log_files_are_named_from_now_without_creation_time(run_tool, sandbox, p
 
 
 def test_the_longest_id_names_the_manifest_and_both_logs(run_tool, sandbox, puppet_env):
-    """The puppet log name is the longest file named after an id (hooks.protocol.ID_FILE_NAMES): an id of
+    """The puppet log name is the longest file named after an id (agent_common.deployment_contract.ID_FILE_NAMES): an id of
     ID_MAX_LEN characters must still fit in it (issue 12 defect 10)."""
     cmd, _ = wrapper(sandbox, real=False)
     long_id = "p" * ID_MAX_LEN

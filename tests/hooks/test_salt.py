@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from hooks import salt
-from hooks.protocol import HookContext
+from hooks.toolkit.context import HookContext
 from tests.support.originals import REPO, ensure_originals
 from tests.support.sandbox import PLANTED_SECRETS, hook_json
 

@@ -181,7 +181,7 @@ def test_bad_stdin_exits_1_with_one_line(run_tool, script_env):
 
 def test_cleanup_removes_only_files_of_deployments_known_gone(tmp_path):
     from hooks import script
-    from hooks.protocol import HookContext
+    from hooks.toolkit.context import HookContext
 
     working, outputs = tmp_path / "w", tmp_path / "o"
     for d in (working, outputs):

@@ -12,10 +12,12 @@ import os
 import uuid
 from typing import Any, Dict, List, Optional, Sequence
 
+from agent_common import deployment_contract as contract
+from agent_common.deployment_contract import hook_timeout
 from agent_common.documents import loads_json, read_text
 from heat_config import deployment as dep
-from heat_config import hookrun
-from hooks.protocol import HookContext, hook_timeout
+from heat_config import hook_runner
+from hooks.toolkit.context import HookContext
 
 
 class UsageError(Exception):
@@ -40,14 +42,14 @@ def load(path: str) -> Dict[str, Any]:
         data = data["properties"]
     if not isinstance(data, dict):
         raise UsageError("%s: expected a SoftwareConfig or deployment object" % path)
-    problem = dep.shape_problem(data)
+    problem = contract.shape_problem(data)
     if problem:
         raise UsageError("%s: %s" % (path, problem))
     return data
 
 
 def load_yaml(text: str, path: str) -> Any:
-    import yaml
+    import yaml  # heavy, and only a file that is not JSON needs it (DESIGN principle 7)
 
     try:
         return yaml.safe_load(text)
@@ -116,15 +118,15 @@ def exit_status(data: Any) -> int:
 def run(path: str, pairs: Sequence[str], action: str, environ: Optional[Dict[str, str]] = None) -> "tuple[Any, int]":
     env = dict(os.environ if environ is None else environ)
     deployment = build(load(path), parse_inputs(pairs), action, os.path.splitext(os.path.basename(path))[0])
-    problem = dep.id_problem(deployment["id"])
+    problem = contract.id_problem(deployment["id"])
     if problem:
         raise UsageError("%s: id %s" % (path, problem))
     dep.coerce_inputs(deployment)
     if not dep.resolve_component(deployment):
         raise UsageError("%s: no component config for action %s" % (path, action))
     group = dep.group_of(deployment)
-    ref = None if dep.name_problem(group) else hookrun.find(group, env)
+    ref = None if contract.name_problem(group) else hook_runner.find(group, env)
     if ref is None:
         raise UsageError("%s: no hook for group %s" % (path, group))
-    data = hookrun.execute(ref, deployment, HookContext(environ=env, timeout=hook_timeout(deployment, env)))
+    data = hook_runner.execute(ref, deployment, HookContext(environ=env, timeout=hook_timeout(deployment, env)))
     return data, exit_status(data)

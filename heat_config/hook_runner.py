@@ -13,16 +13,17 @@ import os
 import re
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import hooks
+from agent_common.deployment_contract import Deployment
 from agent_common.documents import loads_json
 from agent_common.paths import HOOK_DIRS
+from agent_common.proc import ProcResult
 from heat_config.signals import fit
-from hooks.protocol import Deployment, HookContext, call, decode, result_from_proc
-
-if TYPE_CHECKING:  # pragma: no cover
-    from agent_common.proc import ProcResult
+from hooks.toolkit.context import HookContext
+from hooks.toolkit.result import decode, log_outcome, result_from_proc
+from hooks.toolkit.serve import call
 
 LOG = logging.getLogger("heat-config")
 
@@ -97,10 +98,7 @@ def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str,
         LOG.error("Error running %s: %s", ref.path, exc.strerror)
         return {"deploy_stdout": "", "deploy_stderr": "cannot execute hook %s: %s\n" % (ref.path, exc.strerror),
                 "deploy_status_code": 126}
-    if result.returncode:
-        LOG.error("Error running %s. [%s]", ref.path, result.returncode)
-    else:
-        LOG.info("Completed %s", ref.path)
+    log_outcome(ref.path, result.returncode, bool(result.returncode))
     LOG.debug("Hook stderr:\n%s", decode(result.stderr, result.stderr_truncated))
     parsed = _json_result(result)
     if parsed is not None:
@@ -111,7 +109,7 @@ def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str,
     return result_from_proc(result, ctx).signal_data()
 
 
-def _json_result(result: "ProcResult") -> Optional[Dict[str, Any]]:
+def _json_result(result: ProcResult) -> Optional[Dict[str, Any]]:
     """The hook's whole stdout as its JSON result object, trimmed to fit a signal; None when it is not one.
 
     The result is parsed whole (up to RESULT_CAP) and only then trimmed as §7.4 says

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Dict, Mapping, Optional
 
-from hooks.protocol import Deployment, id_problem, name_problem
+from agent_common.deployment_contract import BadDeploymentsFile, Deployment, id_problem, name_problem, read_deployments
+from agent_common.paths import get_path
 
 LOG = logging.getLogger("heat-config")
 
@@ -22,9 +23,6 @@ def group_deployments(environ: Mapping[str, str], group: str, key: str) -> Optio
     None (logged) when the file is missing or unreadable: a companion then changes
     nothing and exits 0, leaving the dispatcher to report the file (SPEC §11.25).
     """
-    from agent_common.paths import get_path
-    from heat_config.deployment import BadDeploymentsFile, read_deployments
-
     conf = get_path("heat_shell_config", environ)
     try:
         deployments = read_deployments(conf)
