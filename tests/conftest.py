@@ -14,8 +14,9 @@ import pytest
 
 from tests.support.sandbox import Sandbox, ToolResult, make_sandbox, run_in_sandbox
 
-#: The private container engine (session fixture ``docker_engine``), shared by the hook and image tests.
-pytest_plugins = ("tests.support.docker_engine",)
+#: Fixtures shared across packages: the private container engine (session fixture ``docker_engine``) of the hook
+#: and image tests, and the loopback Keystone + Heat + Swift + Zaqar (``cloud``) of the collector and signal tests.
+pytest_plugins = ("tests.support.docker_engine", "tests.servers.cloud")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 
 from agent_common.keystone import Credentials, KeystoneSession, token_cache_path
 from agent_common.logs import redact
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 
 
 def creds(c, auth_url=None, password=None):

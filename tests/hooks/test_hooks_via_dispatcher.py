@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.support.deployments import deployment, keystone_inputs
 from tests.support.dispatcher import write_deployments
 from tests.support.sandbox import BIN_DIR, PLANTED_SECRETS, assert_no_planted_secret

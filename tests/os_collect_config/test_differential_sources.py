@@ -13,7 +13,6 @@ import subprocess
 import pytest
 
 from tests.os_collect_config.conftest import run_original
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.support.sandbox import BIN_DIR
 
 METADATA = {"deployments": [{"name": "dep-a", "group": "os-apply-config", "config": {"a": 1}},

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.servers.heat import HeatServer
 from tests.support.sandbox import assert_no_planted_secret
 

@@ -9,7 +9,6 @@ import time
 from typing import List
 
 from os_collect_config.loop import SIGNAL_RETRY_FIRST_S
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.support.deployments import cfn_inputs, dep_id, deployment
 from tests.support.dispatcher import journal, write_deployments
 from tests.support.sandbox import assert_no_planted_secret

@@ -14,7 +14,6 @@ import pytest
 
 from tests.os_collect_config.keystone_sources import printed, write_config
 from tests.servers.cfn import CfnServer
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 from tests.servers.heat import HeatServer
 from tests.servers.tls import make_self_signed
 from tests.servers.zaqar import ZaqarServer

@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from tests.servers.cfn import v2_signature
-from tests.servers.cloud import cloud  # noqa: F401  (fixture)
 
 
 def _session(c, ttl=None, password=None):
