@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import read_text

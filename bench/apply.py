@@ -38,10 +38,8 @@ from tests.support.originals import orc_oac_originals, original_oac_argv  # noqa
 
 def metadata() -> dict:
     return {
-        "service": {"name": "svc-%d" % i, "port": 8000 + i, "enabled": i % 2 == 0,
-                    "db": {"host": "db%d.example.com" % i, "user": "u%d" % i, "password": "p%d" % i}}
-        for i in range(1)
-    } | {
+        "service": {"name": "svc-0", "port": 8000, "enabled": True,
+                    "db": {"host": "db0.example.com", "user": "u0", "password": "p0"}},
         "services": {"s%d" % i: {"port": 9000 + i, "opts": {"debug": i % 3 == 0, "workers": i % 8}} for i in range(50)},
         "hosts": [{"name": "h%d" % i, "ip": "10.0.0.%d" % i} for i in range(20)],
         "deployments": [{"name": "d%d" % i, "config": {"k": "v%d" % i}} for i in range(5)],

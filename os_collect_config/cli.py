@@ -75,7 +75,7 @@ def _typed(opt: Option):
         try:
             return convert(opt, text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc))
+            raise argparse.ArgumentTypeError(str(exc)) from exc
 
     parse.__name__ = opt.type  # argparse names the type in its error message
     return parse
@@ -183,7 +183,7 @@ def setup_logging(settings: Settings) -> None:
             extra_handlers=extra,
         )
     except (OSError, ValueError) as exc:
-        raise ConfigError("logging: %s" % exc)
+        raise ConfigError("logging: %s" % exc) from exc
     if opts["log_config_append"]:
         import configparser
         from logging import config as logging_config
@@ -191,7 +191,7 @@ def setup_logging(settings: Settings) -> None:
         try:
             logging_config.fileConfig(opts["log_config_append"], disable_existing_loggers=False)
         except (OSError, KeyError, ValueError, configparser.Error) as exc:
-            raise ConfigError("--log-config-append %s: %s" % (opts["log_config_append"], exc))
+            raise ConfigError("--log-config-append %s: %s" % (opts["log_config_append"], exc)) from exc
         for handler in logging.getLogger().handlers:  # the file's handlers redact secrets too
             handler.addFilter(logs.RedactingFilter())
 

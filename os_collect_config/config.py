@@ -192,7 +192,7 @@ def parse_ini(path: str) -> List[IniValue]:
     except NotRegularFile:  # a FIFO would block the agent for ever
         raise ConfigError("cannot read config file %s: not a regular file" % path) from None
     except (OSError, ValueError) as exc:
-        raise ConfigError("cannot read config file %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+        raise ConfigError("cannot read config file %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from exc
     out: List[IniValue] = []
     section: Optional[str] = None
     pending: Optional[IniValue] = None
@@ -283,7 +283,7 @@ def convert(opt: Option, text: str) -> Any:
         try:
             value = float(text) if kind == "float" else int(text)
         except ValueError:
-            raise ValueError("expected %s number, got %r" % ("a" if kind == "float" else "an integer", text))
+            raise ValueError("expected %s number, got %r" % ("a" if kind == "float" else "an integer", text)) from None
         if not (0 <= value < float("inf")):
             raise ValueError("expected %s >= 0, got %r" % ("a finite number" if kind == "float" else "an integer",
                                                            text))
@@ -388,7 +388,7 @@ class Resolver:
             try:
                 value = convert(opt, item.value) if opt.type != "multi" else item.value
             except ValueError as exc:
-                raise ConfigError("%s: [%s] %s: %s" % (item.where(), item.section, item.key, exc))
+                raise ConfigError("%s: [%s] %s: %s" % (item.where(), item.section, item.key, exc)) from exc
             if opt.secret and value:
                 holds_secret = True
                 self.secret_values.append(value)

@@ -335,7 +335,7 @@ class Agent:
             try:
                 self.cache.ensure()
             except OSError as exc:
-                raise ConfigError("cachedir %s: %s" % (settings.cachedir, exc.strerror or exc))
+                raise ConfigError("cachedir %s: %s" % (settings.cachedir, exc.strerror or exc)) from exc
             return self.loop()
         finally:
             self.close()

@@ -47,7 +47,7 @@ class RequestCollector(Collector):
         try:
             result = self.http(self.conf.get("timeout") or 10.0).conditional_get(url, validators)
         except HttpError as exc:
-            raise Unavailable(str(exc))
+            raise Unavailable(str(exc)) from exc
         if result.not_modified:
             if not validators:
                 raise Unavailable("GET answered 304 Not Modified to a request without validators")
@@ -75,7 +75,7 @@ def _parse_object(body: bytes) -> Dict[str, Any]:
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Unavailable("response is not JSON (%s)" % exc)
+        raise Unavailable("response is not JSON (%s)" % exc) from exc
     if not isinstance(value, dict):
         raise Unavailable("response is JSON but not an object")
     return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path

@@ -121,9 +121,9 @@ class FuzzTarget:
         self.stats["examples"] += 1
         try:
             result = run_in_sandbox(box, tool, args, input=input, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.stats["hangs"] += 1
-            raise AssertionError("%s %s hung (no exit within %s s)" % (tool, " ".join(args), timeout))
+            raise AssertionError("%s %s hung (no exit within %s s)" % (tool, " ".join(args), timeout)) from exc
         assert set(os.listdir(self.base.parent)) == before, "a file appeared outside the sandbox"
         self.check(result, secrets)
         return result

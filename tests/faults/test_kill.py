@@ -29,6 +29,7 @@ trials find now and then.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -222,7 +223,7 @@ def test_kill_9_then_restart(point: str, servers: Servers, tmp_path: Path, tally
             trial.undo()
             if point != "dispatcher-only":
                 agent.start()
-            wait_for(lambda: settled(agent), 90, "every deployment settled after the restart "
+            wait_for(functools.partial(settled, agent), 90, "every deployment settled after the restart "
                      "(agent log:\n%s)" % agent.log()[-3000:], interval=0.02)
         finally:
             trial.undo()

@@ -74,7 +74,7 @@ def original_oac(originals, sandbox):
 def _tree(root):
     """Every file under ``root``: only rendered ones (our render cache is kept outside the tree)."""
     out = {}
-    for current, dirs, files in os.walk(root):
+    for current, _dirs, files in os.walk(root):
         for name in files:
             path = os.path.join(current, name)
             with open(path, "rb") as f:

@@ -75,7 +75,7 @@ def test_empty_base_at_info_prints_nothing(orc):
 
 
 def test_phases_run_in_order_with_the_environment_and_logs(orc, base, sandbox):
-    for i, d in enumerate(reversed(PHASE_DIRS)):
+    for d in reversed(PHASE_DIRS):
         script(base / d, "10-x", 'echo "%s $OS_CONFIG_FILES"\n' % d)
     r = orc(env={"OS_CONFIG_FILES": "/a.json:/b.json"})
     assert r.returncode == 0

@@ -285,7 +285,7 @@ def _start(dockerd: str, private_net: bool) -> DockerEngine:
         engine.docker("import", "--change", 'CMD ["/bin/sh"]', "-", BASE_IMAGE, input=_busybox_tar())
     except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
         engine.stop()
-        raise EngineUnavailable("cannot import the busybox base image: %s" % exc)
+        raise EngineUnavailable("cannot import the busybox base image: %s" % exc) from exc
     return engine
 
 
