@@ -14,13 +14,13 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Optional
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import read_text
 from agent_common.http import DEFAULT_TIMEOUT, Verify, new_session
 from agent_common.logs import register_secret
-from agent_common.record import FrozenRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -28,15 +28,15 @@ LOG = logging.getLogger(__name__)
 STALE_DURATION_S = 120
 
 
-class Credentials(FrozenRecord):
+@dataclass(frozen=True)
+class Credentials:
     """Who to authenticate as; immutable, as it keys the token cache."""
 
     auth_url: str
     user_id: str
-    password: str
+    password: str = field(repr=False)
     project_id: str
     region_name: Optional[str] = None
-    _repr_skip = frozenset({"password"})
 
 
 def normalise_auth_url(auth_url: str) -> str:
@@ -87,26 +87,27 @@ class KeystoneSession:
         #: A cached token older than this (seconds since it was saved) is not reused ([keystone] cache_ttl).
         self.cache_ttl = token_cache_ttl
         if self.cache_path:
-            self._restore()
+            self._restore(self.cache_path)
         # keystoneauth1 passes its own ``verify`` with every request, overriding the requests session's.
         self.session = ks_session.Session(auth=self.auth, session=new_session(verify), verify=verify,
                                           timeout=timeout)
 
-    def _restore(self) -> None:
-        state = read_text(self.cache_path)
+    def _restore(self, path: str) -> None:
+        state = read_text(path)
         if not state:
             return
-        if self.cache_ttl is not None and time.time() - os.path.getmtime(self.cache_path) > self.cache_ttl:
+        if self.cache_ttl is not None and time.time() - os.path.getmtime(path) > self.cache_ttl:
             return
         try:
             self.auth.set_auth_state(state)
             ref = self.auth.auth_ref
-            fresh = ref is not None and not ref.will_expire_soon(STALE_DURATION_S)
+            if ref is not None and ref.will_expire_soon(STALE_DURATION_S):
+                ref = None
         except (ValueError, KeyError, TypeError, AttributeError):
-            LOG.warning("Ignoring unreadable keystone token cache %s", self.cache_path)
-            fresh = False
-        if fresh:
-            register_secret(self.auth.auth_ref.auth_token)
+            LOG.warning("Ignoring unreadable keystone token cache %s", path)
+            ref = None
+        if ref is not None:
+            register_secret(ref.auth_token)
         else:
             self.auth.invalidate()
             self.auth.auth_ref = None
@@ -114,6 +115,7 @@ class KeystoneSession:
     def token(self) -> str:
         """A valid token: the cached one while it lasts, else a new one (password sent)."""
         tok = self.session.get_token()
+        assert tok is not None, "a session with an auth plugin returns a token or raises"
         register_secret(tok)
         return tok
 

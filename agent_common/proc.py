@@ -17,6 +17,7 @@ from agent_common.record import Record
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
+    from io import BufferedReader
     from typing import IO, Callable, Mapping, Optional, Sequence, Union
 
 #: Default cap on captured stdout/stderr, per stream (the tail is kept).
@@ -110,7 +111,7 @@ class _InputWriter(threading.Thread):
         self.join()
 
 
-def _pump(stream: IO[bytes], buf: _TailBuffer, echo_fd: Optional[int] = None) -> None:
+def _pump(stream: BufferedReader, buf: _TailBuffer, echo_fd: Optional[int] = None) -> None:
     for chunk in iter(lambda: stream.read1(65536), b""):
         buf.feed(chunk)
         if echo_fd is not None:
@@ -227,7 +228,7 @@ def run(
                 t = threading.Thread(target=_pump, args=(stream, buf, fd if tee else None), daemon=True)
                 t.start()
                 pumps.append(t)
-        if stdin_data is not None:
+        if stdin_data is not None and proc.stdin is not None:  # stdin is a pipe exactly when there is data
             writer = _InputWriter(proc.stdin, stdin_data)
             writer.start()
         try:

@@ -80,6 +80,7 @@ def sort_key(name: str) -> Tuple[object, bytes]:
     from decimal import Decimal
 
     m = _SORT_NUMBER.match(name)
+    assert m is not None, "every part of the pattern is optional: it matches any name"
     sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
     number = Decimal(0)
     if whole or frac:
@@ -108,7 +109,8 @@ def select(directory: str, regex: str) -> Selection:
         pattern = re.compile(regex)
     except re.error as exc:
         raise ValueError("RUN_PARTS_REGEX %r is not a valid regular expression: %s" % (regex, exc)) from None
-    scripts, skipped = [], []
+    scripts: List[str] = []
+    skipped: List[str] = []
     with os.scandir(directory) as entries:
         for entry in entries:
             try:
@@ -243,16 +245,19 @@ class PartsResult:
 
 def _run_script(path: str, env: Mapping[str, str], timeout: Optional[float], grace: float) -> proc.ProcResult:
     """Execute ``path``; a file without a shebang (ENOEXEC) runs under bash, as bash would run it."""
-    common = dict(env=env, timeout=timeout, tee=True, output_cap=TAIL_BYTES, kill_grace_s=grace, drain_s=0.5)
+    def run(argv: List[str]) -> proc.ProcResult:
+        return proc.run(argv, env=env, timeout=timeout, tee=True, output_cap=TAIL_BYTES, kill_grace_s=grace,
+                        drain_s=0.5)
+
     try:
-        return proc.run([path], **common)
+        return run([path])
     except OSError as exc:
         if exc.errno != errno.ENOEXEC:
             status = 127 if exc.errno == errno.ENOENT else 126
             message = "%s: %s\n" % (path, os.strerror(exc.errno or errno.EIO))
             _forward(b"", message.encode())
             return proc.ProcResult(status, b"", message.encode(), 0.0)
-    return proc.run(["bash", path], **common)
+    return run(["bash", path])
 
 
 def _tail_text(result: proc.ProcResult, lines: int = 20) -> str:

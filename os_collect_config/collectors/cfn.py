@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import os
+import xml.etree.ElementTree as ElementTree
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
@@ -61,8 +62,6 @@ def _child(element: Any, name: str) -> Optional[Any]:
 
 def parse_detail(xml_text: str) -> Any:
     """The ``StackResourceDetail`` element of a DescribeStackResource reply; Unavailable if there is none."""
-    import xml.etree.ElementTree as ElementTree
-
     try:
         root = ElementTree.fromstring(xml_text)
     except ElementTree.ParseError as exc:

@@ -10,13 +10,11 @@ Print mode reads that cache but never writes it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from agent_common.http import Verify
+from agent_common.keystone import Credentials, KeystoneSession
 from os_collect_config.collectors.base import Collector, Option
-
-if TYPE_CHECKING:  # pragma: no cover
-    from agent_common.keystone import KeystoneSession
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +37,7 @@ class KeystoneCollector(Collector):
 
     def __init__(self, conf, ctx) -> None:
         super().__init__(conf, ctx)
-        self._keystone: Optional["KeystoneSession"] = None
+        self._keystone: Optional[KeystoneSession] = None
         self._warned_insecure = False
 
     #: The setting that turned verification off, for the warning.
@@ -59,10 +57,8 @@ class KeystoneCollector(Collector):
             return False
         return self.conf.get("ca_file") or True
 
-    def keystone(self) -> "KeystoneSession":
+    def keystone(self) -> KeystoneSession:
         if self._keystone is None:
-            from agent_common.keystone import Credentials, KeystoneSession
-
             creds = Credentials(self.conf["auth_url"], self.conf["user_id"], self.conf["password"],
                                 self.conf["project_id"], self.conf.get("region_name") or None)
             keystone_conf = self.ctx.groups.get("keystone", {})

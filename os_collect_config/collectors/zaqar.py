@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -246,8 +247,6 @@ class _WebsocketListener(threading.Thread):
                 pass
 
     def _sslopt(self) -> Dict[str, Any]:
-        import ssl
-
         verify = self.collector.verify()
         if verify is False:
             return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
