@@ -84,7 +84,7 @@ class Record:
             return NotImplemented
         return self._values() == other._values()  # type: ignore[attr-defined]
 
-    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as an eq dataclass
+    # Defining __eq__ without __hash__ leaves instances unhashable, as an eq dataclass: they are mutable.
 
     def __repr__(self) -> str:
         shown = ("%s=%r" % (name, getattr(self, name)) for name in self._fields if name not in self._repr_skip)

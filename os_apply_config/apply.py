@@ -189,7 +189,7 @@ def plan_one(item: Rendered, output_root: str, default_mode: int) -> Change:
     mode = control.mode if control.mode is not None else (stat.S_IMODE(st.st_mode) if st else default_mode)
     uid = control.owner if control.owner is not None else (st.st_uid if st else None)
     gid = control.group if control.group is not None else (st.st_gid if st else None)
-    if st is None:
+    if st is None or lst is None:  # (lst is None only when st is)
         return Change(path, "create", item.body, mode, uid, gid, ("new file",))
     reasons = []
     if stat.S_ISLNK(lst.st_mode):

@@ -71,7 +71,7 @@ def _parse_simple(text: str) -> Optional[Dict[str, _Scalar]]:
             continue
         m = _SIMPLE_LINE.match(line)
         scalar = _simple_scalar(m.group(2)) if m else None
-        if scalar is None:
+        if m is None or scalar is None:
             return None
         result[m.group(1)] = scalar
     return result

@@ -101,7 +101,7 @@ def _add(parser: argparse._ActionsContainer, opt: Option, group: str, prefix: st
     if opt.type == "multi":
         help_text += " May be repeated."
     parser.add_argument(*flags, action=_Record, group=group, key=opt.key, default=argparse.SUPPRESS,
-                        type=None if opt.type in ("str", "multi") else _typed(opt),
+                        type=str if opt.type in ("str", "multi") else _typed(opt),
                         metavar=opt.key.upper(), help=help_text)
 
 

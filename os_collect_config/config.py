@@ -161,7 +161,7 @@ class ConfigWatch(Record):
 
     def fingerprint(self) -> "Tuple[Tuple[str, Optional[bytes]], ...]":
         """Every watched path with its content (None when absent); config files are small."""
-        snapshot = []
+        snapshot: List[Tuple[str, Optional[bytes]]] = []
         for path in self.files + [p for d in self.dirs for p in _dir_conf_files(d)]:
             try:
                 snapshot.append((path, read_bytes(path)))  # a FIFO is refused, not waited on

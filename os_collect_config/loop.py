@@ -281,10 +281,12 @@ class Agent:
     def run_command(self, paths: Sequence[str]) -> int:
         from agent_common import proc  # only store mode runs a command: --print does not pay for subprocess
 
+        command = self.settings.command
+        assert command, "store mode, the only caller, has a command"
         env = dict(os.environ)
         env["OS_CONFIG_FILES"] = ":".join(paths)
-        LOG.info("Executing %s with OS_CONFIG_FILES=%s", self.settings.command, env["OS_CONFIG_FILES"])
-        res = proc.run(self.settings.command, shell=True, capture=False, env=env,
+        LOG.info("Executing %s with OS_CONFIG_FILES=%s", command, env["OS_CONFIG_FILES"])
+        res = proc.run(command, shell=True, capture=False, env=env,
                        timeout=self.settings.command_timeout)
         if res.timed_out:
             LOG.error("Command timed out after %s seconds and was killed.", _num(self.settings.command_timeout))

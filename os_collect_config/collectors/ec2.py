@@ -78,7 +78,7 @@ class TreeWalker:
         self.seen: Dict[str, Any] = {}
 
     def _get(self, url: str) -> str:
-        before = self.previous.get(url)
+        before: Any = self.previous.get(url)  # what an earlier poll saved: checked before use
         usable = isinstance(before, dict) and isinstance(before.get("body"), str)
         result = self.client.conditional_get(url, Validators.from_dict(before) if usable else None)
         if result.not_modified and usable:
