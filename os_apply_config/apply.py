@@ -9,6 +9,7 @@ atomic and happen together, so a failure leaves every target as it was.
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import stat
@@ -261,8 +262,6 @@ def describe(changes: List[Change], show_diff: bool) -> str:
             continue
         old = (c.old_body or b"").decode("utf-8", "replace").splitlines(True)
         new = c.body.decode("utf-8", "replace").splitlines(True)
-        import difflib
-
         diff = difflib.unified_diff(old, new, c.path if c.action == "update" else "/dev/null", c.path)
         lines.extend(line.rstrip("\n") for line in diff)
     return "\n".join(lines) + ("\n" if lines else "")

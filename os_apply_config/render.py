@@ -15,6 +15,8 @@ import logging
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from agent_common import proc
+
 LOG = logging.getLogger("os-apply-config")
 
 
@@ -172,8 +174,6 @@ def _traceback_line(exc: BaseException, path: str) -> Optional[int]:
 
 def render_executable(path: str, context: Any) -> str:
     """Run ``path`` with the JSON context on stdin; its stdout is the body (SPEC §4.7)."""
-    from agent_common import proc
-
     try:
         result = proc.run([path], stdin_data=json.dumps(context).encode("utf-8"))
     except OSError as exc:

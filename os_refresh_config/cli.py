@@ -15,6 +15,7 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
+from agent_common.logs import setup_logging
 from agent_common.paths import PATHS
 from os_refresh_config import runparts
 from os_refresh_config.lock import LockError, RunLock
@@ -168,8 +169,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if options.print_phases:
         print("\t".join(PHASES))
         return 0
-
-    from agent_common.logs import setup_logging
 
     setup_logging(level=logging.getLevelName(options.log_level), fmt=LOG_FORMAT, datefmt=None,
                   json_lines=options.log_format == "json")

@@ -17,9 +17,11 @@ from __future__ import annotations
 import errno
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent_common import proc
@@ -47,8 +49,6 @@ class Terminated(Exception):
 def stop_on_signals() -> None:
     """Turn SIGTERM, SIGHUP and SIGINT into Terminated: scripts run in their own process groups,
     so without this a stopped runner would leave its running script behind."""
-    import signal
-
     def handler(signum: int, frame: object) -> None:
         raise Terminated(signum)
 
@@ -77,8 +77,6 @@ def sort_key(name: str) -> Tuple[object, bytes]:
     A name without a leading number counts as 0; "-3" is minus three; a decimal
     fraction counts. Ties fall back to a bytewise comparison, as sort's last resort.
     """
-    from decimal import Decimal
-
     m = _SORT_NUMBER.match(name)
     assert m is not None, "every part of the pattern is optional: it matches any name"
     sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
