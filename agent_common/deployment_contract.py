@@ -1,5 +1,7 @@
 """The deployment contract: what a Heat software deployment is, and the rules every reader of one applies.
 
+On the hook start path: see docs/architecture.md, start-up policy.
+
 A deployment (SPEC §6.4) stays a plain dict, because that is what hooks receive
 and what the state files hold.  The dispatcher (heat_config), the hooks and the
 signals all check and read deployments the same way, so the rules live here,

@@ -1,5 +1,7 @@
 """Reading the files and JSON documents the agents are handed, so that odd input is one clear error.
 
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
+
 Metadata, deployments files and config files come from outside the agent: a FIFO
 named like a config file would block a reader for ever, bytes that are not UTF-8 or
 JSON nested deeper than the interpreter's stack raise errors that are not

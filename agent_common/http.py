@@ -1,5 +1,7 @@
 """The one HTTP helper: every network call of every tool goes through here.
 
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
+
 Two stacks serve two kinds of source.  ``HttpClient``, on the standard library's
 urllib, carries every request that needs no Keystone: the cfn, ec2 and request
 collectors and every signal POST/PUT (CFN, TEMP_URL, and HEAT/ZAQAR once their

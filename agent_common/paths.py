@@ -1,5 +1,7 @@
 """Every default path the tools use, and the environment variable that overrides it.
 
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
+
 One table (SPEC §5, §6.2) so that tests, docs and code agree, and so that a test can
 redirect every path into a temporary directory.
 """

@@ -1,5 +1,7 @@
 """Small value classes without dataclasses: fields declared once, one constructor, equality and repr.
 
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
+
 ``import dataclasses`` pulls in inspect, ast, dis, tokenize and friends: about
 1.3 MiB of resident memory that an idle agent would carry for its whole life
 (its RSS is benchmarked). The value classes on the agents' paths therefore

@@ -1,5 +1,7 @@
 """The metadata cache: ``<key>.json``, ``.orig``, ``.last``, ``os_config_files.json`` and the backup copy.
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 Names, contents and commit semantics are the original's (SPEC §2.13): the command
 sees ``<key>.json``; ``.last`` is what the last successful command saw, and a key
 differing from it is a change.  Unlike the original every write is atomic and

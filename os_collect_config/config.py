@@ -1,5 +1,7 @@
 """The option model of os-collect-config and its oslo.config-compatible INI files (SPEC §2.1, §2.2).
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 The original parses options with oslo.config; we keep its spellings, discovery,
 precedence and types without depending on it: a small INI reader (same syntax as
 oslo's: ``=`` or ``:``, ``#``/``;`` comments, indented continuation lines,

@@ -1,5 +1,7 @@
 """The polling loop: collect, store, run the command on change, sleep (SPEC §2.14–§2.17).
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 What differs from the original, on purpose:
 - a collector that fails keeps its last good cache files in ``OS_CONFIG_FILES``
   (weakness 3) and is retried on its own backoff, one log line per step, capped at

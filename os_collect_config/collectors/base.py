@@ -1,5 +1,7 @@
 """The contract every collector follows (SPEC §2.3), and what the loop gives it.
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 A collector knows one metadata source: it declares its options (spelled as in the
 original, SPEC §2.1), and ``collect()`` returns the ordered ``(key, value)`` pairs
 of one poll, or raises ``NotConfigured`` / ``Unavailable``.  Unlike the original,

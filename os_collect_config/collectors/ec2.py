@@ -1,5 +1,7 @@
 """ec2: the EC2 metadata tree over HTTP, or the config drive's copy of it (SPEC §2.8, §12.13.4).
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 The original returned ``ec2.json`` whenever it existed, so EC2 data was fetched
 once and never refreshed (weakness 7).  Here the tree is walked on every poll, each
 node with a conditional GET (a 304 reuses the body remembered in the agent state),

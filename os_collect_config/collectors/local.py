@@ -1,5 +1,7 @@
 """local: one key per JSON file in the configured directories (SPEC §2.12).
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 Security checks are the original's: a directory owned by someone else or writable
 by everyone, or a file writable by everyone, makes the whole source unavailable.
 Unlike the original, one unparsable file does not disable the others (weakness 18):

@@ -1,5 +1,7 @@
 """request: a JSON document at a URL, typically Heat metadata in a Swift temp URL object (SPEC §2.9).
 
+On the idle agent's path: see docs/architecture.md, start-up policy.
+
 Each poll is ONE conditional GET carrying the validators (ETag, Last-Modified) of
 the last good response (SPEC §12.13.5); the original sent a HEAD whose answer it
 could never use, then a full GET (weakness 8).  A 304 means "unchanged": the value
