@@ -44,7 +44,7 @@ def parse_args(argv: List[str]) -> Tuple[str, bool]:
                         help="run the group's os-refresh-config companion (configure.d/50-heat-config-GROUP) "
                              "instead of a hook; it reads $HEAT_SHELL_CONFIG, not stdin")
     args = parser.parse_args(argv)
-    return group, args.refresh
+    return args.group, args.refresh
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -25,14 +25,16 @@ RUNNING = ("Error running %(subject)s. [%(status)s]", "Completed %(subject)s")
 class HookResult:
     """What a hook produced: declared outputs plus the tool's stdout, stderr and status code.
 
+    stdout or stderr is None only where the original hook reported null (salt, SPEC §8.9).
+
     (A plain class rather than a dataclass: importing dataclasses costs more than the rest of the hook
     start path.)
     """
 
     __slots__ = ("outputs", "stdout", "stderr", "status_code")
 
-    def __init__(self, outputs: Optional[Dict[str, Any]] = None, stdout: str = "", stderr: str = "",
-                 status_code: int = 0) -> None:
+    def __init__(self, outputs: Optional[Dict[str, Any]] = None, stdout: Optional[str] = "",
+                 stderr: Optional[str] = "", status_code: int = 0) -> None:
         self.outputs: Dict[str, Any] = dict(outputs or {})
         self.stdout = stdout
         self.stderr = stderr
@@ -51,6 +53,11 @@ class HookResult:
         data = dict(self.outputs)
         data.update(deploy_stdout=self.stdout, deploy_stderr=self.stderr, deploy_status_code=self.status_code)
         return data
+
+    def add_error(self, text: str) -> None:
+        """Append ``text`` to deploy_stderr, on a line of its own: why a tool that ran is a failure."""
+        stderr = self.stderr or ""
+        self.stderr = stderr + ("\n" if stderr and not stderr.endswith("\n") else "") + text
 
     @classmethod
     def failure(cls, message: str, status_code: int = 1) -> "HookResult":
