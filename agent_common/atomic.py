@@ -8,12 +8,13 @@ directory, fsync, rename, then fsync of the directory.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import List, Optional, Sequence, Union
+    from typing import List, Optional, Sequence, Tuple, Union
 
     Data = Union[bytes, str]
 
@@ -73,6 +74,27 @@ def fsync_all(paths: Sequence[str]) -> None:
         raise failures[0]
 
 
+#: The characters of a temp file name's random part (as mkstemp's).
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _create_temp_file(directory: str, prefix: str) -> Tuple[int, str]:
+    """A new file ``<prefix><8 random characters>`` in ``directory``, created exclusively 0600: (fd, path).
+
+    What ``tempfile.mkstemp`` does, without importing tempfile (and with it shutil, random and
+    the compression modules), which costs every hook run that writes a file ~5 ms.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        name = prefix + "".join(_TEMP_CHARS[byte % len(_TEMP_CHARS)] for byte in os.urandom(8))
+        path = os.path.join(directory, name)
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temp file name", os.path.join(directory, prefix))
+
+
 def atomic_write(
     path: str,
     data: Data,
@@ -95,9 +117,7 @@ def atomic_write(
     if isinstance(data, str):
         data = data.encode("utf-8")
     directory = os.path.dirname(os.path.abspath(path))
-    import tempfile  # lazily: read-only runs (os-collect-config --print) never pay for it
-
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
+    fd, tmp = _create_temp_file(directory, prefix)
     try:
         os.fchmod(fd, mode)
         if uid is not None or gid is not None:
@@ -123,7 +143,7 @@ def atomic_write(
         fsync_path(directory)
 
 
-#: The names ``atomic_write`` gives its temp files: the prefix (``tmp``, or ``tmp<word>.``) and mkstemp's 8 characters.
+#: The names ``atomic_write`` gives its temp files: the prefix (``tmp``, or ``tmp<word>.``) and 8 random characters.
 TEMP_NAME = re.compile(r"^tmp(?:[a-z_]+\.)?[a-z0-9_]{8}$")
 
 

@@ -6,23 +6,22 @@
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
 import sys
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
-
-if TYPE_CHECKING:  # pragma: no cover - argparse is imported only when there are arguments to parse
-    import argparse
+from heat_config import hook_cli, run_locally, status
+from heat_config.dispatch import DispatchSettings
+from heat_config.dispatch import main as dispatch_main
 
 COMMANDS = ("dispatch", "status", "run", "hook")
 
 
-def _parser() -> "argparse.ArgumentParser":
-    import argparse
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heat-config",
         description="Run Heat software deployments through their hooks and signal the results to Heat.",
@@ -48,31 +47,23 @@ def _parser() -> "argparse.ArgumentParser":
 
 def dispatch(signals_only: bool = False) -> int:
     """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
-    from heat_config.dispatch import DispatchSettings, main as dispatch_main
-
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
     return dispatch_main(DispatchSettings.from_environ(), signals_only=signals_only)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list:  # the common case, every os-refresh-config run: no argument parsing to pay for
+    if not args_list:  # the common case, every os-refresh-config run
         return dispatch()
     if args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "dispatch")
     args = _parser().parse_args(args_list)
 
     if args.command == "hook":
-        from heat_config import hook_cli
-
         return hook_cli.main([args.group])
-
-    from heat_config.dispatch import DispatchSettings
 
     settings = DispatchSettings.from_environ()
     if args.command == "status":
-        from heat_config import status
-
         if args.timeout is not None and not args.wait:
             print("heat-config status: --timeout needs --wait", file=sys.stderr)
             return 2
@@ -85,8 +76,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
     if args.command == "run":
-        from heat_config import run_locally
-
         try:
             data, code = run_locally.run(args.file, args.input, args.action)
         except run_locally.UsageError as exc:

@@ -212,6 +212,7 @@ class Dispatcher:
             LOG.error("%s", message)
             self.finish(record, HookResult.failure(message).signal_data(), item)
             return
+        assert ref is not None  # refusal() refuses a deployment without a hook
 
         record.step, record.started_at = RUNNING, now()
         self.journal.save(record, durable=True)
@@ -233,7 +234,7 @@ class Dispatcher:
         self.journal.save(record, durable=False)  # a kill -9 keeps it; a power cut ends the hook too
 
     def refusal(self, item: Dict[str, Any], refused: Optional[str], group_problem: Optional[str],
-                ref: Any) -> Optional[str]:
+                ref: Optional[hook_runner.HookRef]) -> Optional[str]:
         """Why this deployment is not run but reported failed (where a signal can go), or None to run it.
 
         A deployment whose signal URL is unusable is not run at all: its result could
@@ -356,7 +357,9 @@ def stop_orphan(record: JournalRecord) -> None:
     process since is left alone.  SIGTERM, then SIGKILL after proc's grace period.
     """
     pgid = record.hook_pgid
-    fields = _proc_stat(pgid) if pgid else None
+    if not pgid:
+        return
+    fields = _proc_stat(pgid)
     if not fields or fields[0] == "Z" or process_identity(pgid, fields) != record.hook_proc:
         return
     LOG.warning("The hook of deployment %s is still running (process group %d); stopping it", record.id, pgid)

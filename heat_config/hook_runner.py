@@ -45,7 +45,7 @@ def sanitise(group: str) -> str:
     return "".join(c for c in group if c in "-_" or c.isalnum())
 
 
-@dataclass
+@dataclass(frozen=True)
 class HookRef:
     """The hook chosen for a group: an executable path, or a built-in module."""
 

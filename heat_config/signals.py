@@ -15,9 +15,16 @@ import json
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from urllib.parse import quote, urlsplit
 
+from agent_common import keystone, proc
+from agent_common.backoff import Backoff
 from agent_common.deployment_contract import input_values
+from agent_common.http import HttpClient, HttpError, strip_query
+from heat_config.deployment import load_file
 from heat_config.journal import (
     SIGNAL_NONE,
     SIGNAL_PENDING,
@@ -28,10 +35,6 @@ from heat_config.journal import (
     JournalRecord,
     now,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from agent_common.backoff import Backoff
-    from agent_common.http import HttpClient, HttpError
 
 LOG = logging.getLogger("heat-config")
 
@@ -58,14 +61,12 @@ class SignalFailed(Exception):
         self.retryable = retryable
 
 
-def _from_http_error(exc: "HttpError") -> SignalFailed:
+def _from_http_error(exc: HttpError) -> SignalFailed:
     return SignalFailed(str(exc), exc.retryable)
 
 
-def _request(client: "HttpClient", method: str, url: str, **kwargs: Any) -> None:
+def _request(client: HttpClient, method: str, url: str, **kwargs: Any) -> None:
     """One request through the shared HTTP client; any failure becomes a SignalFailed naming no secret."""
-    from agent_common.http import HttpError
-
     try:
         client.request(method, url, **kwargs)
     except HttpError as exc:
@@ -144,8 +145,6 @@ def url_problem(name: str, value: Any) -> Optional[str]:
     in every later run.  The answer never quotes the value: a signed URL's query
     is a secret (SPEC §12.10).
     """
-    from urllib.parse import urlsplit
-
     if not isinstance(value, str) or not value.strip():
         return "input %s is empty" % name
     try:
@@ -161,6 +160,14 @@ class Transport:
     """One way to reach Heat. ``send`` makes one attempt and raises SignalFailed when it did not land."""
 
     name = "NO_SIGNAL"
+    #: The HTTP client ``send`` uses; None for a transport made only to be named or checked (``routes``).
+    client: Optional[HttpClient] = None
+
+    def http(self) -> HttpClient:
+        """The client to send with; a transport made without one cannot send."""
+        if self.client is None:
+            raise RuntimeError("%s was made without an HTTP client: it can be named and checked, not sent" % self.name)
+        return self.client
 
     def problem(self) -> Optional[str]:
         """Why this transport can never deliver (an unusable URL), or None."""
@@ -179,7 +186,7 @@ class Transport:
 class UrlSignal(Transport):
     """A pre-signed URL, used as given (never re-encoded): CFN POST or Swift temp URL PUT (§7.2, §7.3)."""
 
-    def __init__(self, url: str, verb: str, client: "Optional[HttpClient]") -> None:
+    def __init__(self, url: str, verb: str, client: Optional[HttpClient]) -> None:
         self.url = url
         self.verb = "PUT" if verb == "PUT" else "POST"
         self.name = "TEMP_URL_SIGNAL" if self.verb == "PUT" else "CFN_SIGNAL"
@@ -189,11 +196,9 @@ class UrlSignal(Transport):
         return url_problem("deploy_signal_id", self.url)
 
     def send(self, data: Any) -> None:
-        from agent_common.http import strip_query
-
         self.check()
         LOG.debug("Signalling %s via %s", strip_query(self.url), self.verb)
-        _request(self.client, self.verb, self.url, data=fit(data).encode("ascii"),
+        _request(self.http(), self.verb, self.url, data=fit(data).encode("ascii"),
                  headers={"content-type": "application/json"})
 
 
@@ -206,7 +211,7 @@ class KeystoneSignal(Transport):
 
     service_type = ""
 
-    def __init__(self, inputs: Mapping[str, Any], client: "Optional[HttpClient]") -> None:
+    def __init__(self, inputs: Mapping[str, Any], client: Optional[HttpClient]) -> None:
         self.inputs = inputs
         self.client = client
 
@@ -214,9 +219,6 @@ class KeystoneSignal(Transport):
         return url_problem("deploy_auth_url", self.inputs.get("deploy_auth_url"))
 
     def _token_and_endpoint(self) -> "tuple[str, str]":
-        from agent_common import keystone
-        from agent_common.http import strip_query
-
         self.check()
         creds = keystone.Credentials(
             auth_url=str(self.inputs.get("deploy_auth_url") or ""),
@@ -232,7 +234,7 @@ class KeystoneSignal(Transport):
         try:
             session = _SESSIONS.get(creds)
             if session is None:
-                session = _SESSIONS[creds] = keystone.KeystoneSession(creds, timeout=self.client.timeout)
+                session = _SESSIONS[creds] = keystone.KeystoneSession(creds, timeout=self.http().timeout)
             token = session.token()
             url = session.endpoint(self.service_type, creds.region_name)
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout,
@@ -259,13 +261,11 @@ class HeatSignal(KeystoneSignal):
     service_type = "orchestration"
 
     def send(self, data: Any) -> None:
-        from urllib.parse import quote
-
         token, endpoint = self._token_and_endpoint()
         url = "%s/stacks/%s/resources/%s/signal" % (
             endpoint, self.inputs.get("deploy_stack_id"), quote(str(self.inputs.get("deploy_resource_name")), ""))
         LOG.debug("Signalling %s", url)
-        _request(self.client, "POST", url, data=fit(data).encode("ascii"),
+        _request(self.http(), "POST", url, data=fit(data).encode("ascii"),
                  headers={"X-Auth-Token": token, "Content-Type": "application/json"})
 
 
@@ -276,15 +276,12 @@ class ZaqarSignal(KeystoneSignal):
     service_type = "messaging"
 
     def send(self, data: Any) -> None:
-        import uuid
-        from urllib.parse import quote
-
         token, endpoint = self._token_and_endpoint()
         base = endpoint if endpoint.endswith("/v2") else endpoint + "/v2"
         url = "%s/queues/%s/messages" % (base, quote(str(self.inputs.get("deploy_queue_id")), ""))
         body = '{"messages": [{"body": %s, "ttl": %d}]}' % (fit(data), ZAQAR_TTL_S)
         LOG.debug("Signalling queue %s", self.inputs.get("deploy_queue_id"))
-        _request(self.client, "POST", url, data=body.encode("ascii"), headers={
+        _request(self.http(), "POST", url, data=body.encode("ascii"), headers={
             "X-Auth-Token": token,
             "X-Project-Id": str(self.inputs.get("deploy_project_id")),
             "Client-ID": str(uuid.uuid4()),
@@ -292,7 +289,7 @@ class ZaqarSignal(KeystoneSignal):
         })
 
 
-def routes(inputs: Mapping[str, Any], client: "Optional[HttpClient]" = None) -> List[Transport]:
+def routes(inputs: Mapping[str, Any], client: Optional[HttpClient] = None) -> List[Transport]:
     """The transports the original notifier would use for these inputs (§7.1); [] means NO_SIGNAL.
 
     Without a client the transports can only be named, not sent.
@@ -338,20 +335,18 @@ def request_timeout(environ: Mapping[str, str]) -> float:
     return _env_seconds(environ, REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S) or REQUEST_TIMEOUT_S
 
 
-def client_for(environ: Mapping[str, str]) -> "HttpClient":
+def client_for(environ: Mapping[str, str]) -> HttpClient:
     """The HTTP client signals use: one attempt per call (the outbox does the retrying), with a timeout."""
-    from agent_common.http import HttpClient
-
     return HttpClient(timeout=request_timeout(environ))
 
 
 # -- senders ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class Attempt:
     """The outcome of one delivery attempt of one deployment's signal."""
 
-    def __init__(self, state: str, error: str = "") -> None:
-        self.state = state  # SIGNAL_SENT, SIGNAL_REFUSED or SIGNAL_PENDING
-        self.error = error
+    state: str  # SIGNAL_SENT, SIGNAL_REFUSED or SIGNAL_PENDING
+    error: str = ""
 
 
 class InProcessSender:
@@ -359,7 +354,7 @@ class InProcessSender:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
-        self._client: "Optional[HttpClient]" = None
+        self._client: Optional[HttpClient] = None
 
     def deliver(self, deployment_file: str, inputs: Mapping[str, Any], data: Any) -> Attempt:
         if not routes(inputs):
@@ -387,8 +382,6 @@ class ProgramSender:
         self.environ = dict(environ)
 
     def deliver(self, deployment_file: str, inputs: Mapping[str, Any], data: Any) -> Attempt:
-        from agent_common import proc
-
         LOG.debug("Running %s %s", self.program, deployment_file)
         try:
             result = proc.run([self.program, deployment_file], env=self.environ,
@@ -413,6 +406,10 @@ class ProgramSender:
 
 
 # -- the outbox ---------------------------------------------------------------------------------
+def _signals_pending(records: Iterable[JournalRecord]) -> Dict[str, JournalRecord]:
+    return {r.id: r for r in records if r.signal == SIGNAL_PENDING}
+
+
 class Outbox:
     """Pending signals, kept in the journal, retried with backoff and jitter until accepted or refused.
 
@@ -434,13 +431,13 @@ class Outbox:
 
     def load(self, records: Iterable[JournalRecord]) -> None:
         """Start from these records (the caller already read the journal) instead of reading it again."""
-        self._pending = {r.id: r for r in records if r.signal == SIGNAL_PENDING}
+        self._pending = _signals_pending(records)
 
     @property
     def pending(self) -> Dict[str, JournalRecord]:
         """id → record of every signal still to deliver (read from the journal once per run)."""
         if self._pending is None:
-            self.load(self.journal.records())
+            self._pending = _signals_pending(self.journal.records())
         return self._pending
 
     def deployment_file(self, dep_id: str) -> str:
@@ -448,8 +445,6 @@ class Outbox:
 
     def attempt(self, record: JournalRecord, inputs: Optional[Mapping[str, Any]] = None) -> JournalRecord:
         """One delivery attempt now; the outcome is recorded before returning."""
-        from agent_common.backoff import Backoff
-
         deadline, backoff = self._tries.setdefault(
             record.id, (self.clock() + self.budget_s, Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)))
         outcome = self._deliver(record, inputs)
@@ -479,8 +474,6 @@ class Outbox:
         never stop the signals of the others (issue 12 defect 7)."""
         try:
             if inputs is None:
-                from heat_config.deployment import load_file
-
                 inputs = input_values(load_file(self.deployment_file(record.id)))
             return self.sender.deliver(self.deployment_file(record.id), inputs, record.signal_data or {})
         except Exception as exc:

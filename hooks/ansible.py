@@ -105,11 +105,9 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     result = result_from_proc(proc_result, ctx, workspace.outputs(deployment))
     log_outcome(playbook, proc_result.returncode, bool(proc_result.returncode))
     if proc_result.returncode:
-        failures = failed_tasks(result.stdout)
+        failures = failed_tasks(result.stdout or "")
         if failures:
-            if result.stderr and not result.stderr.endswith("\n"):
-                result.stderr += "\n"
-            result.stderr += "".join("ansible: %s\n" % f for f in failures)
+            result.add_error("".join("ansible: %s\n" % f for f in failures))
     return result
 
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent_common.deployment_contract import (
     BadDeployment,
@@ -38,12 +39,10 @@ from agent_common.deployment_contract import (
     timeout_message,
 )
 from agent_common.logs import register_secrets
-from agent_common.proc import TIMEOUT_STATUS
+from agent_common.proc import TIMEOUT_STATUS, ProcResult
+from hooks.toolkit.companion import group_deployments
 from hooks.toolkit.context import HookContext
 from hooks.toolkit.result import HookResult, decode, log_outcome
-
-if TYPE_CHECKING:  # pragma: no cover - agent_common.proc is imported when a command actually runs
-    from agent_common.proc import ProcResult
 
 LOG = logging.getLogger("heat-config")
 
@@ -225,7 +224,7 @@ def _loggable(argv: Sequence[str]) -> str:
 
 
 # -- talking to docker --------------------------------------------------------------------------
-def _docker(ctx: HookContext, docker: str, args: Sequence[str]) -> "ProcResult":
+def _docker(ctx: HookContext, docker: str, args: Sequence[str]) -> ProcResult:
     argv = [docker] + list(args)
     LOG.debug("Running %s", _loggable(argv))
     try:
@@ -235,14 +234,12 @@ def _docker(ctx: HookContext, docker: str, args: Sequence[str]) -> "ProcResult":
             docker, "not installed" if exc.errno == errno.ENOENT else exc.strerror, CMD_ENV)) from None
 
 
-def _names(result: "ProcResult") -> List[str]:
+def _names(result: ProcResult) -> List[str]:
     return result.stdout.decode("utf-8", "replace").split() if result.returncode == 0 else []
 
 
 def free_name(ctx: HookContext, docker: str, key: str) -> str:
     """``key``, or ``key-<8 random [a-z0-9]>`` while another container has the name tried."""
-    import random
-
     name = key
     for _ in range(NAME_ATTEMPTS):
         if _docker(ctx, docker, ["inspect", "--type", "container", "--format", "exists", name]).returncode:
@@ -351,8 +348,6 @@ def refresh(environ: Mapping[str, str]) -> int:
     Always 0: a missing or broken deployments file, a missing docker or an engine
     error is logged, never a reason to abort os-refresh-config (§11.25).
     """
-    from hooks.toolkit.companion import group_deployments
-
     wanted = group_deployments(environ, GROUP, "id")
     if wanted is None:
         return 0

@@ -37,6 +37,7 @@ from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.deployment_contract import BadDeployment, Deployment, input_values, name_problem
 from hooks.toolkit.companion import group_deployments
 from hooks.toolkit.context import HookContext
+from hooks.toolkit.docker_api import Engine, EngineError
 from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
 LOG = logging.getLogger("heat-config")
@@ -81,7 +82,7 @@ def project_dir(working: str, deployment: Deployment) -> str:
     """``<working>/<name>``; a name that cannot be a directory name is refused (SPEC §12.7)."""
     name = deployment.get("name")
     problem = name_problem(name)
-    if problem:
+    if problem or not isinstance(name, str):  # name_problem refuses every name that is not a string
         raise BadDeployment("deployment name %s" % problem)
     return os.path.join(working, name)
 
@@ -178,8 +179,6 @@ def compose_project_name(directory: str) -> str:
 
 def failing_services(directory: str, names: List[str], environ: Mapping[str, str]) -> List[str]:
     """One report per project container that is unhealthy, or stopped other than with 0: status and log tails."""
-    from hooks.toolkit.docker_api import Engine, EngineError
-
     engine = Engine(environ.get("DOCKER_HOST"), timeout=10)
     reports: List[str] = []
     try:
@@ -233,9 +232,7 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
             time.sleep(min(SETTLE_S, ctx.remaining() or SETTLE_S))  # a service that dies at once did not come up
         reports = failing_services(directory, list(services(document)), ctx.environ)
         if reports:
-            if result.stderr and not result.stderr.endswith("\n"):
-                result.stderr += "\n"
-            result.stderr += "".join(reports)
+            result.add_error("".join(reports))
             result.status_code = result.status_code or 1
     log_outcome(" ".join(argv), result.status_code, bool(result.status_code), done_level=logging.DEBUG)
     return result

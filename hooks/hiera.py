@@ -92,7 +92,7 @@ def legacy_check(ctx: HookContext) -> Optional[HookResult]:
         why = ("the legacy hieradata check %s (%s) printed nothing (status %s), so it is unknown whether "
                "os-apply-config still holds hieradata" % (" ".join(argv), CHECK_ENV, failed.status_code))
     LOG.error("%s", why)
-    failed.stderr += ("\n" if failed.stderr and not failed.stderr.endswith("\n") else "") + why + "\n"
+    failed.add_error(why + "\n")
     failed.status_code = 1
     return failed
 

@@ -39,6 +39,7 @@ from agent_common.logs import HEAT_CONFIG_FORMAT, RedactingFormatter
 from agent_common.proc import TIMEOUT_STATUS
 from hooks.toolkit.companion import group_deployments
 from hooks.toolkit.context import HookContext
+from hooks.toolkit.docker_api import Engine, EngineError
 from hooks.toolkit.result import HookResult
 
 LOG = logging.getLogger("heat-config")
@@ -74,7 +75,9 @@ def pod_spec(deployment: Deployment) -> Dict[str, Any]:
 
 
 def containers_of(manifest: Dict[str, Any]) -> List[Dict[str, Any]]:
-    spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else manifest
+    spec = manifest.get("spec")
+    if not isinstance(spec, dict):
+        spec = manifest
     items = spec.get("containers") or []
     if not isinstance(items, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in items):
         raise BadDeployment("config.containers must be a list of objects with a name")
@@ -104,8 +107,6 @@ class DockerRuntime:
     """Images and running containers as the Docker engine at $DOCKER_HOST lists them."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        from hooks.toolkit.docker_api import Engine
-
         self.engine = Engine(environ.get("DOCKER_HOST"), timeout=30)
         self.description = "the Docker engine at %s" % self.engine.host
 
@@ -130,8 +131,6 @@ class CriRuntime:
         self.description = "the CRI runtime (%s)" % crictl
 
     def _json(self, *args: str) -> Dict[str, Any]:
-        from hooks.toolkit.docker_api import EngineError
-
         done = proc.run([self.crictl, *args, "-o", "json"], env=self.environ, timeout=60, output_cap=16 << 20)
         if done.returncode:
             raise EngineError("crictl %s failed: %s" % (args[0], done.stderr.decode("utf-8", "replace").strip()))
@@ -173,8 +172,6 @@ def _number(options: Dict[str, Any], key: str, default: float) -> float:
 def wait_for(what: str, pending: Set[str], check: Callable[[str], Optional[str]], timeout: float,
              poll: float, ctx: HookContext) -> None:
     """Poll ``check`` for every pending item until all are found; raise on the timeout or the deployment's deadline."""
-    from hooks.toolkit.docker_api import EngineError
-
     LOG.info("Waiting for %s: %s", what, ", ".join(sorted(pending)))
     deadline = time.monotonic() + timeout
     last_error = None
@@ -218,7 +215,9 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     poll = max(_number(options, "poll_period", DEFAULT_POLL_PERIOD), _MIN_POLL_S)
     manifest = pod_spec(deployment)
     containers = containers_of(manifest)
-    metadata = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+    metadata = manifest.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     # A v1 Pod names itself in metadata.name; the originals' container manifests in "id".
     pod_name = next((n for n in (metadata.get("name"), manifest.get("id")) if isinstance(n, str) and n), None)
 

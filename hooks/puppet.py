@@ -103,7 +103,7 @@ def facts(deployment: Deployment, ctx: HookContext, options: Dict[str, Any], hea
     if flag(options, "enable_hiera", False):
         config_name = deployment.get("name")
         problem = file_name_problem(config_name)
-        if problem:
+        if problem or not isinstance(config_name, str):  # file_name_problem refuses every name that is not a string
             raise BadDeployment("deployment name %r %s, so it cannot name a hiera data file" % (config_name, problem))
         datadir = ctx.private_dir(HIERA_DATADIR_ENV, HIERA_DATADIR_DEFAULT)
         write_private(os.path.join(datadir, "heat_config_%s.json" % config_name), json.dumps(input_values(deployment)))
@@ -116,7 +116,7 @@ def _write_logs(base: str, result: HookResult) -> None:
     for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
         path = "%s-%s.log" % (base, stream)
         try:
-            atomic_write(path, text, 0o600, sync=False)
+            atomic_write(path, text or "", 0o600, sync=False)
         except OSError as exc:
             LOG.warning("Cannot write %s: %s", path, exc.strerror)
 

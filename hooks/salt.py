@@ -147,7 +147,7 @@ def result_of(proc: Any, ctx: HookContext, deployment: Deployment, heat_outputs_
         returned = json.loads(proc.stdout.decode("utf-8", "replace"))["local"]
     except (ValueError, KeyError, TypeError):
         failed = result_from_proc(proc, ctx)
-        failed.stderr += "salt-call printed no JSON result (exit status %s)\n" % proc.returncode
+        failed.stderr = (failed.stderr or "") + "salt-call printed no JSON result (exit status %s)\n" % proc.returncode
         failed.status_code = proc.returncode or 1
         return failed
     structure = {"return": returned, "retcode": proc.returncode}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from agent_common.atomic import atomic_write
 from agent_common.deployment_contract import Deployment, input_env

@@ -1,15 +1,23 @@
 """What a hook gets besides the deployment: HookContext (environment, timeout, output cap, tool runner),
-and the small readers every hook uses on it (options, hook directories, the host name)."""
+and the small readers every hook uses on it (options, hook directories, the host name).
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 
 from agent_common import proc
-from agent_common.deployment_contract import BadDeployment, Deployment, hook_timeout
+from agent_common.deployment_contract import BadDeployment, hook_timeout
 from hooks.toolkit.result import HookResult, ToolCannotRun, cannot_run
+
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs every hook run ~4 ms
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
+
+    from agent_common.deployment_contract import Deployment
 
 LOG = logging.getLogger("heat-config")
 

@@ -1,15 +1,20 @@
-"""What a hook gives back: HookResult, built from a finished tool or from a failure, and the outcome log line."""
+"""What a hook gives back: HookResult, built from a finished tool or from a failure, and the outcome log line.
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import errno
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from agent_common.deployment_contract import timeout_message
 from agent_common.proc import TIMEOUT_STATUS, ProcResult
 
-if TYPE_CHECKING:  # pragma: no cover - the context module imports this one
-    from hooks.toolkit.context import HookContext
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs every hook run ~4 ms
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, Optional
+
+    from hooks.toolkit.context import HookContext  # which imports this module
 
 LOG = logging.getLogger("heat-config")
 
@@ -20,14 +25,16 @@ RUNNING = ("Error running %(subject)s. [%(status)s]", "Completed %(subject)s")
 class HookResult:
     """What a hook produced: declared outputs plus the tool's stdout, stderr and status code.
 
-    (A plain class rather than a dataclass: it is on the start-up path of every hook, and importing
-    dataclasses costs more than the rest of that path; bench/hook_start.py measures it.)
+    stdout or stderr is None only where the original hook reported null (salt, SPEC §8.9).
+
+    (A plain class rather than a dataclass: importing dataclasses costs more than the rest of the hook
+    start path.)
     """
 
     __slots__ = ("outputs", "stdout", "stderr", "status_code")
 
-    def __init__(self, outputs: Optional[Dict[str, Any]] = None, stdout: str = "", stderr: str = "",
-                 status_code: int = 0) -> None:
+    def __init__(self, outputs: Optional[Dict[str, Any]] = None, stdout: Optional[str] = "",
+                 stderr: Optional[str] = "", status_code: int = 0) -> None:
         self.outputs: Dict[str, Any] = dict(outputs or {})
         self.stdout = stdout
         self.stderr = stderr
@@ -46,6 +53,11 @@ class HookResult:
         data = dict(self.outputs)
         data.update(deploy_stdout=self.stdout, deploy_stderr=self.stderr, deploy_status_code=self.status_code)
         return data
+
+    def add_error(self, text: str) -> None:
+        """Append ``text`` to deploy_stderr, on a line of its own: why a tool that ran is a failure."""
+        stderr = self.stderr or ""
+        self.stderr = stderr + ("\n" if stderr and not stderr.endswith("\n") else "") + text
 
     @classmethod
     def failure(cls, message: str, status_code: int = 1) -> "HookResult":

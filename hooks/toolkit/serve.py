@@ -1,22 +1,31 @@
 """Serving a built-in hook: the call that turns any failure into a reported result, and the
-stdin-JSON → stdout-JSON executable form (SPEC §6.13) of ``heat-config-hook GROUP`` and hook shims."""
+stdin-JSON → stdout-JSON executable form (SPEC §6.13) of ``heat-config-hook GROUP`` and hook shims.
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from typing import Any, Callable, Optional
 
-from agent_common.deployment_contract import BadDeployment, Deployment, refusal, register_input_secrets
+from agent_common.deployment_contract import BadDeployment, refusal, register_input_secrets
 from agent_common.documents import loads_json
 from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
-from hooks.toolkit.context import HookContext, context_for
+from hooks.toolkit.context import context_for
 from hooks.toolkit.result import HookResult, ToolCannotRun
 
-LOG = logging.getLogger("heat-config")
+TYPE_CHECKING = False  # typing is for type checkers only: importing it costs every hook run ~4 ms
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Optional
 
-#: A built-in hook: ``run(deployment, ctx) -> HookResult`` of a module in hooks/.
-Hook = Callable[[Deployment, HookContext], HookResult]
+    from agent_common.deployment_contract import Deployment
+    from hooks.toolkit.context import HookContext
+
+    #: A built-in hook: ``run(deployment, ctx) -> HookResult`` of a module in hooks/.
+    Hook = Callable[[Deployment, HookContext], HookResult]
+
+LOG = logging.getLogger("heat-config")
 
 
 def setup_hook_logging() -> None:
