@@ -2,6 +2,8 @@
 
 Jitter keeps a fleet of VMs that lost their metadata server at the same moment from
 all coming back at the same moment.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

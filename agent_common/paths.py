@@ -1,7 +1,9 @@
-"""Every default path the tools use, and the environment variable that overrides it.
+"""Every default path the tools use, and the environment variable that overrides it (SPEC §5, §6.2).
 
-One table (SPEC §5, §6.2) so that tests, docs and code agree, and so that a test can
-redirect every path into a temporary directory.
+One table, so that tests, docs and code agree, and so that a test can redirect
+every path into a temporary directory.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ provide ``cleanup(keep_ids, ctx)`` (see hooks/toolkit/) and ``refresh(environ) -
 its os-refresh-config companion (``heat-config-hook --refresh GROUP``).  Modules are imported
 only when their group is used, so the dispatcher starts fast whatever hooks exist.
 Adding a hook is one module plus one line below.
+
+On the hook start path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

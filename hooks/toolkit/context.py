@@ -1,5 +1,8 @@
 """What a hook gets besides the deployment: HookContext (environment, timeout, output cap, tool runner),
-and the small readers every hook uses on it (options, hook directories, the host name)."""
+and the small readers every hook uses on it (options, hook directories, the host name).
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,8 @@
 """The files a hook leaves per deployment: its working and outputs directories, the declared outputs a tool
-writes to ``<heat_outputs_path>.<name>`` (SPEC §8.0), and pruning the files of deployments that left."""
+writes to ``<heat_outputs_path>.<name>`` (SPEC §8.0), and pruning the files of deployments that left.
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,7 @@
-"""What a hook gives back: HookResult, built from a finished tool or from a failure, and the outcome log line."""
+"""What a hook gives back: HookResult, built from a finished tool or from a failure, and the outcome log line.
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import errno

@@ -1,5 +1,8 @@
 """Serving a built-in hook: the call that turns any failure into a reported result, and the
-stdin-JSON → stdout-JSON executable form (SPEC §6.13) of ``heat-config-hook GROUP`` and hook shims."""
+stdin-JSON → stdout-JSON executable form (SPEC §6.13) of ``heat-config-hook GROUP`` and hook shims.
+
+On the hook start path: see docs/architecture.md, start-up policy.
+"""
 from __future__ import annotations
 
 import json
