@@ -1,10 +1,8 @@
-"""Atomic, durable file writes.
+"""Atomic, durable file writes: a temp file in the same directory, fsync, rename, fsync of the directory.
+
+A power cut or a kill -9 leaves either the old file or the new one, never half of either.
 
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
-A power cut or a kill -9 must leave either the old file or the new one, never half
-of either (DESIGN §3.2), so every state file goes through a temp file in the same
-directory, fsync, rename, then fsync of the directory.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ On the idle agent's and the hook start paths: see docs/architecture.md, start-up
 
 Jitter keeps a fleet of VMs that lost their metadata server at the same moment from
 all coming back at the same moment.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

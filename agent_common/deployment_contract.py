@@ -1,13 +1,10 @@
-"""The deployment contract: what a Heat software deployment is, and the rules every reader of one applies.
+"""The deployment contract (SPEC §6.4): what a Heat software deployment is, and the rules for reading one.
 
-On the hook start path: see docs/architecture.md, start-up policy.
-
-A deployment (SPEC §6.4) stays a plain dict, because that is what hooks receive
-and what the state files hold.  The dispatcher (heat_config), the hooks and the
-signals all check and read deployments the same way, so the rules live here,
-below all three: parsing the deployments file, the id, group and shape checks
-(ids become file names), input values and their environment form, which inputs
-are secrets, and the hook timeout.
+A deployment stays a plain dict, because that is what hooks receive and what the
+state files hold.  The dispatcher, the hooks and the signals check and read it the
+same way, so the rules live here, below all three: parsing the deployments file,
+the id, group and shape checks (ids become file names), input values and their
+environment form, which inputs are secrets, and the hook timeout.
 
 On the hook start path: see docs/architecture.md, start-up policy.
 """

@@ -1,14 +1,10 @@
 """Reading the files and JSON documents the agents are handed, so that odd input is one clear error.
 
-On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
+A FIFO named like a config file, bytes that are not UTF-8 and JSON nested deeper than
+the interpreter's stack become an ``OSError`` or a ``ValueError`` whose message names
+the file, so the caller's one ``except`` clause reports it in one line.
 
-Metadata, deployments files and config files come from outside the agent: a FIFO
-named like a config file would block a reader for ever, bytes that are not UTF-8 or
-JSON nested deeper than the interpreter's stack raise errors that are not
-``ValueError``, and each such case used to end in a traceback or a hang.  Every
-reader of outside input goes through these helpers, which turn each case into an
-``OSError`` or a ``ValueError`` whose message names the file, so the caller's one
-existing ``except`` clause reports it in one line.
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,28 +1,12 @@
 """The one HTTP helper: every network call of every tool goes through here.
 
+``HttpClient``, on urllib, carries every request that needs no Keystone, with a
+timeout, TLS verification, retry with backoff and jitter, and conditional GET;
+``new_session`` gives the requests session that keystoneauth1 drives for the
+Keystone-authenticated paths.  Which stack serves what, and why: docs/architecture.md,
+"HTTP: two stacks".
+
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
-Two stacks serve two kinds of source.  ``HttpClient``, on the standard library's
-urllib, carries every request that needs no Keystone: the cfn, ec2 and request
-collectors and every signal POST/PUT (CFN, TEMP_URL, and HEAT/ZAQAR once their
-token is known).  It keeps the idle agent about 10 MiB smaller than ``requests``
-would (tests/os_collect_config/test_idle_footprint.py and bench/collect.py measure
-it).  ``new_session`` gives the requests session that keystoneauth1 drives
-(agent_common/keystone.py) for the Keystone-authenticated paths: the heat and
-zaqar collectors' HTTP and the tokens of the HEAT/ZAQAR signals; those pay for
-requests only when configured.
-
-Each request opens its own connection (urllib sends ``Connection: close``).  Keeping
-it alive would save little: an agent polls every 30 s while servers commonly drop
-idle connections after about 5 s, so nearly every poll would reconnect anyway, after
-first tripping over the stale socket; and urllib's proxies-from-the-environment and
-redirects would have to be rebuilt around ``http.client``.
-
-``HttpClient`` gives each caller a timeout on every request, TLS verification on
-unless the configuration says otherwise, retry with backoff and jitter for failures
-that may pass (connection errors, time-outs, 429, 5xx), and conditional GET (ETag /
-Last-Modified) so an idle poll costs one small request and no body.  Everything is
-imported lazily: a tool that only reads local files never pays for the network stack.
 """
 from __future__ import annotations
 

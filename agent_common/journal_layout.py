@@ -5,8 +5,9 @@ On the idle agent's and the hook start paths: see docs/architecture.md, start-up
 The dispatcher writes the journal (heat_config.journal); the running
 os-collect-config only asks whether anything in it is unsettled, to retry
 pending signals between polls.  Both read the layout from here, so neither
-imports the other.  This module is on the idle agent's path: standard library
-only, no typing at run time.
+imports the other.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 import os
 

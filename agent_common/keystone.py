@@ -1,11 +1,9 @@
 """Keystone v3 sessions for the heat and zaqar collectors and the HEAT/ZAQAR signals.
 
-keystoneauth1 is imported only here and only when a caller needs Keystone, so the
-tools that never talk to Keystone start fast.  A ``KeystoneSession`` keeps its
-token in memory for as long as the process lives and, given a cache directory,
-on disk (0600) across restarts and re-execs, and reuses it until it nears expiry,
-instead of sending the password on every poll as the original does (SPEC §5.9.11).
-A token the server no longer accepts (401) is dropped and replaced once, by
+keystoneauth1 is imported only here and only when a caller needs Keystone.  A
+``KeystoneSession`` reuses its token until it nears expiry: in memory for as long as
+the process lives and, given a cache directory, on disk (0600) across restarts and
+re-execs.  A token the server no longer accepts (401) is replaced once, by
 keystoneauth1's own re-authentication.
 """
 from __future__ import annotations

@@ -5,8 +5,10 @@ On the hook start path: see docs/architecture.md, start-up policy.
 Redaction happens in a handler filter on the *formatted* message, so a secret
 cannot slip through an exception text, a repr or a URL a library logs.  Two kinds
 of secret are removed: values registered at run time (passwords, tokens, secret
-keys read from configuration or deployment inputs) and shapes that are always
-secret (signed-URL query strings, auth headers, password fields in JSON).
+keys, secret deployment inputs) and shapes that are always secret (signed-URL
+query strings, auth headers, password fields in JSON).
+
+On the hook start path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Every default path the tools use, and the environment variable that overrides it.
+"""Every default path the tools use, and the environment variable that overrides it (SPEC §5, §6.2).
+
+One table, so that tests, docs and code agree, and so that a test can redirect
+every path into a temporary directory.
 
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
-One table (SPEC §5, §6.2) so that tests, docs and code agree, and so that a test can
-redirect every path into a temporary directory.
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ Every caller (command runner, run-parts, hooks, notifier) needs the same things:
 no shell unless asked, an environment it controls, a timeout that kills the whole
 process group (SIGTERM, then SIGKILL), and output kept to a bounded tail so a
 chatty child can neither exhaust memory nor produce a signal Heat refuses.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -3,14 +3,16 @@
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 
 ``import dataclasses`` pulls in inspect, ast, dis, tokenize and friends: about
-1.3 MiB of resident memory that an idle agent would carry for its whole life
-(its RSS is benchmarked). The value classes on the agents' paths therefore
-declare their fields as class annotations, as a dataclass would, and take the
-rest from here: a keyword-or-positional ``__init__`` with defaults (``fresh``
-for a mutable one), ``__eq__`` comparing the fields of two instances of the same
-class, ``__repr__`` as ``Name(field=value, ...)``; a mutable record is unhashable
-and a frozen one refuses assignment and hashes its fields.  Annotations stay
-strings (``from __future__ import annotations``), so ``typing`` is not imported.
+1.3 MiB of resident memory that an idle agent would carry for its whole life.
+The value classes on the measured start-up paths therefore declare their fields
+as class annotations, as a dataclass would, and take the rest from here: a
+keyword-or-positional ``__init__`` with defaults (``fresh`` for a mutable one),
+``__eq__`` comparing the fields of two instances of the same class, ``__repr__``
+as ``Name(field=value, ...)``; a mutable record is unhashable and a frozen one
+refuses assignment and hashes its fields.  Annotations stay strings
+(``from __future__ import annotations``), so ``typing`` is not imported.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

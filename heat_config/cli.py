@@ -1,8 +1,7 @@
 """``heat-config``: the dispatcher (default), plus ``status``, ``run`` and ``hook``.
 
-``heat-config`` with no subcommand is the dispatcher that os-refresh-config's
-``55-heat-config`` runs (SPEC §6); the subcommands are our additions (§12.8,
-§12.9) and ``hook`` is ``heat-config-hook``.
+With no subcommand it is the dispatcher that os-refresh-config's ``55-heat-config``
+runs (SPEC §6); the subcommands are our additions, and ``hook`` is ``heat-config-hook``.
 """
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Deployments as the dispatcher prepares them: state files, coercion, component resolution, groups.
 
 What a deployment is and how it is checked is agent_common.deployment_contract,
-shared with the hooks; this module holds what only the dispatcher side does to
-a deployment before a hook sees it (SPEC §6.3, §6.6 steps 1–3, §12.13.14) and
-how it reads the result Heat will see (§7.8).
+shared with the hooks; this module holds what only the dispatcher does to a
+deployment before a hook sees it, and how it reads the result Heat will see.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""The dispatcher run of SPEC §6.5–§6.6, made crash-safe with the journal (SPEC §12.3).
+"""The dispatcher run of SPEC §6.5–§6.6, made crash-safe with the journal.
 
 Per deployment: validate, coerce, resolve the component, skip what is deployed,
 find the hook, then record → mark → run → record the result → signal.  Around
 the loop: recover what a killed run left behind, retry pending signals first,
 drain the outbox at the end, and remove the files of deployments that left the
-metadata (§12.13.15).
+metadata.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """``heat-config-hook GROUP``: run one hook with the stdin-JSON → stdout-JSON protocol (SPEC §6.13).
 
-Lets anyone try a hook by hand (``heat-config-hook script < deployment.json``)
-and is what the hook shims in a hook directory call.  A built-in hook of that
-group runs in this process; otherwise the group's executable is looked up in
-the hook directories, as the dispatcher would.
+What the hook shims in a hook directory call, and a way to try a hook by hand
+(``heat-config-hook script < deployment.json``).  A built-in hook of that group
+runs in this process; otherwise the group's executable is looked up in the hook
+directories, as the dispatcher would.
 
 On the hook start path: see docs/architecture.md, start-up policy.
 """

@@ -1,4 +1,4 @@
-"""Finding the hook of a group and running it, built-in or executable (SPEC §6.6 steps 5, 8, 9; §6.7).
+"""Finding the hook of a group and running it, built-in or executable (SPEC §6.6, §6.7).
 
 A hook executable in a hook directory wins, so a hook a user drops in works as
 with the original; otherwise the built-in hook of that group runs in-process.

@@ -1,23 +1,10 @@
-"""The per-deployment journal: what happened to each deployment, written before each step (SPEC §12.1, §12.3).
+"""The per-deployment journal: what happened to each deployment, written before each step (SPEC §12.3).
 
-One small JSON file per deployment, ``<deployed dir>/journal/<id>.json`` (0600,
-directory 0700), replaced atomically at each step:
-
-    received → running → finished → signalled
-
-"running" is written (and synced) before the hook starts and "finished", with the
-signal data, before the first signal attempt, so after a kill -9 the next run
-knows whether a hook was interrupted (signal it failed, never re-run it) or
-finished (signal it from the outbox).  The signal's own state (none, pending,
-sent, refused) is part of the record: the records whose signal is pending are
-the durable outbox.  A lock file held by the running dispatcher tells
-``heat-config status`` "running" from "interrupted".
-
-Beside each record that is not settled (its hook not finished, or its signal
-pending) lies an empty ``<id>.open``: one directory listing tells a run which
-records it must read, so a run with nothing new reads none of them.  The flag
-is created before such a record is written and removed after a settled one is,
-and the record's directory fsync makes both durable together.
+One JSON file per deployment, ``<deployed dir>/journal/<id>.json``, replaced
+atomically at each step: received → running → finished → signalled.  The records
+whose signal is pending are the durable outbox; an empty ``<id>.open`` beside each
+unsettled record lets a run find those with one directory listing.  How a run
+recovers from a kill with it: docs/architecture.md.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """``heat-config-notify DEPLOYMENT_FILE < SIGNAL_DATA``: send one deployment's signal (SPEC §7).
 
-Same invocation, transport choice, verbs, headers and bodies as the original.
-Different exit statuses (SPEC §12.2): 0 when the signal was accepted, or refused
-for good (a 4xx that retrying cannot fix; recorded in the journal when the file
-lives in a deployed dir, and logged); 75 (EX_TEMPFAIL) when it could not be
-delivered within the retry bound (§12.13.6) and should be tried again later.
+Same invocation, transport choice, verbs, headers and bodies as the original.  The
+exit status says whether to try again: 0 when the signal was accepted or refused
+for good (a 4xx that retrying cannot fix, logged and recorded in the journal when
+the file lives in a deployed dir); 75 (EX_TEMPFAIL) when it could not be delivered
+within the retry bound.
 """
 from __future__ import annotations
 

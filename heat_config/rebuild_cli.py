@@ -1,10 +1,10 @@
 """``heat-config-rebuild-deployed``: mark every known deployment as deployed after state loss (SPEC §6.8).
 
-As the original: reads ``deployments`` through ``os-apply-config --key
-deployments --type raw``, picks the deployed dir (the current one if it exists,
-else the legacy one), and creates an empty ``<id>.json`` for every deployment
-except groups ``os-apply-config`` and ``Heat::Ungrouped``.  Without jq, and ids
-are checked before they become file names (SPEC §12.7).
+Reads ``deployments`` through ``os-apply-config --key deployments --type raw``,
+picks the deployed dir (the current one if it exists, else the legacy one), and
+creates an empty ``<id>.json`` for every deployment except groups
+``os-apply-config`` and ``Heat::Ungrouped``.  Ids are checked before they become
+file names.
 """
 from __future__ import annotations
 

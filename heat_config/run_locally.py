@@ -2,9 +2,9 @@
 
 A template author's inner loop: the file may be a SoftwareConfig (``group``,
 ``config``, ``inputs``, ``outputs``, ``options``; also wrapped as a template
-resource with ``properties``) or a full deployment (SPEC §6.4), in JSON or YAML.
-Inputs come from the declared defaults and ``--input NAME=VALUE``; nothing is
-signalled and no deployment state is written.
+resource with ``properties``) or a full deployment, in JSON or YAML.  Inputs come
+from the declared defaults and ``--input NAME=VALUE``; nothing is signalled and
+no deployment state is written.
 """
 from __future__ import annotations
 

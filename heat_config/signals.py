@@ -1,13 +1,12 @@
-"""Signal transports (SPEC §7) and the durable outbox that retries them (SPEC §12.2–§12.4).
+"""Signal transports (SPEC §7) and the durable outbox that retries them.
 
-Each transport is one class with ``send(data)``; the routes of a deployment are
-chosen from its inputs exactly as the original notifier chooses them (§7.1), and
-the bytes on the wire are the original's (verbs, headers, bodies).  What changes
-is failure handling: one attempt has a timeout and ends sent, refused for good
-(a 4xx other than 408/429, refused credentials: ``SignalFailed`` not retryable)
-or pending (connection error, time-out, 408, 429, 5xx: retryable).  The
-``Outbox`` keeps pending signals in the journal and retries them with
-exponential backoff and jitter, bounded per run (§12.13.6), across restarts.
+Each transport is one class with ``send(data)``; ``routes`` chooses a deployment's
+transports from its inputs as the original notifier does, and the bytes on the
+wire are the original's.  One attempt has a timeout and ends sent, refused for
+good (a 4xx other than 408/429, refused credentials: ``SignalFailed`` not
+retryable) or pending (connection error, time-out, 408, 429, 5xx: retryable).
+The ``Outbox`` keeps pending signals in the journal and retries them with
+exponential backoff and jitter, bounded per run, across restarts.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``heat-config status``: what happened to each deployment, read from the journal (SPEC §12.8, §12.13.10).
+"""``heat-config status``: what happened to each deployment, read from the journal (SPEC §12.8).
 
 It runs nothing and changes nothing: it reads the deployments file and the
 journal, and tells "running" from "interrupted" by whether a dispatcher holds

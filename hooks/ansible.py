@@ -2,13 +2,8 @@
 
 Compatible with the heat-agents ansible hook: same directories and environment
 variables, ``<working>/<id>_playbook.yaml`` and ``<id>_variables.json``, the same
-options and the same ansible-playbook argv, outputs read from
-``{{ heat_outputs_path }}.<name>`` files.  Better: files are replaced atomically
-(no stale tail, §11.14); a missing ansible-playbook is a failure, not a silent
-success (§11.18); the playbook's failed tasks are named at the end of
-deploy_stderr; input values are never logged; the run has a timeout that ends
-the whole process group and bounded output (§12.5, §12.11); files of deployments
-gone from the metadata are removed (§12.13.15).
+options and ansible-playbook argv, outputs read from ``{{ heat_outputs_path }}.<name>``
+files.  The playbook's failed tasks are named at the end of deploy_stderr.
 """
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
 """The ``apply-config`` hook (SPEC §8.5): run os-apply-config and report its result to Heat.
 
-Compatible with the heat-agents apply-config hook: ``$HEAT_APPLY_CONFIG_CMD``
-(default ``os-apply-config``) runs without arguments in the hook's environment
-(so occ's ``OS_CONFIG_FILES`` applies all collected metadata), the deployment's
-``config`` is ignored, and deploy_* come from that command.  Better: the command
-is split like a shell line, as ``$HEAT_DOCKER_COMPOSE_CMD`` is, so it can carry
-options (``os-apply-config -o /srv/root``); a missing command is a failed
-deployment with a reason instead of a crash; the run is bounded by the hook
-timeout and its output by the cap (SPEC §12.5, §12.11).
+``$HEAT_APPLY_CONFIG_CMD`` (default ``os-apply-config``, split like a shell line so
+that it can carry options) runs without arguments in the hook's environment, so
+occ's ``OS_CONFIG_FILES`` applies all collected metadata; the deployment's
+``config`` is ignored, and deploy_* come from that command.
 """
 from __future__ import annotations
 

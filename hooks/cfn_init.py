@@ -1,15 +1,10 @@
 """The ``cfn-init`` hook (SPEC §8.12): hand the config to cfn-init as its last metadata, then run it.
 
-Compatible with the heat-agents cfn-init hook: ``config`` (an object, or a JSON
-string of one) is written as ``{"AWS::CloudFormation::Init": config}`` to
+``config`` (an object, or a JSON string of one) is written, 0600, as
+``{"AWS::CloudFormation::Init": config}`` to
 ``$HEAT_CFN_INIT_LAST_METADATA_DIR/last_metadata``, where heat-cfntools' cfn-init
 reads its metadata, and ``$HEAT_CFN_INIT_CMD`` runs with no arguments; deploy_*
-come from it.  Better: the file is replaced atomically and is 0600, not the
-original's 0700 (it is data, not a program, and the Init config may carry
-passwords in file contents); a config that is not valid JSON or not an object is
-a failed deployment naming ``config`` instead of a crash; a missing cfn-init is
-a failed deployment (127) naming the command and the variable that sets it; the
-run has the hook timeout and bounded output (§12.5, §12.11).
+come from it.
 """
 from __future__ import annotations
 

@@ -1,16 +1,10 @@
 """The ``chef`` hook (SPEC §8.11): run chef-client in local mode with the config as the run list.
 
-Compatible with the heat-agents chef hook: same directories and environment
-variables, the same ``client.rb`` lines, the node file ``<working>/node/<fqdn>.json``
-holding the inputs as node attributes plus ``run_list``, the kitchen cloned with
-git (afresh on UPDATE), the same chef-client argv and outputs read from
-``$heat_outputs_path.<name>``.  Better: Heat's signal credentials are no longer
-written into the node attributes (§11.12); client.rb and the node file are
-replaced atomically, 0600 (no stale tail, §11.14); a config that is not a JSON
-array, a bad option or input, a failing ``hostname -f`` (the host's FQDN is used
-instead) and a missing chef-client or git are clear failed deployments instead
-of crashes (§11.29); input values are never logged; the runs share the hook
-timeout and the output cap (§12.5, §12.11).
+Compatible with the heat-agents chef hook: same directories, environment variables
+and ``client.rb`` lines, the node file ``<working>/node/<fqdn>.json`` holding the
+inputs as node attributes plus ``run_list`` (but not Heat's signal credentials),
+the kitchen cloned with git (afresh on UPDATE), the same chef-client argv and
+outputs read from ``$heat_outputs_path.<name>``.
 """
 from __future__ import annotations
 

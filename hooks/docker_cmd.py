@@ -1,26 +1,14 @@
 """The ``docker-cmd`` hook and its os-refresh-config companion (SPEC §8.10).
 
-Compatible with heat-agents: the config maps container keys to compose-v1-like
-settings; containers are handled in ascending ``start_order`` (ties in document
-order) with ``docker run`` (labelled ``deploy_stack_id``, ``deploy_resource_name``,
-``config_id``, ``container_name``, ``managed_by=docker-cmd``; a taken name gets a
-random ``-xxxxxxxx`` suffix) or ``docker exec`` into a container of the same
-deployment; ``exit_codes`` lists the return codes that count as success.  The
-companion (``configure.d/50-heat-config-docker-cmd``) removes the containers of
-deployments gone from the metadata and gives suffixed containers their key back.
-
-Better than the original: the hook's stdout is only its JSON result (the original
-echoed every command's output first, so with real Docker the dispatcher's
-fallback reported status 0 whatever failed, §11.20); the commands' output goes
-to the log instead, with input values masked.  ``volumes_from`` becomes
-``--volumes-from`` (current docker rejects ``--volumes_from`` as an unknown flag,
-§11.21), an unknown ``action`` or a malformed setting fails the deployment naming
-the container and field before anything runs (the original re-ran the previous
-command or crashed), a missing docker is status 127 naming ``HEAT_DOCKER_CMD``,
-every command is bounded by the hook timeout and the output cap, a name collision
-is only with another container (not an image or volume of that name), and the
-companion never aborts os-refresh-config (§11.25) and renames only containers
-docker-cmd manages.
+The config maps container keys to compose-v1-like settings; containers are handled
+in ascending ``start_order`` (ties in document order) with ``docker run`` (labelled
+with the deployment and ``managed_by=docker-cmd``; a taken name gets a random
+``-xxxxxxxx`` suffix) or ``docker exec`` into a container of the same deployment;
+``exit_codes`` lists the return codes that count as success.  The companion
+(``configure.d/50-heat-config-docker-cmd``) removes the containers of deployments
+gone from the metadata and gives suffixed containers their key back.  The hook's
+stdout is only its JSON result; the commands' output goes to the log, input
+values masked.
 """
 from __future__ import annotations
 

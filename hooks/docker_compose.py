@@ -1,24 +1,14 @@
 """The ``docker-compose`` hook and its os-refresh-config companion (SPEC §8.3).
 
-Compatible with heat-agents: one project directory per deployment ``name`` under
-``$HEAT_DOCKER_COMPOSE_WORKING`` holding ``docker-compose.yml`` and the env files
-given by the ``env_files`` input; the hook runs ``up -d --no-build`` there, and
-the companion (``configure.d/50-heat-config-docker-compose``) writes the compose
-files and takes down projects whose deployment was removed.
+One project directory per deployment ``name`` under ``$HEAT_DOCKER_COMPOSE_WORKING``
+holds ``docker-compose.yml`` and the env files given by the ``env_files`` input; the
+hook runs ``up -d --no-build`` there, and the companion
+(``configure.d/50-heat-config-docker-compose``) writes the compose files and takes
+down projects whose deployment was removed.
 
 Compose v2 (``docker compose``) is used when the docker CLI has it, else the v1
-``docker-compose`` command; ``$HEAT_DOCKER_COMPOSE_CMD`` (split like a shell
-word list, so ``docker compose`` works) overrides the choice.
-
-Better than the original: DELETE and an empty config succeed instead of crashing
-(§11.22); YAML with booleans or nulls and the ``services:`` layout work, and the
-v1 layout is wrapped for Compose v2 (§11.23); ``env_files`` is accepted as JSON
-text (§12.13.14), as the originals' Python literal, or as a JSON list; env files
-are replaced atomically and cannot escape the project directory (§11.14); a
-project that fails to come up reports its failing services' last log lines in
-deploy_stderr; the cleanup removes containers and networks (``down``), considers
-only docker-compose deployments, then deletes the project directory (§11.24),
-and never aborts the os-refresh-config run (§11.25).
+``docker-compose`` command; ``$HEAT_DOCKER_COMPOSE_CMD`` (split like a shell word
+list, so ``docker compose`` works) overrides the choice.
 """
 from __future__ import annotations
 

@@ -1,13 +1,10 @@
 """The ``hiera`` hook (SPEC §8.8): write a hiera config and JSON data files for Puppet to look up.
 
-Compatible with the heat-agents hiera hook: same environment variables, the
-same legacy guard (``$HEAT_HIERA_ELEMENT_CHECK_CMD``, split on spaces: when it
-runs and prints anything but ``empty``, hieradata still comes from
-os-apply-config and the deployment fails), the same hiera.yaml layout and data
-file bytes.  Better: the guard fails with a clear deploy_stderr instead of
-crashing (§11.27); every file is written atomically with mode 0600; a data file
-name that would leave the data directory, or a config of the wrong shape, is a
-failed deployment naming the key, with nothing written.
+Compatible with the heat-agents hiera hook: same environment variables, the same
+legacy guard (``$HEAT_HIERA_ELEMENT_CHECK_CMD``: when it runs and prints anything
+but ``empty``, hieradata still comes from os-apply-config and the deployment
+fails), the same hiera.yaml layout and data file bytes.  Every file is written
+atomically with mode 0600.
 """
 from __future__ import annotations
 

@@ -2,12 +2,9 @@
 
 Compatible with the heat-agents json-file hook: same byte layout (4-space indent,
 sorted keys, ``,``/``: `` separators, no trailing newline), parent directories
-created 0700 when missing, an existing file keeps its mode (a new one gets the
-umask default), deploy_stdout/deploy_stderr empty and status 0 on success.
-Better: each file is replaced atomically (no half-written or stale-tailed file,
-§11.14), and a path that is not absolute or cannot be written no longer crashes
-the hook: the other files are still written, deploy_stderr names each path that
-failed and why, and the status is 1.
+created 0700 when missing, an existing file keeps its mode.  Each file is replaced
+atomically; a path that cannot be written is named in deploy_stderr with the
+reason, the other files are still written, and the status is 1.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 The companion (``configure.d/50-heat-config-kubelet``) keeps one static pod
 manifest ``<id>.json`` per kubelet deployment in ``$HEAT_KUBELET_MANIFESTS``,
-which the host's kubelet watches; the hook only waits until the pod is there:
-every image of the pod present, then every container running.
+which the host's kubelet watches; the hook only waits, within the deployment's
+timeout, until the pod is there: every image of the pod present, then every
+container running.
 
 Readiness is read where the kubelet puts containers: through the CRI with
 ``crictl`` when it is on the PATH (containerd, CRI-O), else from the Docker
@@ -11,15 +12,6 @@ engine at ``$DOCKER_HOST``, where a container counts when it is running and its
 name follows the kubelet's docker naming — the original's
 ``k8s_<name>.<8 chars>_<first 15 chars of the id without dashes>`` or the later
 dockershim ``k8s_<name>_<pod name>…``.
-
-Better than the original (SPEC §11.26): no docker-py (the ``Client`` class it
-used is gone; the Engine API is read with the standard library), two tags of
-one image no longer crash it, a timeout is reported instead of crashing, an
-engine that is still starting is waited for, and the deployment's own timeout
-(§12.5) bounds the whole wait.  The companion replaces manifests atomically,
-only rewrites what changed, and keeps the current pods when the deployments
-file cannot be read, instead of deleting every manifest or aborting
-os-refresh-config (§11.25).
 """
 from __future__ import annotations
 

@@ -5,13 +5,7 @@ variables and options (``enable_facter``, ``enable_hiera``, ``modulepath``,
 ``tags``, ``enable_debug``, ``enable_verbose``), the same puppet argv, ``FACTER_*``
 facts, ``<working>/<id>.pp``, the hiera data file, log files named from
 ``creation_time``, outputs read from ``${heat_outputs_path}.<name>`` files, and
-exit codes 0 and 2 (changes applied) reported as 0.  Better: a missing puppet is a
-failed deployment (127) instead of a silent success (§11.18); Number, Boolean and
-Json inputs become their JSON text instead of crashing (§11.16); the manifest and
-hiera data file are replaced atomically (hiera data 0600); the default log
-directory is a persistent one, not the legacy state directory on tmpfs (§11.31);
-input values are never logged; the run has the hook timeout and bounded output
-(§12.5, §12.11); files of deployments gone from the metadata are removed (§12.13.15).
+exit codes 0 and 2 (changes applied) reported as 0.
 """
 from __future__ import annotations
 

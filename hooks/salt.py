@@ -4,25 +4,16 @@ Compatible with the heat-agents salt hook: same directories and environment
 variables, the state kept at ``<working>/<id>.sls`` (an object config dumped as
 YAML, text verbatim), the minion options of ``$SALT_MINION_CONFIG`` overridden
 with ``file_roots`` = the working directory, a local file client and every input
-as an option (SLS Jinja reads ``opts['<input>']``), and the same result: the
-state results as YAML in deploy_stdout when the run succeeded or every state
-reports ``result: true``, otherwise in deploy_stderr with salt's return code.
+as an option, and the state results in deploy_stdout or deploy_stderr as the
+original puts them.
 
-Different by necessity: the original imported Salt into the hook's Python.  Our
-hooks run from the agents' own virtualenv while an image's Salt is the
-distribution's salt-minion in the system Python, so Salt runs as a subprocess,
-``$HEAT_SALT_CMD`` (default ``salt-call``).  The overridden options reach it as a
-private, temporary config directory (0700, files 0600: inputs may be secrets)
-whose ``minion`` file is the original's content, reading the original's includes
-and ``minion.d`` as Salt would, then including the overrides last so that they win.
-
-Better: the state file is replaced atomically, 0600 (no stale tail, §11.14); salt
-errors (render failures, a missing state, no JSON) are failed deployments, not
-crashes (§11.27); a missing salt-call is status 127; declared outputs can be
-written by the state to ``{{ opts['heat_outputs_path'] }}.<name>`` as with the
-other hooks (§11.28), falling back to the original's top-level keys of the
-return structure; input values are never logged; the run has the hook timeout
-and bounded output (§12.5, §12.11).
+The original imported Salt into the hook's Python.  Our hooks run from the
+agents' own virtualenv while an image's Salt is the distribution's salt-minion in
+the system Python, so Salt runs as a subprocess, ``$HEAT_SALT_CMD`` (default
+``salt-call``).  The overridden options reach it as a private, temporary config
+directory (0700, files 0600: inputs may be secrets) whose ``minion`` file reads
+the original's configuration as Salt would, then includes the overrides last so
+that they win.
 """
 from __future__ import annotations
 

@@ -2,11 +2,7 @@
 
 Compatible with the heat-agents script hook: same directories and environment
 variables, the script kept at ``<working>/<id>``, outputs read from
-``$heat_outputs_path.<name>``.  Better: the script file is replaced atomically
-(no stale tail, §11.14), typed inputs become JSON text instead of crashing
-(§11.16), input values are never logged (§11.10), a script without ``#!`` is a
-clear failure, the tool has a timeout and bounded output (§12.5, §12.11), and
-files of deployments gone from the metadata are removed (§12.13.15).
+``$heat_outputs_path.<name>``.
 """
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""The template tree, the plan of what changes under the output root, and carrying it out.
+"""The template tree, the plan of what changes under the output root, and carrying it out (SPEC §4.5, §4.9).
 
-SPEC §4.5 and §4.9 kept: the tree mirrors the target, `.oac` files are controls, a new
-file gets 0644 (or `--default-mode`) unless its control says otherwise, an existing
-file keeps its mode and owner, a symlink at the target is replaced by a file.
-Fixed (SPEC §5.9.24): everything is rendered and checked before anything is written;
-a file whose content, mode and owner are already right is not touched; all writes are
-atomic and happen together, so a failure leaves every target as it was.
+The tree mirrors the target and `.oac` files are controls; a new file gets 0644
+(or `--default-mode`) unless its control says otherwise, an existing file keeps
+its mode and owner.  Everything is rendered and checked before anything is
+written, a file that is already right is not touched, and all writes happen
+together, atomically, so a failure leaves every target as it was.
 """
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """os-apply-config (and its legacy name os-config-applier): render templates, or answer --key questions.
 
 Command line, modes, metadata rules, template tree, messages and exit statuses as the
-original (SPEC §4); the fixes are described in the modules that make them.
-Our additions: `--default-mode`, `--dry-run` and `--diff`, Jinja2 templates, and the
-log file can be moved or turned off with OS_APPLY_CONFIG_LOG_FILE.
+original (SPEC §4).  Our additions: `--default-mode`, `--dry-run` and `--diff`, Jinja2
+templates, and the log file can be moved or turned off with OS_APPLY_CONFIG_LOG_FILE.
 """
 from __future__ import annotations
 

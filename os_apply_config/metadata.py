@@ -1,13 +1,10 @@
 """Which metadata files os-apply-config reads, and how it merges them (SPEC §4.3, §4.4).
 
-Kept: `-m` beats `OS_CONFIG_FILES` (which counts even when empty) beats the list file;
-empty and missing paths are skipped; documents that are not non-empty objects are
-ignored; the deep merge in read order, later files winning, lists replaced.
-
-Fixed (SPEC §5.9.27): every `-m` counts (`-m a -m b` reads both); the fallback files
-are read only when the main list gives no existing file, as the help always said;
-ending up with no metadata at all is a warning, not silence; a broken list file is
-one clear error, not a traceback.
+Every `-m` counts and beats `OS_CONFIG_FILES` (which counts even when empty), which
+beats the list file; the fallback files are read only when those give no existing
+file.  Empty and missing paths are skipped, documents that are not non-empty objects
+are ignored, and the rest are deep-merged in read order, later files winning, lists
+replaced.  No metadata at all is a warning; a broken list file is one clear error.
 """
 from __future__ import annotations
 

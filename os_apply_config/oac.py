@@ -1,10 +1,9 @@
 """`.oac` control files: owner, group, mode and allow_empty of one rendered file (SPEC §4.8).
 
-Kept: YAML 1.1, an empty file means defaults, `mode: 0640` is octal, the error
-messages. Fixed (SPEC §5.9.29): only the four documented keys exist (`body` no
-longer replaces the content); `mode` also takes the octal strings people write
-("0755", "755", "0o755") and `mode: 755`, which the original rejected as decimal;
-`mode: 0` means mode 000 instead of "unset"; owners and groups may be numeric strings.
+YAML 1.1, an empty file means defaults, and only the four documented keys exist.
+`mode` takes YAML octal (`mode: 0640`), the octal strings people write ("0755",
+"755", "0o755") and `mode: 755`; `mode: 0` means mode 000.  Owners and groups may
+be numeric strings.
 
 Most control files are a few `key: word` lines. Those are read here directly with
 YAML 1.1's rules for such words, so that rendering does not pay for importing PyYAML;

@@ -1,11 +1,9 @@
 """Turning one template into the bytes of one file: mustache, Jinja2 (`NAME.j2`) or an executable.
 
 Mustache goes through pystache with the original's settings (SPEC §4.6): no HTML
-escaping, non-string values as JSON, missing names render empty. Differences, each
-a fix (SPEC §12.13.2, §5.9.26, §5.9.30): a missing name is reported once per template
-and name; an unclosed section is an error naming the line; Jinja2 templates are
-sandboxed and strict about undefined names; an executable template's stderr is
-logged, and its failure shows its output as text. Every error names the template
+escaping, non-string values as JSON, missing names render empty (each reported once
+per template and name).  Jinja2 templates are sandboxed and strict about undefined
+names; an executable template's stderr is logged.  Every error names the template
 file and, where there is one, the line.
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The --type checks of `os-apply-config --key` (SPEC §4.10).
 
-The patterns are the original's, with one fix (SPEC §5.9.28): `default` also
-accepts dots and dashes, so host names, IP addresses and versions need no `raw`.
-The check applies to the text that is printed (JSON for objects, lists and
-booleans), not to Python's repr of the value.
+The patterns are the original's, except that `default` also accepts dots and
+dashes, so host names, IP addresses and versions need no `raw`.  The check applies
+to the text that is printed (JSON for objects, lists and booleans), not to Python's
+repr of the value.
 """
 from __future__ import annotations
 

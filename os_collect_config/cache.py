@@ -4,10 +4,11 @@ On the idle agent's path: see docs/architecture.md, start-up policy.
 
 Names, contents and commit semantics are the original's (SPEC §2.13): the command
 sees ``<key>.json``; ``.last`` is what the last successful command saw, and a key
-differing from it is a change.  Unlike the original every write is atomic and
-durable, every file 0600 in a 0700 directory (SPEC §12.1), a torn ``.last`` is a
-change rather than a crash (weakness 1), and the backup is swapped in whole
-(weakness 2).
+differing from it is a change.  Every write is atomic and durable, every file 0600
+in a 0700 directory; a torn ``.last`` is a change rather than a crash, and the
+backup is swapped in whole.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``os-collect-config``: the command line (SPEC §2.1–§2.2, §2.18, §2.19).
+"""``os-collect-config``: the command line (SPEC §2.1).
 
 On the idle agent's path: see docs/architecture.md, start-up policy.
 
@@ -6,6 +6,8 @@ Flags are spelled as oslo.config spells them for the original: global options wi
 their declared dashes, collector options as ``--<group>-<declared name>``, booleans
 with ``--no<name>``.  argparse records every value as an event in argument order,
 so that ``--config-file`` applies where it appears (config.resolve does the rest).
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

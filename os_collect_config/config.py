@@ -1,14 +1,13 @@
 """The option model of os-collect-config and its oslo.config-compatible INI files (SPEC §2.1, §2.2).
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
-
-The original parses options with oslo.config; we keep its spellings, discovery,
-precedence and types without depending on it: a small INI reader (same syntax as
-oslo's: ``=`` or ``:``, ``#``/``;`` comments, indented continuation lines,
+The original's spellings, discovery, precedence and types without oslo.config: a
+small INI reader (``=`` or ``:``, ``#``/``;`` comments, indented continuation lines,
 surrounding quotes stripped, repeated keys for multi-valued options) and a resolver
 that applies config files, config directories and command-line values in the
-order SPEC §2.1.5 gives.  Every mistake becomes a ``ConfigError`` whose one-line
-message names the file, line and option, so ``main`` never shows a traceback.
+original's order.  Every mistake becomes a ``ConfigError`` whose one-line message
+names the file, line and option, so ``main`` never shows a traceback.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

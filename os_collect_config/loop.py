@@ -1,19 +1,14 @@
 """The polling loop: collect, store, run the command on change, sleep (SPEC §2.14–§2.17).
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+A collector that fails keeps its last good cache files in ``OS_CONFIG_FILES`` and
+is retried on its own backoff, capped at the polling interval; the others go on.
+A key that disappears is a change, and its cache files are removed once the command
+has succeeded.  The sleep goes back to the minimum after a change, grows to the
+maximum while nothing changes, and is ``ctx.wakeup.wait`` so a collector can wake
+the loop.  SIGHUP and configuration changes re-execute the agent between polls, and
+the command may have a timeout.
 
-What differs from the original, on purpose:
-- a collector that fails keeps its last good cache files in ``OS_CONFIG_FILES``
-  (weakness 3) and is retried on its own backoff, one log line per step, capped at
-  the polling interval so it recovers within one interval; the others go on;
-- a key that disappears is a change, and its stale cache files are removed once
-  the command has succeeded (weakness 5); keys are checked before they name files;
-- the sleep goes back to the minimum after a change and grows to the maximum while
-  nothing changes (weakness 14); the sleep is ``ctx.wakeup.wait`` so a collector
-  can wake the loop;
-- SIGHUP and configuration changes re-execute the agent between polls, never
-  inside a signal handler, and the command never inherits an ignored SIGHUP
-  (weaknesses 15, 17); the command may have a timeout (weakness 16).
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ On the idle agent's path: see docs/architecture.md, start-up policy.
 
 Explosion turns the ``deployments`` list of a collector's metadata into extra keys so
 that os-apply-config sees each os-apply-config deployment's ``config`` at the root.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""os-refresh-config: run the pre-configure, configure, post-configure and migration phases.
+"""os-refresh-config: run the pre-configure, configure, post-configure and migration phases (SPEC §3).
 
 Same command line, base directory rules, phases, run-parts rules, lock file and exit
-statuses as the original (SPEC §3). Better: a second trigger waits for the lock, the
-time limit covers every phase and error.d and stops scripts gently first, a failing
-script is named with the tail of its output, a summary names every script with its
-duration and status, and logs can be JSON lines.
+statuses as the original.  A second trigger waits for the lock, the time limit covers
+every phase and error.d and stops scripts gently first, a failing script is named
+with the tail of its output, a summary names every script with its duration and
+status, and logs can be JSON lines.
 """
 from __future__ import annotations
 

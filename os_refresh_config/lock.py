@@ -1,8 +1,8 @@
 """The os-refresh-config lock: one run at a time, and a second trigger waits instead of being lost.
 
-The original gives up at once when the lock is held, so a configuration change that
-arrives during a run is dropped (SPEC §5.9.21). We wait up to a bound, and whoever
-holds the lock can be seen in the file (its pid line is flushed, not buffered).
+A run waits for the lock up to a bound, so a configuration change that arrives
+during a run is not dropped; whoever holds the lock can be seen in the file (its
+pid line is flushed, not buffered).
 """
 from __future__ import annotations
 

@@ -1,16 +1,13 @@
-"""dib-run-parts: run the executable scripts of one directory, in `sort -n` order.
+"""dib-run-parts: run the executable scripts of one directory, in `sort -n` order (SPEC §3.6).
 
-Images and elements call `dib-run-parts DIR` from PATH (the original comes from
-dib-utils), and os-refresh-config runs its phases through the same code in-process.
-The rules users rely on are kept (SPEC §3.6): which files are selected, their order,
-`environment.d` sourced in bash under `set -eu -o pipefail` with only exported
-variables reaching the scripts, bash as the fallback for scripts without a shebang,
-the first failure stops the run, the stderr lines and the profiling block.
-
-What changes (SPEC §5.9.23): the environment files are never traced with xtrace
-(they hold passwords), the order is the C locale's whatever LC_ALL says, skipped
-executables are named, nothing is left in $TMPDIR, and every script can be limited
-in time (SIGTERM, then SIGKILL, to its process group).
+Images and elements call `dib-run-parts DIR` from PATH, and os-refresh-config runs
+its phases through the same code in-process.  The rules users rely on are kept:
+which files are selected, their order, `environment.d` sourced in bash under
+`set -eu -o pipefail` with only exported variables reaching the scripts, bash as
+the fallback for scripts without a shebang, the first failure stops the run, the
+stderr lines and the profiling block.  The environment files are never traced with
+xtrace (they hold passwords), the order is the C locale's whatever LC_ALL says,
+skipped executables are named, and every script can be limited in time.
 """
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
 """A minimal Docker Engine API client: the few read-only calls the container hooks need.
 
-The kubelet hook of heat-agents used docker-py's ``Client`` class, removed from
-docker-py years ago (SPEC §11.26).  The calls needed here — list images, list
-containers, read a container's log tail — are three GETs on the Engine API, so
-they are made with the standard library over ``DOCKER_HOST`` (``unix://`` or
-``tcp://``): no extra dependency, no import cost, and it speaks to any engine
-version (requests are unversioned, so the engine answers with its own API).
+List images, list containers and read a container's log tail are three GETs on
+the Engine API, made with the standard library over ``DOCKER_HOST`` (``unix://``
+or ``tcp://``): no docker-py, no import cost, and it speaks to any engine version
+(requests are unversioned, so the engine answers with its own API).
 """
 from __future__ import annotations
 

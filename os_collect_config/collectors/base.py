@@ -1,13 +1,13 @@
 """The contract every collector follows (SPEC §2.3), and what the loop gives it.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+A collector knows one metadata source: it declares its options, spelled as in the
+original, and ``collect()`` returns the ordered ``(key, value)`` pairs of one poll,
+or raises ``NotConfigured`` / ``Unavailable``.  A collector object lives as long as
+the process, so it may keep its HTTP client, a Keystone session (and its token) or
+validators between polls; anything worth keeping across restarts goes through
+``ctx.state`` into the cache directory.
 
-A collector knows one metadata source: it declares its options (spelled as in the
-original, SPEC §2.1), and ``collect()`` returns the ordered ``(key, value)`` pairs
-of one poll, or raises ``NotConfigured`` / ``Unavailable``.  Unlike the original,
-a collector object lives as long as the process, so it may keep its HTTP client, a
-Keystone session (and its token) or validators between polls; anything worth keeping across restarts goes
-through ``ctx.state`` into the cache directory (SPEC §12.1).
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,18 +1,11 @@
 """The cfn collector (SPEC §2.7): resource metadata from heat-api-cfn's signed DescribeStackResource.
 
-Fixed from the original (SPEC §5.9.9, §5.9.10):
-
-* every request is signed with a fresh HMAC (the original reused one, so every
-  signature after the first was wrong);
-* ``StackName`` is signed and sent when ``stack-name`` is set, and neither when unset;
-* a ``Timestamp`` is signed in, so a captured URL stops working once the server's
-  credential TTL has passed (Keystone's ``[credential] auth_ttl``, 15 minutes by default);
-* a reply that is not the expected XML (malformed, namespaced, missing elements, a
-  field that is not a JSON object) and a deployment without ``config`` make the
-  source unavailable with a warning naming the path, instead of crashing the agent;
-* several paths on one resource cost one request per poll, not one per path.
-
-heat-api-cfn sends no validators, so there is no conditional request.
+Every request is signed with a fresh HMAC; ``StackName`` is signed and sent when
+``stack-name`` is set; a signed ``Timestamp`` makes a captured URL stop working once
+the server's credential TTL has passed.  A reply that is not the expected XML, and
+a deployment without ``config``, make the source unavailable with a warning naming
+the path.  Several paths on one resource cost one request per poll.  heat-api-cfn
+sends no validators, so there is no conditional request.
 """
 from __future__ import annotations
 

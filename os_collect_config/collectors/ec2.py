@@ -1,15 +1,12 @@
-"""ec2: the EC2 metadata tree over HTTP, or the config drive's copy of it (SPEC §2.8, §12.13.4).
+"""ec2: the EC2 metadata tree over HTTP, or the config drive's copy of it (SPEC §2.8).
+
+The tree is walked on every poll, each node with a conditional GET (a 304 reuses
+the body remembered in the agent state); while the service cannot be reached, the
+last good ``ec2.json`` stays in force.  The config drive (label ``config-2``) is
+probed once per process: blkid and mount come from ``PATH``, the mount table from
+``$OS_COLLECT_CONFIG_PROC_MOUNTS`` (default ``/proc/mounts``).
 
 On the idle agent's path: see docs/architecture.md, start-up policy.
-
-The original returned ``ec2.json`` whenever it existed, so EC2 data was fetched
-once and never refreshed (weakness 7).  Here the tree is walked on every poll, each
-node with a conditional GET (a 304 reuses the body remembered in the agent state),
-and ``ec2.json`` is only what stays in force while the service cannot be reached
-(the loop's last-good fallback).  Blank lines in a listing are ignored instead of
-crashing the walk.  The config drive (label ``config-2``) is probed once per
-process: blkid and mount come from ``PATH``, the mount table from
-``$OS_COLLECT_CONFIG_PROC_MOUNTS`` (default ``/proc/mounts``).
 """
 from __future__ import annotations
 

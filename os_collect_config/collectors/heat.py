@@ -1,11 +1,10 @@
 """The heat collector (SPEC §2.5): a server's resource metadata from the Heat orchestration API.
 
-Compared with the original (SPEC §5.9.11): every request has a timeout (``timeout``),
-TLS can be pointed at a CA bundle (``ca-file``) or, explicitly, switched off
-(``insecure``), and the Keystone token is reused until it nears expiry instead of
-sending the password on every poll.  Heat sends no validators for resource
-metadata, so each poll is one GET; a bare stack name is looked up once and the
-``name/id`` kept under ``<cachedir>/.agent-state``.
+Every request has a timeout (``timeout``), TLS can be pointed at a CA bundle
+(``ca-file``) or, explicitly, switched off (``insecure``), and the Keystone token
+is reused until it nears expiry.  Heat sends no validators for resource metadata,
+so each poll is one GET; a bare stack name is looked up once and the ``name/id``
+kept under ``<cachedir>/.agent-state``.
 """
 from __future__ import annotations
 

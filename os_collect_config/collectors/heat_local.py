@@ -5,7 +5,9 @@ On the idle agent's path: see docs/architecture.md, start-up policy.
 The files' top-level objects are shallow-merged, later files winning, under the key
 ``heat_local``.  No file at all means there is no such source on this host (not
 configured, logged quietly); files that exist but cannot be used make the source
-unavailable, so the last good metadata stays in force (weaknesses 3, 18, 19).
+unavailable, so the last good metadata stays in force.
+
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """What the heat and zaqar collectors share: Keystone credentials, one session per process, the token cache.
 
 Both authenticate with the user id, password and project id Heat writes into their
-section (SPEC §2.5, §2.10).  The session lives as long as the collector, so its token
-is reused poll after poll; it is also saved under ``<cachedir>/.agent-state`` (SPEC
-§12.1), or ``[keystone] cache_dir`` when set, so a restarted or re-executed agent,
-or a ``--one-time`` run, reuses it too, for at most ``[keystone] cache_ttl`` seconds.
-Print mode reads that cache but never writes it.
+section.  The session lives as long as the collector, so its token is reused poll
+after poll; it is also saved under ``<cachedir>/.agent-state``, or ``[keystone]
+cache_dir`` when set, so a restarted or re-executed agent, or a ``--one-time`` run,
+reuses it too, for at most ``[keystone] cache_ttl`` seconds.  Print mode reads that
+cache but never writes it.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """local: one key per JSON file in the configured directories (SPEC §2.12).
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+A directory owned by someone else or writable by everyone, or a file writable by
+everyone, makes the whole source unavailable.  One unparsable file does not disable
+the others: that file's last good value (its cache file) stays in force until it is
+fixed.
 
-Security checks are the original's: a directory owned by someone else or writable
-by everyone, or a file writable by everyone, makes the whole source unavailable.
-Unlike the original, one unparsable file does not disable the others (weakness 18):
-that file's last good value (its cache file) stays in force until it is fixed.
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,13 +1,12 @@
 """request: a JSON document at a URL, typically Heat metadata in a Swift temp URL object (SPEC §2.9).
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+Each poll is one conditional GET carrying the validators (ETag, Last-Modified) of
+the last good response.  A 304 means "unchanged": the value is then the cache file
+the loop wrote from the last good response.  The validators live in
+``<cachedir>/.agent-state/`` with a digest of the document they belong to, so a
+cache file that does not match them is never mistaken for the current one.
 
-Each poll is ONE conditional GET carrying the validators (ETag, Last-Modified) of
-the last good response (SPEC §12.13.5); the original sent a HEAD whose answer it
-could never use, then a full GET (weakness 8).  A 304 means "unchanged": the value
-is then the cache file the loop wrote from the last good response.  The validators
-live in ``<cachedir>/.agent-state/`` with a digest of the document they belong to,
-so a cache file that does not match them is never mistaken for the current one.
+On the idle agent's path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -3,21 +3,16 @@
 Heat posts the server's whole metadata as a new message on every change, so the
 newest message is the current metadata.  The collector keeps that body as its
 value until a newer message arrives: in memory, and under ``<cachedir>/.agent-state``
-(0600) across restarts.  Fixed from the original:
+(0600) across restarts.
 
-* SPEC §5.9.4 — a message taken from the queue is never lost: in HTTP mode it is
-  *claimed*, its body saved, and only then deleted, and every poll returns the saved
-  body, so a poll after a failed command still sees the change and runs it again.
-  A queue that never had a message is the normal idle state: no keys, no warning.
-* SPEC §5.9.12 — TLS is verified by default (decision: the original verified
-  Keystone but not Zaqar, a plain bug); ``ssl_certificate_validation = false``
-  given explicitly still turns it off, and ``ca_file`` is optional.
-* SPEC §5.9.12 — websocket mode never blocks the poll: a background thread keeps
-  one authenticated, subscribed connection, stores each notification and wakes the
-  agent's loop at once; the poll just returns the latest body.  On (re)connecting it
-  pops everything queued, not one batch: notified messages stay on the queue, and the
-  oldest twenty of them would put an old body back over the newest.
-* Print mode consumes nothing: claims are released, the websocket lists instead of popping.
+In HTTP mode a message is *claimed*, its body saved, and only then deleted, and
+every poll returns the saved body, so a poll after a failed command still sees the
+change.  In websocket mode a background thread keeps one authenticated, subscribed
+connection, stores each notification and wakes the agent's loop at once; on
+(re)connecting it pops everything queued, so an older body never comes back over
+the newest.  TLS is verified unless ``ssl_certificate_validation = false`` is given.
+Print mode consumes nothing: claims are released, the websocket lists instead of
+popping.
 """
 from __future__ import annotations
 
