@@ -1,11 +1,9 @@
 """Exponential backoff with full jitter, shared by polling, signal retry and HTTP retry.
 
-On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
 Jitter keeps a fleet of VMs that lost their metadata server at the same moment from
 all coming back at the same moment.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,13 +1,11 @@
 """Where heat-config's journal lives on disk and what an unsettled deployment looks like there.
 
-On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
 The dispatcher writes the journal (heat_config.journal); the running
 os-collect-config only asks whether anything in it is unsettled, to retry
 pending signals between polls.  Both read the layout from here, so neither
 imports the other.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 import os
 

@@ -5,6 +5,8 @@ keystoneauth1 is imported only here and only when a caller needs Keystone.  A
 the process lives and, given a cache directory, on disk (0600) across restarts and
 re-execs.  A token the server no longer accepts (401) is replaced once, by
 keystoneauth1's own re-authentication.
+
+On the idle path of an agent with Keystone or CFN sources: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Optional
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import read_text
 from agent_common.http import DEFAULT_TIMEOUT, Verify, new_session
 from agent_common.logs import register_secret
+from agent_common.record import FrozenRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -26,15 +28,15 @@ LOG = logging.getLogger(__name__)
 STALE_DURATION_S = 120
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(FrozenRecord):
     """Who to authenticate as; immutable, as it keys the token cache."""
 
     auth_url: str
     user_id: str
-    password: str = field(repr=False)
+    password: str
     project_id: str
     region_name: Optional[str] = None
+    _repr_skip = frozenset({"password"})
 
 
 def normalise_auth_url(auth_url: str) -> str:

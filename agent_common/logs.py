@@ -1,7 +1,5 @@
 """Logging setup shared by every tool: text or JSON lines, with secrets redacted.
 
-On the hook start path: see docs/architecture.md, start-up policy.
-
 Redaction happens in a handler filter on the *formatted* message, so a secret
 cannot slip through an exception text, a repr or a URL a library logs.  Two kinds
 of secret are removed: values registered at run time (passwords, tokens, secret

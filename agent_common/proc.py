@@ -1,13 +1,11 @@
 """The one way os-config-agents runs a child process.
 
-On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
 Every caller (command runner, run-parts, hooks, notifier) needs the same things:
 no shell unless asked, an environment it controls, a timeout that kills the whole
 process group (SIGTERM, then SIGKILL), and output kept to a bounded tail so a
 chatty child can neither exhaust memory nor produce a signal Heat refuses.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

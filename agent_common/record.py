@@ -1,7 +1,5 @@
 """Small value classes without dataclasses: fields declared once, one constructor, equality and repr.
 
-On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
-
 ``import dataclasses`` pulls in inspect, ast, dis, tokenize and friends: about
 1.3 MiB of resident memory that an idle agent would carry for its whole life.
 The value classes on the measured start-up paths therefore declare their fields
@@ -12,7 +10,7 @@ as ``Name(field=value, ...)``; a mutable record is unhashable and a frozen one
 refuses assignment and hashes its fields.  Annotations stay strings
 (``from __future__ import annotations``), so ``typing`` is not imported.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
+On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ def build(config: Dict[str, Any], given: Dict[str, str], action: str, name: str)
 
 def exit_status(data: Any) -> int:
     """SPEC §12.13.11: 0 when deploy_status_code is 0, that code when 1–255, otherwise 1."""
-    code = data.get("deploy_status_code") if isinstance(data, dict) else None
+    code: Any = data.get("deploy_status_code") if isinstance(data, dict) else None
     if code in (0, "0", None, ""):
         return 0
     try:

@@ -1,7 +1,5 @@
 """The metadata cache: ``<key>.json``, ``.orig``, ``.last``, ``os_config_files.json`` and the backup copy.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
-
 Names, contents and commit semantics are the original's (SPEC §2.13): the command
 sees ``<key>.json``; ``.last`` is what the last successful command saw, and a key
 differing from it is a change.  Every write is atomic and durable, every file 0600

@@ -1,7 +1,5 @@
 """``os-collect-config``: the command line (SPEC §2.1).
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
-
 Flags are spelled as oslo.config spells them for the original: global options with
 their declared dashes, collector options as ``--<group>-<declared name>``, booleans
 with ``--no<name>``.  argparse records every value as an event in argument order,

@@ -1,7 +1,5 @@
 """Deployment explosion (SPEC §2.4) and the merge of one poll's keys in collection order.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
-
 Explosion turns the ``deployments`` list of a collector's metadata into extra keys so
 that os-apply-config sees each os-apply-config deployment's ``config`` at the root.
 

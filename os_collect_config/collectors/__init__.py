@@ -1,7 +1,5 @@
 """The collector registry: name → class, resolved on first use.
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
-
 Collector modules are imported only when the command line needs their options or
 the loop runs them, so ``--print`` with the local collector never imports
 ``requests`` or keystoneauth1.  A new collector is one module plus one line here.

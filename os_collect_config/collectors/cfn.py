@@ -6,6 +6,8 @@ the server's credential TTL has passed.  A reply that is not the expected XML, a
 a deployment without ``config``, make the source unavailable with a warning naming
 the path.  Several paths on one resource cost one request per poll.  heat-api-cfn
 sends no validators, so there is no conditional request.
+
+On the idle path of an agent with Keystone or CFN sources: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

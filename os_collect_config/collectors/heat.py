@@ -5,6 +5,8 @@ Every request has a timeout (``timeout``), TLS can be pointed at a CA bundle
 is reused until it nears expiry.  Heat sends no validators for resource metadata,
 so each poll is one GET; a bare stack name is looked up once and the ``name/id``
 kept under ``<cachedir>/.agent-state``.
+
+On the idle path of an agent with Keystone or CFN sources: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """heat_local: metadata files written by heat-cfntools / cloud-init (SPEC §2.11).
 
-On the idle agent's path: see docs/architecture.md, start-up policy.
-
 The files' top-level objects are shallow-merged, later files winning, under the key
 ``heat_local``.  No file at all means there is no such source on this host (not
 configured, logged quietly); files that exist but cannot be used make the source

@@ -6,6 +6,8 @@ after poll; it is also saved under ``<cachedir>/.agent-state``, or ``[keystone]
 cache_dir`` when set, so a restarted or re-executed agent, or a ``--one-time`` run,
 reuses it too, for at most ``[keystone] cache_ttl`` seconds.  Print mode reads that
 cache but never writes it.
+
+On the idle path of an agent with Keystone or CFN sources: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 

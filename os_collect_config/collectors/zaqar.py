@@ -13,6 +13,8 @@ connection, stores each notification and wakes the agent's loop at once; on
 the newest.  TLS is verified unless ``ssl_certificate_validation = false`` is given.
 Print mode consumes nothing: claims are released, the websocket lists instead of
 popping.
+
+On the idle path of an agent with Keystone or CFN sources: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
