@@ -16,8 +16,7 @@ import os
 import time
 
 from agent_common.atomic import TEMP_NAME, atomic_copy, atomic_write, fsync_path, remove_stale_temp_files
-from agent_common.documents import loads_json
-from os_collect_config.collectors.base import STATE_DIRNAME, read_text_safe
+from os_collect_config.collectors.base import STATE_DIRNAME, read_json_safe, read_text_safe
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,14 +85,7 @@ class Cache:
 
     def load(self, key: str, suffix: str = "") -> Any:
         """The parsed value of ``<key>.json<suffix>``, or ``MISSING`` when absent or unreadable."""
-        path = self.path(key) + suffix
-        text = read_text_safe(path)
-        if text is None:
-            return MISSING
-        try:
-            return loads_json(text, path)
-        except ValueError:
-            return MISSING
+        return read_json_safe(self.path(key) + suffix, MISSING)
 
     def has(self, key: str) -> bool:
         return os.path.isfile(self.path(key))

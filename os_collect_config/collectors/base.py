@@ -81,14 +81,7 @@ class StateStore:
         return os.path.join(self.directory, "%s.%s.json" % (self.prefix, key))
 
     def load(self, key: str) -> Any:
-        path = self._path(key)
-        text = read_text_safe(path)
-        if text is None:
-            return None
-        try:
-            return loads_json(text, path)
-        except ValueError:
-            return None  # a torn, damaged or foreign file is as good as none: it is only an optimisation
+        return read_json_safe(self._path(key))  # a damaged or foreign file is as good as none: only an optimisation
 
     def save(self, key: str, value: Any) -> None:
         ensure_dir(self.directory, 0o700)
@@ -107,6 +100,17 @@ def read_text_safe(path: str) -> Optional[str]:
         return read_text(path)
     except (OSError, ValueError):
         return None
+
+
+def read_json_safe(path: str, default: Any = None) -> Any:
+    """The file's JSON value, or ``default`` when it is absent or cannot be used, as ``read_text_safe``."""
+    text = read_text_safe(path)
+    if text is None:
+        return default
+    try:
+        return loads_json(text, path)
+    except ValueError:
+        return default
 
 
 class CollectContext(Record):
