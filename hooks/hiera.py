@@ -13,9 +13,9 @@ import os
 from typing import Any, Dict, List, Optional
 
 from agent_common.deployment_contract import BadDeployment, Deployment
-from hooks.json_file import render
 from hooks.toolkit.context import HookContext, ensure_private_dir
 from hooks.toolkit.hieradata import DATADIR_DEFAULT, DATADIR_ENV, file_name_problem, write_private
+from hooks.toolkit.json_text import original_layout
 from hooks.toolkit.result import HookResult, result_from_proc
 
 LOG = logging.getLogger("heat-config")
@@ -61,7 +61,7 @@ def _datafiles(config: Dict[str, Any], datadir: str) -> Dict[str, str]:
         return {}
     if not isinstance(datafiles, dict):
         raise BadDeployment("config.datafiles must be an object, not %s" % type(datafiles).__name__)
-    return {data_file(datadir, key): render(value) for key, value in datafiles.items()}
+    return {data_file(datadir, key): original_layout(value) for key, value in datafiles.items()}
 
 
 def legacy_check(ctx: HookContext) -> Optional[HookResult]:

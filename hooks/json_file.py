@@ -17,14 +17,10 @@ from typing import Any, Optional, Tuple
 from agent_common.atomic import atomic_write
 from agent_common.deployment_contract import BadDeployment, Deployment
 from hooks.toolkit.context import HookContext, ensure_private_dir
+from hooks.toolkit.json_text import original_layout
 from hooks.toolkit.result import HookResult
 
 LOG = logging.getLogger("heat-config")
-
-
-def render(value: Any) -> str:
-    """The file content, byte for byte as the original hook's ``json.dump`` wrote it."""
-    return json.dumps(value, indent=4, sort_keys=True, separators=(",", ": "))
 
 
 def path_problem(path: str) -> Optional[str]:
@@ -55,7 +51,7 @@ def write_file(path: str, value: Any) -> None:
     except FileExistsError:  # the parent is a file: say so rather than "File exists"
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)) from None
     mode, uid, gid = _mode_and_owner(target)
-    atomic_write(target, render(value), mode, uid=uid, gid=gid)
+    atomic_write(target, original_layout(value), mode, uid=uid, gid=gid)
 
 
 def run(deployment: Deployment, ctx: HookContext) -> HookResult:

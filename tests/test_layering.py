@@ -1,8 +1,8 @@
 """Imports flow one way (DESIGN.md principle 1): every module's imports of our packages, read from its AST.
 
 agent_common is at the bottom and imports none of ours; the tools and the hooks
-stand on it alone (a hook may use the other hooks' toolkit); only the dispatcher,
-heat_config, may import the hooks, to find and run them.
+stand on it alone (a hook uses the hooks' toolkit, never another hook); only the
+dispatcher, heat_config, may import the hooks, to find and run them.
 """
 from __future__ import annotations
 
@@ -61,3 +61,16 @@ def test_the_checker_sees_a_function_level_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import os\n\ndef f():\n    from heat_config import journal\n")
     assert "heat_config" in {name for _, name in imported_packages(module)}
+
+
+def test_a_hook_imports_no_other_hook() -> None:
+    """What two hooks share lives in hooks/toolkit/, so one hook's change cannot break another."""
+    hook_modules = {path.stem for path in (REPO / "hooks").glob("*.py")} - {"__init__"}
+    wrong = [
+        "%s:%d imports hooks.%s" % (path.relative_to(REPO), node.lineno, node.module.split(".")[1])
+        for path in sorted((REPO / "hooks").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[:1] == ["hooks"]
+        and len(node.module.split(".")) > 1 and node.module.split(".")[1] in hook_modules
+    ]
+    assert not wrong, "\n".join(wrong)
