@@ -5,10 +5,11 @@ The tree mirrors the target and `.oac` files are controls; a new file gets 0644
 its mode and owner.  Everything is rendered and checked before anything is
 written, a file that is already right is not touched, and all writes happen
 together, atomically, so a failure leaves every target as it was.
+
+On os-apply-config's start path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import stat
@@ -261,6 +262,8 @@ def describe(changes: List[Change], show_diff: bool) -> str:
             continue
         old = (c.old_body or b"").decode("utf-8", "replace").splitlines(True)
         new = c.body.decode("utf-8", "replace").splitlines(True)
+        import difflib
+
         diff = difflib.unified_diff(old, new, c.path if c.action == "update" else "/dev/null", c.path)
         lines.extend(line.rstrip("\n") for line in diff)
     return "\n".join(lines) + ("\n" if lines else "")

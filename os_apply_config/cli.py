@@ -3,6 +3,8 @@
 Command line, modes, metadata rules, template tree, messages and exit statuses as the
 original (SPEC §4).  Our additions: `--default-mode`, `--dry-run` and `--diff`, Jinja2
 templates, and the log file can be moved or turned off with OS_APPLY_CONFIG_LOG_FILE.
+
+On os-apply-config's start path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
@@ -11,16 +13,9 @@ import json
 import logging
 import os
 import sys
-from importlib.metadata import version
 from typing import Any, Optional, Sequence
 
-from agent_common.logs import setup_logging
 from agent_common.paths import PATHS
-from os_apply_config import apply, metadata
-from os_apply_config.cache import RenderCache, cache_path
-from os_apply_config.metadata import DEFAULT_FALLBACK, MISSING, MetadataError, lookup, subhash
-from os_apply_config.render import TemplateError
-from os_apply_config.value_types import TYPES, ValueTypeError, ensure_type
 
 LOG = logging.getLogger("os-apply-config")
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] %(message)s"
@@ -56,6 +51,9 @@ def _octal_mode(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from os_apply_config.metadata import DEFAULT_FALLBACK
+    from os_apply_config.value_types import TYPES
+
     p = argparse.ArgumentParser(
         prog=os.path.basename(sys.argv[0]) or "os-apply-config",
         description="Render the template tree against the JSON metadata files named by the colon-separated "
@@ -105,6 +103,8 @@ def _log_file(output_root: str, querying: bool) -> Optional[str]:
 
 
 def _setup_logging(log_file: Optional[str]) -> None:
+    from agent_common.logs import setup_logging
+
     try:
         setup_logging(fmt=LOG_FORMAT, datefmt=DATE_FORMAT, log_file=log_file)
     except OSError as exc:
@@ -117,12 +117,17 @@ class Failure(Exception):
 
 
 def _metadata(opts: argparse.Namespace):
+    from os_apply_config import metadata
+
     list_file = opts.os_config_files or os.environ.get("OS_CONFIG_FILES_PATH") or metadata.DEFAULT_LIST_FILE
     main = metadata.main_list(opts.metadata, os.environ, list_file)
     return metadata.collect(main, opts.fallback_metadata), main
 
 
 def _print_key(opts: argparse.Namespace) -> int:
+    from os_apply_config.metadata import MISSING, lookup
+    from os_apply_config.value_types import ensure_type
+
     found, main = _metadata(opts)
     value = lookup(found.config, opts.key)
     if value is MISSING:
@@ -136,6 +141,8 @@ def _print_key(opts: argparse.Namespace) -> int:
 
 
 def _boolean_key(opts: argparse.Namespace) -> int:
+    from os_apply_config.metadata import MISSING, lookup
+
     value = lookup(_metadata(opts)[0].config, opts.boolean_key)
     if isinstance(value, bool):
         return 0 if value else 1
@@ -145,6 +152,9 @@ def _boolean_key(opts: argparse.Namespace) -> int:
 
 
 def _render(opts: argparse.Namespace, templates: str, explicit_root: bool) -> int:
+    from os_apply_config import apply
+    from os_apply_config.metadata import subhash
+
     found, _ = _metadata(opts)
     context: Any = subhash(found.config, opts.subhash)
     if not os.path.isdir(templates):
@@ -156,6 +166,8 @@ def _render(opts: argparse.Namespace, templates: str, explicit_root: bool) -> in
     found = apply.discover(templates)
     cache = None
     if not (opts.validate or opts.dry_run or opts.diff) and isinstance(context, dict):
+        from os_apply_config.cache import RenderCache, cache_path
+
         path = cache_path(opts.output, templates)
         cache = RenderCache(path, context) if path else None
     rendered = apply.render_all(templates, found, context, opts.output, cache)
@@ -185,6 +197,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     explicit_root = opts.templates is not None
     templates = opts.templates if explicit_root else default_templates()
     if opts.version:
+        from importlib.metadata import version
+
         print(version("os-config-agents"))
         return 0
     if opts.print_templates:
@@ -194,6 +208,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _setup_logging(_log_file(opts.output, querying))
     if opts.key and opts.boolean_key:
         LOG.warning("--key is not compatible with --boolean-key. --boolean-key ignored.")
+    from os_apply_config.metadata import MetadataError
+    from os_apply_config.render import TemplateError
+    from os_apply_config.value_types import ValueTypeError
+
     try:
         if opts.key:
             return _print_key(opts)

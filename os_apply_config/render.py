@@ -5,6 +5,8 @@ escaping, non-string values as JSON, missing names render empty (each reported o
 per template and name).  Jinja2 templates are sandboxed and strict about undefined
 names; an executable template's stderr is logged.  Every error names the template
 file and, where there is one, the line.
+
+On os-apply-config's start path: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ import json
 import logging
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
-
-from agent_common import proc
 
 LOG = logging.getLogger("os-apply-config")
 
@@ -172,6 +172,8 @@ def _traceback_line(exc: BaseException, path: str) -> Optional[int]:
 
 def render_executable(path: str, context: Any) -> str:
     """Run ``path`` with the JSON context on stdin; its stdout is the body (SPEC §4.7)."""
+    from agent_common import proc
+
     try:
         result = proc.run([path], stdin_data=json.dumps(context).encode("utf-8"))
     except OSError as exc:
