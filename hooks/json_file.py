@@ -9,7 +9,6 @@ reason, the other files are still written, and the status is 1.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 from typing import Any, Optional, Tuple
