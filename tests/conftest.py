@@ -15,8 +15,9 @@ import pytest
 from tests.support.sandbox import Sandbox, ToolResult, make_sandbox, run_in_sandbox
 
 #: Fixtures shared across packages: the private container engine (session fixture ``docker_engine``) of the hook
-#: and image tests, and the loopback Keystone + Heat + Swift + Zaqar (``cloud``) of the collector and signal tests.
-pytest_plugins = ("tests.support.docker_engine", "tests.servers.cloud")
+#: and image tests, the loopback Keystone + Heat + Swift + Zaqar (``cloud``) of the collector and signal tests, and
+#: the real control plane (``control_plane``, ``heat``) of tests/e2e and tests/vm.
+pytest_plugins = ("tests.support.docker_engine", "tests.servers.cloud", "tests.e2e.plane_fixtures")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.e2e.conftest import deployment_template, outputs_of
+from tests.e2e.stacks import deployment_template, outputs_of
 from tests.support.vm import BIN_DIR
 
 PLAYBOOK = """\

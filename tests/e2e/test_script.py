@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import deployment_events, deployment_template, outputs_of
+from tests.e2e.stacks import deployment_events, deployment_template, outputs_of
 
 TRANSPORTS = [
     pytest.param("POLL_SERVER_HEAT", "HEAT_SIGNAL", "heat", id="heat"),

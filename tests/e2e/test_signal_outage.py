@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tests.e2e import controlplane
-from tests.e2e.conftest import deployment_template, outputs_of
+from tests.e2e.stacks import deployment_template, outputs_of
 from tests.support.vm import BIN_DIR
 
 
