@@ -1,14 +1,11 @@
 """Fixtures for the element tests: a wheel of this checkout, and a root with the typical element chain installed."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.elements.dib import REPO, OverlayRoot, can_use_overlay_roots, merge_elements
+from tests.elements.dib import REPO, OverlayRoot, build_agents_wheel, can_use_overlay_roots, merge_elements
 
 #: What an operator lists for Heat software deployments (SPEC §9.7).
 TYPICAL_CHAIN = ["os-collect-config", "os-refresh-config", "os-apply-config", "heat-config", "heat-config-script"]
@@ -19,22 +16,8 @@ NEEDS_A_REAL_BUILD = frozenset({"heat-config-kubelet"})
 
 @pytest.fixture(scope="session")
 def agents_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """os-config-agents built from the working tree, as DIB_OS_CONFIG_AGENTS_SOURCE gives it to the build.
-
-    Built from a copy: pip builds in place, and the checkout is shared with other runs.
-    """
-    base = tmp_path_factory.mktemp("wheel")
-    tree = base / "tree"
-    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".venv-*", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "bench"))
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
-         "-w", str(base), str(tree)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert built.returncode == 0, "pip wheel failed:\n%s" % built.stderr[-4000:]
-    (wheel,) = base.glob("os_config_agents-*.whl")
-    return wheel
+    """os-config-agents built from the working tree, as DIB_OS_CONFIG_AGENTS_SOURCE gives it to the build."""
+    return build_agents_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def run_build_phases(root: OverlayRoot, env: dict) -> None:

@@ -12,15 +12,22 @@ image's extracted root the same way.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ELEMENTS = REPO / "elements"
+
+DIB_VERSION = "3.43.0"
+RELEASE = "bookworm"
 
 #: Elements our element-deps name that diskimage-builder itself provides.
 DIB_ELEMENTS = frozenset({"dib-init-system", "ensure-venv", "package-installs"})
@@ -189,3 +196,146 @@ def can_use_overlay_roots() -> Optional[str]:
         if not shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin"):
             return "needs %s" % tool
     return None
+
+
+def apt_mirrors(release: str = RELEASE) -> Dict[str, str]:
+    """The Debian and Debian-security mirrors apt on this machine uses (deb822 .sources and one-line .list)."""
+    entries: List[tuple] = []  # (uri, suites)
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in Path(path).read_text().split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith(("#", " ")):
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                for uri in fields.get("uris", "").split():
+                    entries.append((uri, fields.get("suites", "").split()))
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        if os.path.exists(path):
+            for line in Path(path).read_text().splitlines():
+                words = [w for w in line.split() if not w.startswith("[")] if line.startswith("deb ") else []
+                if len(words) >= 3 and "]" not in words[1]:
+                    entries.append((words[1], [words[2]]))
+    mirrors = {}
+    for uri, suites in entries:
+        if release in suites:
+            mirrors.setdefault("DIB_DISTRIBUTION_MIRROR", uri)
+        if release + "-security" in suites or release + "/updates" in suites:
+            mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", uri)
+    return mirrors
+
+
+def free_loop_device() -> str:
+    found = subprocess.run(["losetup", "--find"], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def build_agents_wheel(dest: Path) -> Path:
+    """os-config-agents built from the working tree into ``dest``, as DIB_OS_CONFIG_AGENTS_SOURCE gives it to a build.
+
+    Built from a copy: pip builds in place, and the checkout is shared with other runs.
+    """
+    tree = dest / "tree"
+    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".venv-*", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "bench"))
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
+         "-w", str(dest), str(tree)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, "pip wheel failed:\n%s" % built.stderr[-4000:]
+    shutil.rmtree(tree)
+    (wheel,) = dest.glob("os_config_agents-*.whl")
+    return wheel
+
+
+class DibBuild(NamedTuple):
+    """A finished disk-image-create run."""
+
+    image: Path
+    elements: Sequence[str]
+    seconds: float
+    mirror: str
+
+    def summary(self) -> str:
+        return "image build: %s in %.0f s, %s %.0f MB (%s)" % (
+            " ".join(self.elements), self.seconds, self.image.name, self.image.stat().st_size / 1e6, self.mirror)
+
+
+def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[str], image_type: str, *,
+                      timeout: float, elements_path: Sequence[Path] = (), wrapper: Sequence[str] = (),
+                      release: str = RELEASE) -> DibBuild:
+    """diskimage-builder (from PyPI, in build_dir's own venv) builds ``build_dir/image.<type>``.
+
+    Every file of the build (venv, caches, locks, temp) stays in ``build_dir``; ``wrapper`` is a command
+    the build runs under (the VM suite's private mount namespace with its device-mapper stand-ins).
+    """
+    missing = [tool for tool in ("debootstrap", "sudo", "losetup") if not shutil.which(tool)]
+    assert not missing, "the image build needs %s (scripts/debian-packages.txt)" % ", ".join(missing)
+    assert free_loop_device(), "diskimage-builder needs one free loop device, even for tar output"
+    mirrors = apt_mirrors(release)
+    assert "DIB_DISTRIBUTION_MIRROR" in mirrors, "no apt source for %s on this machine" % release
+    mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", mirrors["DIB_DISTRIBUTION_MIRROR"] + "-security")
+    venv = build_dir / "dib-venv"
+    if not (venv / "bin" / "disk-image-create").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                        "diskimage-builder==%s" % DIB_VERSION], check=True, timeout=600)
+    for d in ("locks", "tmp", "cache"):
+        (build_dir / d).mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIB_", "ELEMENTS_PATH", "OS_", "HEAT_"))}
+    env.update(mirrors)
+    env.update(
+        PATH="%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" % (venv / "bin"),
+        ELEMENTS_PATH=":".join(str(p) for p in [ELEMENTS, *elements_path]),
+        DIB_RELEASE=release,
+        DIB_NO_TMPFS="1",
+        DIB_LOCKFILES=str(build_dir / "locks"),
+        TMPDIR=str(build_dir / "tmp"),
+        DIB_OS_CONFIG_AGENTS_SOURCE=str(agents_wheel),
+    )
+    # pip in the image must trust what pip here trusts (this machine's HTTPS may go through a proxy's CA).
+    host_bundle = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
+    if os.path.isfile(host_bundle):
+        env["DIB_OS_CONFIG_AGENTS_PIP_CERT"] = host_bundle
+    output = build_dir / "image"
+    argv = list(wrapper) + ["disk-image-create", "--image-cache", str(build_dir / "cache"), "-t", image_type,
+                            "-o", str(output)] + list(elements)
+    log_path = build_dir / "build.log"
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        result = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                cwd=str(build_dir))
+    took = time.monotonic() - started
+    tail = log_path.read_text(errors="replace")[-6000:]
+    assert result.returncode == 0, "disk-image-create failed (%s):\n%s" % (result.returncode, tail)
+    return DibBuild(output.with_suffix("." + image_type), list(elements), took, mirrors["DIB_DISTRIBUTION_MIRROR"])
+
+
+def report(request: pytest.FixtureRequest, text: str) -> None:
+    """A line in the test run's output, shown live and not only on failure (build times, sizes)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capman is None:
+        print(text)
+        return
+    with capman.global_and_fixture_disabled():
+        reporter.write_line(text)
+
+
+def loop_devices_of(path: Path) -> str:
+    listing = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+                             capture_output=True, text=True).stdout
+    return "\n".join(line for line in listing.splitlines() if str(path) in line)
+
+
+def mounts_under(path: Path) -> List[str]:
+    with open("/proc/self/mountinfo") as mounts:
+        return [line.split()[4] for line in mounts if line.split()[4].startswith(str(path))]
+
+
+def assert_build_left_nothing(build_dir: Path) -> None:
+    """No mount and no loop device of a build in ``build_dir`` outlives it."""
+    assert not mounts_under(build_dir), "mounts left behind: %s" % mounts_under(build_dir)
+    assert not loop_devices_of(build_dir), "loop devices left behind: %s" % loop_devices_of(build_dir)

@@ -15,77 +15,28 @@ exists it is inspected instead of building again (for working on the checks).
 from __future__ import annotations
 
 import configparser
-import glob
 import json
 import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Iterator
 
 import pytest
 
 from tests.elements.conftest import TYPICAL_CHAIN
-from tests.elements.dib import ELEMENTS, ChrootRoot, can_use_overlay_roots
+from tests.elements.dib import ELEMENTS, ChrootRoot, can_use_overlay_roots, assert_build_left_nothing, disk_image_create, report
 from tests.servers.swift import SwiftServer
 
 pytestmark = pytest.mark.image
 
-DIB_VERSION = "3.43.0"
-RELEASE = "bookworm"
 #: The hooks the image gets and the one-shot run exercises (ansible: a hook whose tool the build installs).
 HOOK_GROUPS = ["script", "ansible"]
 #: debian-minimal plus the chain an operator lists for Heat software deployments.
 ELEMENT_CHAIN = ["debian-minimal"] + TYPICAL_CHAIN + ["heat-config-ansible"]
 BUILD_TIMEOUT_S = 1500
-
-
-def apt_mirrors(release: str = RELEASE) -> Dict[str, str]:
-    """The Debian and Debian-security mirrors apt on this machine uses (deb822 .sources and one-line .list)."""
-    entries: List[tuple] = []  # (uri, suites)
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for stanza in Path(path).read_text().split("\n\n"):
-            fields = {}
-            for line in stanza.splitlines():
-                if ":" in line and not line.startswith(("#", " ")):
-                    key, _, value = line.partition(":")
-                    fields[key.strip().lower()] = value.strip()
-            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
-                for uri in fields.get("uris", "").split():
-                    entries.append((uri, fields.get("suites", "").split()))
-    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
-        if os.path.exists(path):
-            for line in Path(path).read_text().splitlines():
-                words = [w for w in line.split() if not w.startswith("[")] if line.startswith("deb ") else []
-                if len(words) >= 3 and "]" not in words[1]:
-                    entries.append((words[1], [words[2]]))
-    mirrors = {}
-    for uri, suites in entries:
-        if release in suites:
-            mirrors.setdefault("DIB_DISTRIBUTION_MIRROR", uri)
-        if release + "-security" in suites or release + "/updates" in suites:
-            mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", uri)
-    return mirrors
-
-
-def _free_loop_device() -> str:
-    found = subprocess.run(["losetup", "--find"], capture_output=True, text=True)
-    return found.stdout.strip() if found.returncode == 0 else ""
-
-
-def _loop_devices_of(path: Path) -> str:
-    listing = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
-                             capture_output=True, text=True).stdout
-    return "\n".join(line for line in listing.splitlines() if str(path) in line)
-
-
-def _mounts_under(path: Path) -> List[str]:
-    with open("/proc/self/mountinfo") as mounts:
-        return [line.split()[4] for line in mounts if line.split()[4].startswith(str(path))]
 
 
 @pytest.fixture(scope="module")
@@ -97,60 +48,14 @@ def build_dir() -> Iterator[Path]:
     try:
         yield base
     finally:
-        assert not _mounts_under(base), "mounts left behind: %s" % _mounts_under(base)
-        assert not _loop_devices_of(base), "loop devices left behind: %s" % _loop_devices_of(base)
+        assert_build_left_nothing(base)
         shutil.rmtree(base, ignore_errors=True)
 
 
 def _build(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequest) -> None:
     """disk-image-create into build_dir/image.tar; prints the build time and the image size."""
-    missing = [tool for tool in ("debootstrap", "sudo", "losetup") if not shutil.which(tool)]
-    assert not missing, "the image build needs %s (scripts/debian-packages.txt)" % ", ".join(missing)
-    assert _free_loop_device(), "diskimage-builder needs one free loop device, even for tar output"
-    mirrors = apt_mirrors()
-    assert "DIB_DISTRIBUTION_MIRROR" in mirrors, "no apt source for %s on this machine" % RELEASE
-    mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", mirrors["DIB_DISTRIBUTION_MIRROR"] + "-security")
-    venv = build_dir / "dib-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                    "diskimage-builder==%s" % DIB_VERSION], check=True, timeout=600)
-
-    for d in ("locks", "tmp", "cache"):
-        (build_dir / d).mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIB_", "ELEMENTS_PATH", "OS_", "HEAT_"))}
-    env.update(mirrors)
-    env.update(
-        PATH="%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" % (venv / "bin"),
-        ELEMENTS_PATH=str(ELEMENTS),
-        DIB_RELEASE=RELEASE,
-        DIB_NO_TMPFS="1",
-        DIB_LOCKFILES=str(build_dir / "locks"),
-        TMPDIR=str(build_dir / "tmp"),
-        DIB_OS_CONFIG_AGENTS_SOURCE=str(agents_wheel),
-    )
-    # pip in the image must trust what pip here trusts (this machine's HTTPS may go through a proxy's CA).
-    host_bundle = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
-    if os.path.isfile(host_bundle):
-        env["DIB_OS_CONFIG_AGENTS_PIP_CERT"] = host_bundle
-    image = build_dir / "image"
-    argv = ["disk-image-create", "--image-cache", str(build_dir / "cache"), "-t", "tar", "-o", str(image)]
-    log_path = build_dir / "build.log"
-    started = time.monotonic()
-    with open(log_path, "w") as log:
-        result = subprocess.run(argv + ELEMENT_CHAIN, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                timeout=BUILD_TIMEOUT_S, cwd=str(build_dir))
-    took = time.monotonic() - started
-    tail = log_path.read_text(errors="replace")[-6000:]
-    assert result.returncode == 0, "disk-image-create failed (%s):\n%s" % (result.returncode, tail)
-    tarball = image.with_suffix(".tar")
-    size = tarball.stat().st_size
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    message = ("\nimage build: %s in %.0f s, %s tar %.0f MB (%s)\n"
-               % (" ".join(ELEMENT_CHAIN), took, tarball.name, size / 1e6, mirrors["DIB_DISTRIBUTION_MIRROR"]))
-    if reporter is not None:  # shown in the test run's output, not only on failure
-        reporter.write_line(message.strip())
-    else:
-        print(message)
+    build = disk_image_create(build_dir, agents_wheel, ELEMENT_CHAIN, "tar", timeout=BUILD_TIMEOUT_S)
+    report(request, build.summary())
 
 
 @pytest.fixture(scope="module")
