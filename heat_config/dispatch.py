@@ -158,7 +158,7 @@ class Dispatcher:
         notify = self.notify_file(record.id)
         if record.step not in (FINISHED, SIGNALLED) or record.signal_data is None or os.path.exists(notify):
             return
-        atomic_write(notify, pretty(record.signal_data), 0o600, sync=False)
+        atomic_write(notify, pretty(record.signal_data), 0o600)
         LOG.info("Wrote %s, which a killed run had left unwritten", notify)
 
     def recover(self) -> None:
@@ -204,8 +204,8 @@ class Dispatcher:
         record = JournalRecord(id=dep_id, name=str(item.get("name") or ""), group=group, action=dep.action_of(item),
                         received_at=now())
         self.known[dep_id] = record
-        self.journal.save(record, durable=False)
-        atomic_write(marker, pretty(item), 0o600, sync=False)
+        self.journal.save(record)
+        atomic_write(marker, pretty(item), 0o600)  # durable: a recovery after a power cut signals from it
 
         message = self.refusal(item, refused, group_problem, ref)
         if message:
@@ -215,7 +215,7 @@ class Dispatcher:
         assert ref is not None  # refusal() refuses a deployment without a hook
 
         record.step, record.started_at = RUNNING, now()
-        self.journal.save(record, durable=True)
+        self.journal.save(record)
         ctx = HookContext(environ=dict(self.settings.environ), timeout=hook_timeout(item, self.settings.environ),
                           on_start=lambda pid: self.hook_started(record, pid))
         LOG.debug("Running %s < %s", ref.label, marker)
@@ -231,7 +231,7 @@ class Dispatcher:
         """Journal the process group a hook (or a built-in hook's tool) now runs in: if this dispatcher
         dies, the next run stops that group before reporting the deployment (SPEC §12.3)."""
         record.hook_pgid, record.hook_proc = pgid, process_identity(pgid)
-        self.journal.save(record, durable=False)  # a kill -9 keeps it; a power cut ends the hook too
+        self.journal.save(record)
 
     def refusal(self, item: Dict[str, Any], refused: Optional[str], group_problem: Optional[str],
                 ref: Optional[hook_runner.HookRef]) -> Optional[str]:
@@ -267,7 +267,7 @@ class Dispatcher:
         if record.failed:
             record.error = _last_line(data.get("deploy_stderr")) if isinstance(data, dict) else ""
         mark_finished(self.journal, record, data, inputs, self.via_program)
-        atomic_write(self.notify_file(record.id), pretty(data), 0o600, sync=False)
+        atomic_write(self.notify_file(record.id), pretty(data), 0o600)
         if record.signal == SIGNAL_PENDING:
             self.outbox.attempt(record, inputs)
         else:
@@ -295,7 +295,7 @@ class Dispatcher:
             if os.path.exists(self.marker(record.id)):
                 tombstone = {"id": record.id, "name": record.name, "group": record.group,
                              "removed_from_metadata": True}
-                atomic_write(self.marker(record.id), pretty(tombstone), 0o600, sync=False)
+                atomic_write(self.marker(record.id), pretty(tombstone), 0o600)
             try:
                 os.unlink(self.notify_file(record.id))
             except FileNotFoundError:

@@ -213,8 +213,11 @@ class Journal:
         LOG.error("%s was not a directory: moved it to %s and started a new journal (deployments already "
                   "marked in %s are not run again)", self.dir, dest, self.deployed_dir)
 
-    def save(self, record: JournalRecord, *, durable: bool = True, keep_open: bool = False) -> None:
-        """Replace the record atomically; ``durable`` also survives a power cut (steps that guard a hook run).
+    def save(self, record: JournalRecord, *, keep_open: bool = False) -> None:
+        """Replace the record atomically and durably: every step survives a power cut, not only a kill.
+
+        A record renamed into place unflushed can come back empty after a power cut, and an empty
+        record is a deployment neither run again nor signalled (the VM suite's power cut found it).
 
         ``keep_open`` leaves a settled record flagged until ``close``: its caller has
         one more file to write for it (``<id>.notify.json``), and a run after a kill in
@@ -224,7 +227,7 @@ class Journal:
         flag = os.path.join(self.dir, record.id + OPEN_SUFFIX)
         if not record.settled or keep_open:
             os.close(os.open(flag, os.O_WRONLY | os.O_CREAT, 0o600))
-        atomic_write(self.path(record.id), json.dumps(record.to_dict(), sort_keys=True), 0o600, sync=durable)
+        atomic_write(self.path(record.id), json.dumps(record.to_dict(), sort_keys=True), 0o600)
         if not keep_open:
             self.close(record)
 

@@ -38,7 +38,7 @@ def _record_refusal(deployment_file: str, message: str) -> None:
     if record is None:
         return
     record.signal, record.signal_error, record.step = SIGNAL_REFUSED, message, SIGNALLED
-    journal.save(record, durable=False)
+    journal.save(record)
 
 
 def send_with_retry(transports: List[Any], data: Any, budget_s: float) -> Optional[SignalFailed]:

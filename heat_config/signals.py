@@ -465,7 +465,7 @@ class Outbox:
             else:
                 LOG.info("Signalled %s%s", record.id,
                          "" if record.transport != "NO_SIGNAL" else " (no signal transport)")
-        self.journal.save(record, durable=False)
+        self.journal.save(record)
         return record
 
     def _deliver(self, record: JournalRecord, inputs: Optional[Mapping[str, Any]]) -> Attempt:
@@ -527,7 +527,7 @@ def mark_finished(journal: Journal, record: JournalRecord, data: Dict[str, Any],
         record.signal = SIGNAL_PENDING  # with a notifier program the original always runs it (§7.7)
     else:
         record.signal = SIGNAL_NONE
-    journal.save(record, durable=True, keep_open=True)
+    journal.save(record, keep_open=True)
 
 
 __all__ = [
