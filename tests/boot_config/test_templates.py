@@ -63,6 +63,17 @@ def test_every_script_part_is_valid_bash():
                 assert proc.returncode == 0, proc.stderr
 
 
+def test_every_part_is_ascii_so_a_nova_server_gets_it_decoded():
+    """Heat's Nova user-data assembly (build_userdata, SOFTWARE_CONFIG) re-wraps each part's payload as it
+    stands: a part with one non-ASCII character is base64 in the MultipartMime and reaches cloud-init
+    still encoded, which cloud-init cannot recognise as a script ("Unhandled unknown content-type"). The
+    VM suite's boot-config scenario met exactly this with a "section" sign in a comment."""
+    for template in (PIP_TEMPLATE, CONTAINER_TEMPLATE):
+        for text in parts(render(template)):
+            odd = sorted({c for c in text if ord(c) > 127})
+            assert not odd, "non-ASCII %s in the part starting %r" % (odd, text[:60])
+
+
 def test_embedded_files_arrive_byte_for_byte_without_shell_expansion(tmp_path):
     """§11.40: each file is pasted between quoted here-document markers, never expanded."""
     configure = parts(render(PIP_TEMPLATE))[1]

@@ -1,12 +1,12 @@
 #!/bin/bash
-# boot-config configure part (SPEC §10.3): lay out what os-collect-config,
+# boot-config configure part (SPEC 10.3): lay out what os-collect-config,
 # os-refresh-config, os-apply-config and heat-config need, then poll twice: the first
 # pass renders /etc/os-collect-config.conf from the cfn-init-data Heat put in the
 # user-data, the second polls the transport that file names and runs the deployments.
 #
 # Heat's str_replace pastes each embedded file between *quoted* here-document markers,
 # so a `$` or a backtick in those files reaches the disk unexpanded (the originals used
-# unquoted here-documents: SPEC §11.40).
+# unquoted here-documents: SPEC 11.40).
 set -eux
 
 oac_templates=/usr/libexec/os-apply-config/templates

@@ -2,7 +2,7 @@
 # Make the heat-container-agent image available to the local engine, once.
 # usage: get_container_agent_image.sh IMAGE [ARCHIVE_URL]
 # An image already present is used as it is: nothing is pulled on every start, so a
-# restart never changes what runs (the originals pulled each time: SPEC §11.42). Without
+# restart never changes what runs (the originals pulled each time: SPEC 11.42). Without
 # it, ARCHIVE_URL (a `docker save` tar over http/https) is loaded, else IMAGE is pulled.
 set -eu
 

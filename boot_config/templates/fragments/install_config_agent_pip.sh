@@ -3,7 +3,7 @@
 #
 # Only python3 with venv is needed: every dependency ships as a wheel, so no compiler,
 # headers or system pip are installed, and the distribution's own Python packages are
-# never touched (the originals installed a Python 2 build chain: SPEC §11.39). Works on
+# never touched (the originals installed a Python 2 build chain: SPEC 11.39). Works on
 # current Debian and Ubuntu (apt) and Fedora, CentOS Stream and RHEL-like images (dnf).
 set -eux
 

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Run the heat-container-agent (SPEC §10.6) in the foreground, for its systemd unit.
+# Run the heat-container-agent (SPEC 10.6) in the foreground, for its systemd unit.
 # usage: run_container_agent.sh IMAGE
 #
-# Compared with the originals (SPEC §11.43-45):
+# Compared with the originals (SPEC 11.43-45):
 # - heat-config state, os-collect-config's cache and the agent's rendered config live on
 #   the host, so a new container neither re-runs deployments nor starts unconfigured;
 # - no --privileged and no host binaries: host networking (to reach the metadata service

@@ -1,7 +1,7 @@
 #!/bin/bash
-# boot-config start part (SPEC §10.4): run os-collect-config as a service from now on.
+# boot-config start part (SPEC 10.4): run os-collect-config as a service from now on.
 #
-# Unlike the originals (SPEC §11.41) this never rewrites /etc/os-collect-config.conf: the
+# Unlike the originals (SPEC 11.41) this never rewrites /etc/os-collect-config.conf: the
 # configure part rendered the real file, with the transport credentials, and the service
 # starts polling with it at once. The unit's ExecStart is wherever the install part put
 # the command (/usr/local/bin with pip), not a hard-coded /usr/bin.

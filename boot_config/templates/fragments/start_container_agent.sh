@@ -1,5 +1,5 @@
 #!/bin/bash
-# boot-config part for container hosts (SPEC §10.5): run the heat-container-agent under
+# boot-config part for container hosts (SPEC 10.5): run the heat-container-agent under
 # systemd, after the engine. The helper scripts were written by the cloud-config part.
 set -eux
 
