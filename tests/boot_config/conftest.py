@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pytest
+
+from tests.elements.dib import apt_mirrors
 
 from tests.servers.cfn import CfnServer
 from tests.support.sandbox import PLANTED_SECRETS
@@ -37,25 +38,6 @@ ACCESS_KEY = "boot-config-access"
 SECRET_KEY = PLANTED_SECRETS[1]
 STACK = "bootstack"
 SERVER = "server"
-
-
-def apt_mirror() -> str:
-    """The Debian mirror apt uses here (deb822 or one-line sources), for debootstrap."""
-    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]
-    for path in sources:
-        if not path.is_file():
-            continue
-        text = path.read_text()
-        for stanza in re.split(r"\n\s*\n", text):
-            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
-            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
-            if uris and suites and SUITE in suites.group(1).split() and "security" not in uris.group(1):
-                return uris.group(1)
-        for line in text.splitlines():
-            fields = line.split()
-            if len(fields) >= 3 and fields[0] == "deb" and fields[2] == SUITE:
-                return [f for f in fields[1:] if not f.startswith("[")][0]
-    return "http://deb.debian.org/debian"
 
 
 def _need(tool: str) -> str:
@@ -79,7 +61,7 @@ def debian_rootfs(tmp_path_factory) -> Path:
                               check=True).stdout.strip()
     proc = subprocess.run(
         [_need("debootstrap"), "--variant=minbase", "--include=" + packages,
-         SUITE, str(root), apt_mirror()],
+         SUITE, str(root), apt_mirrors(SUITE).get("DIB_DISTRIBUTION_MIRROR", "http://deb.debian.org/debian")],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, "debootstrap failed:\n%s" % (proc.stdout + proc.stderr)[-3000:]

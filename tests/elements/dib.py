@@ -265,11 +265,15 @@ class DibBuild(NamedTuple):
 
 def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[str], image_type: str, *,
                       timeout: float, elements_path: Sequence[Path] = (), wrapper: Sequence[str] = (),
-                      release: str = RELEASE) -> DibBuild:
+                      packages: Sequence[str] = (), settings: Optional[Mapping[str, str]] = None,
+                      tools_dir: Optional[Path] = None, release: str = RELEASE) -> DibBuild:
     """diskimage-builder (from PyPI, in build_dir's own venv) builds ``build_dir/image.<type>``.
 
     Every file of the build (venv, caches, locks, temp) stays in ``build_dir``; ``wrapper`` is a command
-    the build runs under (the VM suite's private mount namespace with its device-mapper stand-ins).
+    the build runs under (the VM suite's private mount namespace with its device-mapper stand-ins);
+    ``packages`` are disk-image-create's ``-p`` list, ``settings`` more DIB_* variables for the elements.
+    ``tools_dir`` (default ``build_dir``) holds diskimage-builder's venv and image cache, so that builds
+    sharing it install diskimage-builder and debootstrap the base once.
     """
     missing = [tool for tool in ("debootstrap", "sudo", "losetup") if not shutil.which(tool)]
     assert not missing, "the image build needs %s (scripts/debian-packages.txt)" % ", ".join(missing)
@@ -277,13 +281,15 @@ def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[st
     mirrors = apt_mirrors(release)
     assert "DIB_DISTRIBUTION_MIRROR" in mirrors, "no apt source for %s on this machine" % release
     mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", mirrors["DIB_DISTRIBUTION_MIRROR"] + "-security")
-    venv = build_dir / "dib-venv"
+    tools = tools_dir or build_dir
+    venv = tools / "dib-venv"
     if not (venv / "bin" / "disk-image-create").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
                         "diskimage-builder==%s" % DIB_VERSION], check=True, timeout=600)
-    for d in ("locks", "tmp", "cache"):
+    for d in ("locks", "tmp"):
         (build_dir / d).mkdir(exist_ok=True)
+    (tools / "cache").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIB_", "ELEMENTS_PATH", "OS_", "HEAT_"))}
     env.update(mirrors)
     env.update(
@@ -295,13 +301,14 @@ def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[st
         TMPDIR=str(build_dir / "tmp"),
         DIB_OS_CONFIG_AGENTS_SOURCE=str(agents_wheel),
     )
+    env.update(settings or {})
     # pip in the image must trust what pip here trusts (this machine's HTTPS may go through a proxy's CA).
     host_bundle = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
     if os.path.isfile(host_bundle):
         env["DIB_OS_CONFIG_AGENTS_PIP_CERT"] = host_bundle
     output = build_dir / "image"
-    argv = list(wrapper) + ["disk-image-create", "--image-cache", str(build_dir / "cache"), "-t", image_type,
-                            "-o", str(output)] + list(elements)
+    argv = list(wrapper) + ["disk-image-create", "--image-cache", str(tools / "cache"), "-t", image_type,
+                            "-o", str(output)] + (["-p", ",".join(packages)] if packages else []) + list(elements)
     log_path = build_dir / "build.log"
     started = time.monotonic()
     with open(log_path, "w") as log:
