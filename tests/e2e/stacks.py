@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
+
+import yaml
 
 from tests.e2e import controlplane
 
@@ -104,3 +107,43 @@ def server_secrets(heat: controlplane.Heat, name: str, stack_id: str) -> Set[str
 def assert_no_secret_in(secrets: Set[str], text: str, where: str) -> None:
     leaked = [s[:4] + "..." for s in secrets if s in text]
     assert not leaked, "credentials Heat gave the server appear in %s (starting %s)" % (where, leaked)
+
+
+#: A stack of only boot-config's resource, its user-data (a software config id) as an output.
+BOOT_CONFIG_TOP = {
+    "heat_template_version": "2021-04-16",
+    "parameters": {"image": {"type": "string", "default": "none"}},
+    "resources": {"boot_config": {"type": "Heat::InstallConfigAgent"}},
+    "outputs": {"config": {"value": {"get_attr": ["boot_config", "config"]}},
+                "image": {"value": {"get_param": "image"}}},
+}
+
+
+def _inline_files(node: Any, base: Path, files: Dict[str, str]) -> Any:
+    """Replace each get_file path by its absolute URL and put the file in ``files``, as heatclient does."""
+    if isinstance(node, list):
+        return [_inline_files(item, base, files) for item in node]
+    if isinstance(node, dict):
+        if list(node) == ["get_file"]:
+            path = (base / node["get_file"]).resolve()
+            url = path.as_uri()
+            files[url] = path.read_text()
+            return {"get_file": url}
+        return {key: _inline_files(value, base, files) for key, value in node.items()}
+    return node
+
+
+def boot_config_stack_request(env_file: Path, parameters: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """What python-heatclient sends for ``openstack stack create -e <env> -t <template>`` of boot-config.
+
+    The environment's registry target and every ``get_file`` become absolute file URLs whose contents go
+    in ``files``; ``parameters`` override the environment's parameter_defaults."""
+    env = yaml.safe_load(env_file.read_text())
+    files: Dict[str, str] = {}
+    registry = env["resource_registry"]
+    target = (env_file.parent / registry["Heat::InstallConfigAgent"]).resolve()
+    nested = _inline_files(yaml.safe_load(target.read_text()), target.parent, files)
+    files[target.as_uri()] = yaml.safe_dump(nested)
+    env["resource_registry"] = {"Heat::InstallConfigAgent": target.as_uri()}
+    env.setdefault("parameter_defaults", {}).update(parameters or {})
+    return {"template": BOOT_CONFIG_TOP, "environment": env, "files": files}

@@ -9,38 +9,15 @@ the environment's registry target and every ``get_file`` become absolute file UR
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.boot_config.conftest import BOOT_CONFIG
 from tests.e2e import controlplane
+from tests.e2e.stacks import boot_config_stack_request
 from tests.boot_config.heat_userdata import parts, render
-
-TOP = {
-    "heat_template_version": "2021-04-16",
-    "parameters": {"image": {"type": "string", "default": "none"}},
-    "resources": {"boot_config": {"type": "Heat::InstallConfigAgent"}},
-    "outputs": {"config": {"value": {"get_attr": ["boot_config", "config"]}},
-                "image": {"value": {"get_param": "image"}}},
-}
-
-
-def _inline_files(node: Any, base: Path, files: Dict[str, str]) -> Any:
-    """Replace each get_file path by its absolute URL and put the file in ``files``, as heatclient does."""
-    if isinstance(node, list):
-        return [_inline_files(item, base, files) for item in node]
-    if isinstance(node, dict):
-        if list(node) == ["get_file"]:
-            path = (base / node["get_file"]).resolve()
-            url = path.as_uri()
-            files[url] = path.read_text()
-            return {"get_file": url}
-        return {key: _inline_files(value, base, files) for key, value in node.items()}
-    return node
-
 
 def _meaning(part: str) -> Any:
     """A script part as its text; a cloud-config part as the data cloud-init reads (YAML layout may differ)."""
@@ -49,21 +26,10 @@ def _meaning(part: str) -> Any:
     return part
 
 
-def stack_request(env_file: Path) -> Dict[str, Any]:
-    env = yaml.safe_load(env_file.read_text())
-    files: Dict[str, str] = {}
-    registry = env["resource_registry"]
-    target = (env_file.parent / registry["Heat::InstallConfigAgent"]).resolve()
-    nested = _inline_files(yaml.safe_load(target.read_text()), target.parent, files)
-    files[target.as_uri()] = yaml.safe_dump(nested)
-    env["resource_registry"] = {"Heat::InstallConfigAgent": target.as_uri()}
-    return {"template": TOP, "environment": env, "files": files}
-
-
 @pytest.mark.parametrize("env_name", ["debian_pip_env.yaml", "container_agent_env.yaml"])
 def test_real_heat_renders_the_user_data_our_renderer_renders(heat, env_name):
     env_file = BOOT_CONFIG / env_name
-    request = stack_request(env_file)
+    request = boot_config_stack_request(env_file)
     name = "bootcfg-%s" % uuid.uuid4().hex[:8]
     stack_id = heat.create_stack(name, timeout_mins=5, **request)
     try:
@@ -81,7 +47,7 @@ def test_real_heat_renders_the_user_data_our_renderer_renders(heat, env_name):
 
 
 def test_real_heat_refuses_an_agent_package_that_could_break_out_of_the_script(heat):
-    request = stack_request(BOOT_CONFIG / "debian_pip_env.yaml")
+    request = boot_config_stack_request(BOOT_CONFIG / "debian_pip_env.yaml")
     request["environment"]["parameter_defaults"]["agent_package"] = "os-config-agents'; reboot; '"
     name = "bootcfg-bad-%s" % uuid.uuid4().hex[:8]
     try:
