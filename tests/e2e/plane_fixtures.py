@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from tests.e2e import controlplane
+from tests.support.terminal import say
 
 TIMINGS: List[Tuple[str, float]] = []
 #: Markers of the suites whose scenario times the summary lists.
@@ -33,17 +34,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("e2e and vm timings (real Keystone + Heat)")
     for name, seconds in TIMINGS:
         terminalreporter.write_line("%7.1f s  %s" % (seconds, name))
-
-
-def say(request, text: str) -> None:
-    """Print now, even under output capture: CI shows progress while the control plane starts."""
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if capman is None or reporter is None:
-        print(text)
-        return
-    with capman.global_and_fixture_disabled():
-        reporter.write_line(text)
 
 
 @pytest.fixture(scope="session")

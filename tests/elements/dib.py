@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ELEMENTS = REPO / "elements"
@@ -318,17 +317,6 @@ def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[st
     tail = log_path.read_text(errors="replace")[-6000:]
     assert result.returncode == 0, "disk-image-create failed (%s):\n%s" % (result.returncode, tail)
     return DibBuild(output.with_suffix("." + image_type), list(elements), took, mirrors["DIB_DISTRIBUTION_MIRROR"])
-
-
-def report(request: pytest.FixtureRequest, text: str) -> None:
-    """A line in the test run's output, shown live and not only on failure (build times, sizes)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capman is None:
-        print(text)
-        return
-    with capman.global_and_fixture_disabled():
-        reporter.write_line(text)
 
 
 def loop_devices_of(path: Path) -> str:

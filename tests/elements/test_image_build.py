@@ -27,7 +27,8 @@ from typing import Iterator
 import pytest
 
 from tests.elements.conftest import TYPICAL_CHAIN
-from tests.elements.dib import ELEMENTS, ChrootRoot, can_use_overlay_roots, assert_build_left_nothing, disk_image_create, report
+from tests.elements.dib import ELEMENTS, ChrootRoot, assert_build_left_nothing, can_use_overlay_roots, disk_image_create
+from tests.support.terminal import say
 from tests.servers.swift import SwiftServer
 
 pytestmark = pytest.mark.image
@@ -55,7 +56,7 @@ def build_dir() -> Iterator[Path]:
 def _build(build_dir: Path, agents_wheel: Path, request: pytest.FixtureRequest) -> None:
     """disk-image-create into build_dir/image.tar; prints the build time and the image size."""
     build = disk_image_create(build_dir, agents_wheel, ELEMENT_CHAIN, "tar", timeout=BUILD_TIMEOUT_S)
-    report(request, build.summary())
+    say(request, build.summary())
 
 
 @pytest.fixture(scope="module")

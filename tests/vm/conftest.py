@@ -13,7 +13,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
-from tests.elements.dib import assert_build_left_nothing, build_agents_wheel, can_use_overlay_roots, report
+from tests.elements.dib import assert_build_left_nothing, build_agents_wheel, can_use_overlay_roots
+from tests.support.terminal import say
 from tests.vm.guest import Guest
 from tests.vm.image import build_vm_image
 
@@ -51,14 +52,14 @@ class Images:
             return self.built[kind]
         kept = Path(self.keep) / ("%s.qcow2" % kind) if self.keep else None
         if kept is not None and kept.exists():
-            report(self.request, "vm: booting the %s image kept in %s" % (kind, kept))
+            say(self.request, "vm: booting the %s image kept in %s" % (kind, kept))
             self.built[kind] = kept
             return kept
         build_dir = self.base / kind
         build_dir.mkdir()
         build = build_vm_image(kind, build_dir, self.agents_wheel(), self.base)
         assert_build_left_nothing(build_dir)
-        report(self.request, "vm: %s image: %s" % (kind, build.summary()))
+        say(self.request, "vm: %s image: %s" % (kind, build.summary()))
         image = build.image
         if kept is not None:
             kept.parent.mkdir(parents=True, exist_ok=True)

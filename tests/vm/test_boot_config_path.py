@@ -19,7 +19,7 @@ import pytest
 
 from tests.boot_config.conftest import BOOT_CONFIG
 from tests.e2e.stacks import boot_config_stack_request, deployment_template, outputs_of, wait_for_occ_settings
-from tests.elements.dib import report
+from tests.support.terminal import say
 from tests.vm.guest import nova_config_drive
 from tests.vm.wheelhouse import IndexServer, build_wheelhouse
 
@@ -87,7 +87,7 @@ def test_boot_config_installs_the_agents_and_the_deployment_completes(
         cloud_init = guest.sh("cloud-init status --long || true; tail -n 40 /var/log/cloud-init-output.log")
         assert stack["stack_status"] == "CREATE_COMPLETE", "%s: %s\ncloud-init:\n%s" % (
             stack["stack_status"], stack.get("stack_status_reason"), cloud_init)
-        report(request, "vm: power-on -> CREATE_COMPLETE %.0f s (boot-config path: cloud-init, pip from the "
+        say(request, "vm: power-on -> CREATE_COMPLETE %.0f s (boot-config path: cloud-init, pip from the "
                "test's index, the agent started)" % took)
         assert outputs_of(stack)["out_result"] == "installed by boot-config"
         assert guest.sh("systemctl is-active os-collect-config").strip() == "active"

@@ -20,7 +20,7 @@ from heat_config.dispatch import INTERRUPTED_MESSAGE
 from tests.e2e import controlplane
 from tests.e2e.stacks import (assert_no_secret_in, deployment_events, deployment_template, outputs_of,
                               server_secrets, wait_for_occ_settings)
-from tests.elements.dib import report
+from tests.support.terminal import say
 from tests.support.wait import wait_for
 from tests.vm.guest import Guest, nova_config_drive
 
@@ -140,7 +140,7 @@ def test_first_boot_runs_the_deployment_to_create_complete(server, request):
     booted = time.monotonic() - powered_on
     stack = server.wait("CREATE_COMPLETE")
     took = time.monotonic() - powered_on
-    report(request, "vm: power-on -> shell %.0f s, power-on -> CREATE_COMPLETE %.0f s (image path, %s)"
+    say(request, "vm: power-on -> shell %.0f s, power-on -> CREATE_COMPLETE %.0f s (image path, %s)"
            % (booted, took, os.environ.get("OCA_VM_ACCEL", "tcg")))
     server.secrets = server_secrets(server.heat, server.name, server.stack_id)
     out = outputs_of(stack)
@@ -155,7 +155,7 @@ def test_reboot_reruns_nothing_and_an_update_runs_once(server, request):
     took = server.guest.reboot()
     server.update("second")
     server.wait("UPDATE_COMPLETE")
-    report(request, "vm: reboot -> shell %.0f s" % took)
+    say(request, "vm: reboot -> shell %.0f s" % took)
     # Had anything re-run after the reboot, its start line would come before the update's.
     assert server.runs() == ("CREATE hello start\nCREATE hello done\n"
                              "UPDATE second start\nUPDATE second done\n"), server.journal()[-4000:]
@@ -168,7 +168,7 @@ def test_power_cut_during_a_hook_is_reported_interrupted_and_never_rerun(server,
     server.guest.power_cut()
     powered_on = server.guest.power_on()
     stack = server.wait("UPDATE_FAILED")
-    report(request, "vm: power cut mid-hook -> power-on -> UPDATE_FAILED %.0f s" % (time.monotonic() - powered_on))
+    say(request, "vm: power cut mid-hook -> power-on -> UPDATE_FAILED %.0f s" % (time.monotonic() - powered_on))
     server.guest.wait_booted(BOOT_TIMEOUT_S)
     stderr = outputs_of(stack).get("deploy_stderr") or ""
     assert INTERRUPTED_MESSAGE.split("(")[0].strip() in stderr, server.explain(stack)
@@ -192,7 +192,7 @@ def test_power_cut_with_a_signal_pending_delivers_it_exactly_once(server, reques
     signals_before = server.signal_events()
     powered_on = server.guest.power_on()
     stack = server.wait("UPDATE_COMPLETE")
-    report(request, "vm: power cut with a signal pending -> power-on -> UPDATE_COMPLETE %.0f s"
+    say(request, "vm: power cut with a signal pending -> power-on -> UPDATE_COMPLETE %.0f s"
            % (time.monotonic() - powered_on))
     assert outputs_of(stack)["out_result"] == "pending from the guest"
     server.guest.wait_booted(BOOT_TIMEOUT_S)
@@ -216,7 +216,7 @@ def test_long_heat_api_outage_the_unit_backs_off_and_the_signal_arrives(server, 
     finally:
         server.heat_api_up()
     stack = server.wait("UPDATE_COMPLETE", timeout=600)
-    report(request, "vm: heat-api down %.0f s; signal delivered %.0f s after it came back"
+    say(request, "vm: heat-api down %.0f s; signal delivered %.0f s after it came back"
            % (OUTAGE_S, time.monotonic() - started - OUTAGE_S))
     assert outputs_of(stack)["out_result"] == "outage from the guest"
     assert server.restarts() == restarts == 0
