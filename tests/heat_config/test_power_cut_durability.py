@@ -9,6 +9,7 @@ dir, an fsync of the temp file before its rename.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -34,7 +35,7 @@ def test_every_state_file_is_flushed_before_it_is_renamed_into_place(hc, cloud):
     flushed = set()
     renamed = []
     for call in trace.read_text().splitlines():
-        body = call.split(" ", 1)[1] if call[:1].isdigit() else call
+        body = re.sub(r"^\d+\s+", "", call)  # strace -f starts each line with the pid, padded to 5 columns
         if body.startswith("fsync(") and "<" in body:
             flushed.add(body.split("<", 1)[1].split(">", 1)[0])
         elif body.startswith("rename(") and str(deployed(hc)) in body.split('"')[3]:
