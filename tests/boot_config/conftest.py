@@ -23,7 +23,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import pytest
 
 from tests.elements.dib import apt_mirrors
-
 from tests.servers.cfn import CfnServer
 from tests.support.sandbox import PLANTED_SECRETS
 

@@ -65,5 +65,3 @@ def control_plane(request, tmp_path_factory) -> Dict[str, Any]:
 @pytest.fixture(scope="session")
 def heat(control_plane) -> controlplane.Heat:
     return controlplane.Heat(control_plane)
-
-

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
-
 REPO = Path(__file__).resolve().parents[2]
 ELEMENTS = REPO / "elements"
 
@@ -266,9 +265,9 @@ def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[st
                       timeout: float, elements_path: Sequence[Path] = (), wrapper: Sequence[str] = (),
                       packages: Sequence[str] = (), settings: Optional[Mapping[str, str]] = None,
                       tools_dir: Optional[Path] = None, release: str = RELEASE) -> DibBuild:
-    """diskimage-builder (from PyPI, in build_dir's own venv) builds ``build_dir/image.<type>``.
+    """diskimage-builder (from PyPI, in its own venv) builds ``build_dir/image.<type>``.
 
-    Every file of the build (venv, caches, locks, temp) stays in ``build_dir``; ``wrapper`` is a command
+    Every file of the build (locks, temp, log, image) stays in ``build_dir``; ``wrapper`` is a command
     the build runs under (the VM suite's private mount namespace with its device-mapper stand-ins);
     ``packages`` are disk-image-create's ``-p`` list, ``settings`` more DIB_* variables for the elements.
     ``tools_dir`` (default ``build_dir``) holds diskimage-builder's venv and image cache, so that builds

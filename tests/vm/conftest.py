@@ -70,10 +70,12 @@ class Images:
 
 @pytest.fixture(scope="session")
 def vm_images(request: pytest.FixtureRequest) -> Iterator[Images]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: loop devices, mount namespaces and chroot for the image build")
     why_not = can_use_overlay_roots()
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
-    if why_not or missing:
-        pytest.skip(why_not or "needs %s (scripts/debian-packages.txt)" % ", ".join(missing))
+    assert not (why_not or missing), (why_not or "%s missing: scripts/setup installs them "
+                                      "(scripts/debian-packages.txt)" % ", ".join(missing))
     base = Path(tempfile.mkdtemp(prefix="oca-vm-image-"))
     try:
         yield Images(request, base)
