@@ -43,6 +43,9 @@ PATHS: Dict[str, PathSetting] = {
     "heat_config_deployed": PathSetting("/var/lib/heat-config/deployed", "HEAT_CONFIG_DEPLOYED"),
     "heat_config_deployed_old": PathSetting("/var/run/heat-config/deployed", "HEAT_CONFIG_DEPLOYED_OLD"),
     "heat_config_notify": PathSetting("heat-config-notify", "HEAT_CONFIG_NOTIFY"),
+    # the log sockets of --use-journal / --use-syslog (ours: tests point them at a socket they own, or none)
+    "journal_socket": PathSetting("/run/systemd/journal/socket", "OS_CONFIG_AGENTS_JOURNAL_SOCKET"),
+    "syslog_socket": PathSetting("/dev/log", "OS_CONFIG_AGENTS_SYSLOG_SOCKET"),
 }
 
 #: Hook directories searched after ``$HEAT_CONFIG_HOOKS`` (SPEC §6.2).

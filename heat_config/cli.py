@@ -12,41 +12,46 @@ import math
 import sys
 from typing import List, Optional
 
-from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
+from agent_common.cli import add_subparser, new_parser
+from agent_common.logs import setup_logging
 from heat_config import hook_cli, run_locally, status
 from heat_config.dispatch import DispatchSettings
 from heat_config.dispatch import main as dispatch_main
 
 COMMANDS = ("dispatch", "status", "run", "hook")
+TOOL = "heat-config"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="heat-config",
-        description="Run Heat software deployments through their hooks and signal the results to Heat.",
+    parser = new_parser(
+        "heat-config",
+        "Run Heat software deployments through their hooks and signal the results to Heat.",
+        ["heat-config                          # process the deployments (what 55-heat-config runs)",
+         "heat-config status --wait --timeout 600",
+         "heat-config run hello.yaml --input name=world --log-format json"],
     )
     sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("dispatch", help="process the deployments file (the default; what 55-heat-config runs)")
+    d = add_subparser(sub, "dispatch", ["heat-config dispatch --signals-only"], help="process the deployments file (the default; what 55-heat-config runs)")
     d.add_argument("--signals-only", action="store_true",
                    help="only retry signals still pending from earlier runs; run no hook")
-    s = sub.add_parser("status", help="show what happened to each deployment; runs nothing")
+    s = add_subparser(sub, "status", ["heat-config status", "heat-config status --json"], help="show what happened to each deployment; runs nothing")
     s.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     s.add_argument("--wait", action="store_true",
                    help="block until every current deployment is finished and signalled; "
                         "exit 0 if all succeeded, 1 if any failed, 2 on time-out")
     s.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S seconds")
-    r = sub.add_parser("run", help="run one SoftwareConfig or deployment file here, without Heat or signal")
+    r = add_subparser(sub, "run", ["heat-config run hello.yaml --input name=world"], help="run one SoftwareConfig or deployment file here, without Heat or signal")
     r.add_argument("file", help="SoftwareConfig or deployment, JSON or YAML")
     r.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input value (repeatable)")
     r.add_argument("--action", default="CREATE", help="deploy_action to run with (default CREATE)")
-    h = sub.add_parser("hook", help="run the hook of GROUP on the deployment JSON on stdin (heat-config-hook)")
+    h = add_subparser(sub, "hook", ["heat-config hook script < deployment.json"], help="run the hook of GROUP on the deployment JSON on stdin (heat-config-hook)")
     h.add_argument("group")
     return parser
 
 
-def dispatch(signals_only: bool = False) -> int:
+def dispatch(signals_only: bool = False, log_format: Optional[str] = None) -> int:
     """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
-    setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
+    setup_logging(TOOL, level=logging.DEBUG, log_format_choice=log_format)
     return dispatch_main(DispatchSettings.from_environ(), signals_only=signals_only)
 
 
@@ -54,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:  # the common case, every os-refresh-config run
         return dispatch()
-    if args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help"):
+    if args_list[0] not in COMMANDS and args_list[0].split("=")[0] not in ("-h", "--help", "--version", "--log-format"):
         args_list.insert(0, "dispatch")
     args = _parser().parse_args(args_list)
 
@@ -73,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return status.main(settings.config_file, settings.deployed_dir, sys.stdout, sys.stderr,
                            as_json=args.json, wait=args.wait, timeout=args.timeout)
 
-    setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
+    setup_logging(TOOL, level=logging.DEBUG, log_format_choice=args.log_format)
     if args.command == "run":
         try:
             data, code = run_locally.run(args.file, args.input, args.action)
@@ -84,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.write("\n")
         return code
 
-    return dispatch(args.signals_only)
+    return dispatch(getattr(args, "signals_only", False), args.log_format)
 
 
 if __name__ == "__main__":  # pragma: no cover

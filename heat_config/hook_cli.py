@@ -33,17 +33,22 @@ def parse_args(argv: List[str]) -> Tuple[str, bool]:
     """
     if len(argv) == 1 and not argv[0].startswith("-"):
         return argv[0], False
-    import argparse
+    from agent_common.cli import new_parser
+    from agent_common.logs import LOG_FORMAT_ENV
 
-    parser = argparse.ArgumentParser(
-        prog="heat-config-hook",
-        description="Run the hook of GROUP on the deployment JSON read from stdin; print its result JSON.",
+    parser = new_parser(
+        "heat-config-hook",
+        "Run the hook of GROUP on the deployment JSON read from stdin; print its result JSON.",
+        ["heat-config-hook script < deployment.json",
+         "HEAT_SHELL_CONFIG=/run/heat-config/heat-config heat-config-hook docker-compose --refresh"],
     )
     parser.add_argument("group", help="hook group, e.g. script")
     parser.add_argument("--refresh", action="store_true",
                         help="run the group's os-refresh-config companion (configure.d/50-heat-config-GROUP) "
                              "instead of a hook; it reads $HEAT_SHELL_CONFIG, not stdin")
     args = parser.parse_args(argv)
+    if args.log_format:  # read by the hook's logging setup, and passed on to what the hook runs
+        os.environ[LOG_FORMAT_ENV] = args.log_format
     return args.group, args.refresh
 
 

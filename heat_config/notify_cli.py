@@ -17,13 +17,14 @@ from typing import Any, List, Optional
 from agent_common.backoff import Backoff
 from agent_common.deployment_contract import deployment_label, input_values, inputs_problem, register_input_secrets
 from agent_common.documents import loads_json, read_bytes
+from agent_common.cli import common_flags
 from agent_common.logs import setup_logging
 from heat_config.journal import SIGNAL_REFUSED, SIGNALLED, Journal
 from heat_config.signals import BACKOFF_CAP_S, BACKOFF_INITIAL_S, SignalFailed, client_for, retry_budget, routes
 
-LOG = logging.getLogger("heat-config-notify")
+TOOL = "heat-config-notify"
+LOG = logging.getLogger(TOOL)
 
-FORMAT = "[%(asctime)s] (heat-config-notify) [%(levelname)s] %(message)s"
 USAGE = "Usage:\n  heat-config-notify /path/to/config.json < /path/to/signal_data.json"
 EX_TEMPFAIL = 75
 
@@ -63,8 +64,8 @@ def send_with_retry(transports: List[Any], data: Any, budget_s: float) -> Option
 
 
 def main(argv: Optional[List[str]] = None, stdin: Any = None) -> int:
-    setup_logging(level=logging.DEBUG, fmt=FORMAT, datefmt=None)
-    args = list(sys.argv[1:] if argv is None else argv)
+    args, chosen = common_flags(sys.argv[1:] if argv is None else argv, TOOL)
+    setup_logging(TOOL, level=logging.DEBUG, log_format_choice=chosen)
     stdin = stdin or sys.stdin
     if not args:
         LOG.error(USAGE)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import List, Optional
 
+from agent_common.cli import common_flags
 from agent_common.deployment_contract import id_problem
 from agent_common.documents import loads_json
 from agent_common.paths import get_path
@@ -20,8 +21,7 @@ from heat_config.deployment import OAC_GROUPS, group_of
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
+    argv, _ = common_flags(sys.argv[1:] if argv is None else argv, "heat-config-rebuild-deployed")
     if argv:
         print("Usage: heat-config-rebuild-deployed", file=sys.stderr)
         return 1

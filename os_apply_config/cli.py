@@ -18,8 +18,7 @@ from typing import Any, Optional, Sequence
 from agent_common.paths import PATHS
 
 LOG = logging.getLogger("os-apply-config")
-LOG_FORMAT = "[%(asctime)s] [%(levelname)s] %(message)s"
-DATE_FORMAT = "%Y/%m/%d %I:%M:%S %p"
+TOOL = "os-apply-config"
 LEGACY_TEMPLATE_ROOTS = ("/opt/stack/os-apply-config/templates", "/opt/stack/os-config-applier/templates")
 LOG_FILE_ENV = "OS_APPLY_CONFIG_LOG_FILE"
 BOOLEAN_NOT_BOOLEAN = 255
@@ -54,11 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     from os_apply_config.metadata import DEFAULT_FALLBACK
     from os_apply_config.value_types import TYPES
 
-    p = argparse.ArgumentParser(
-        prog=os.path.basename(sys.argv[0]) or "os-apply-config",
-        description="Render the template tree against the JSON metadata files named by the colon-separated "
+    from agent_common.cli import new_parser
+
+    p = new_parser(
+        os.path.basename(sys.argv[0]) or "os-apply-config",
+        "Render the template tree against the JSON metadata files named by the colon-separated "
         "OS_CONFIG_FILES (or --metadata, or the --os-config-files list). The fallback metadata files are read "
         "only when none of those files exists.",
+        ["os-apply-config -t templates/ -o /tmp/out -m metadata.json   # render into /tmp/out",
+         "os-apply-config --key heat.auth_url --type netaddress          # print one value",
+         "OS_CONFIG_FILES=/var/lib/os-collect-config/heat.json os-apply-config --validate"],
     )
     p.add_argument("-t", "--templates", metavar="TEMPLATE_ROOT", default=None,
                    help="Template root directory (default: $OS_CONFIG_APPLIER_TEMPLATES or %s)."
@@ -89,7 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--os-config-files", default=None, metavar="PATH",
                    help="JSON list of metadata files, used when OS_CONFIG_FILES is not set (default: "
                    "$OS_CONFIG_FILES_PATH or %s)." % PATHS["oac_os_config_files"].default)
-    p.add_argument("--version", action="store_true", help="Print the version and exit.")
     return p
 
 
@@ -102,13 +105,13 @@ def _log_file(output_root: str, querying: bool) -> Optional[str]:
     return None
 
 
-def _setup_logging(log_file: Optional[str]) -> None:
+def _setup_logging(log_file: Optional[str], log_format: Optional[str]) -> None:
     from agent_common.logs import setup_logging
 
     try:
-        setup_logging(fmt=LOG_FORMAT, datefmt=DATE_FORMAT, log_file=log_file)
+        setup_logging(TOOL, log_format_choice=log_format, log_file=log_file)
     except OSError as exc:
-        setup_logging(fmt=LOG_FORMAT, datefmt=DATE_FORMAT)
+        setup_logging(TOOL, log_format_choice=log_format)
         LOG.warning("cannot open log file %s: %s; logging to stderr only", log_file, exc.strerror)
 
 
@@ -196,16 +199,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = build_parser().parse_args(argv)
     explicit_root = opts.templates is not None
     templates = opts.templates if explicit_root else default_templates()
-    if opts.version:
-        from importlib.metadata import version
-
-        print(version("os-config-agents"))
-        return 0
     if opts.print_templates:
         print(templates)
         return 0
     querying = bool(opts.key or opts.boolean_key)
-    _setup_logging(_log_file(opts.output, querying))
+    _setup_logging(_log_file(opts.output, querying), opts.log_format)
     if opts.key and opts.boolean_key:
         LOG.warning("--key is not compatible with --boolean-key. --boolean-key ignored.")
     from os_apply_config.metadata import MetadataError

@@ -16,11 +16,12 @@ import os
 import signal
 import sys
 
+from agent_common.cli import new_parser
 from os_collect_config import collectors as registry
 from os_collect_config.collectors.base import Option
 from os_collect_config.config import (
     ALIASES, DEFAULT_GROUP, FILE_ONLY, GLOBAL_OPTIONS, KEYSTONE_OPTIONS, LOG_OPTIONS, PROG,
-    CliEvent, ConfigError, GroupLoader, OptionTable, Settings, check, convert, resolve,
+    CliEvent, ConfigError, GroupLoader, OptionTable, Settings, check, convert, resolve, secret_warnings,
 )
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
@@ -28,6 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Dict, List, Optional, Sequence
 
 LOG = logging.getLogger("os-collect-config")
+
+EXAMPLES = (
+    "os-collect-config --check-config --config-file /etc/os-collect-config.conf",
+    "os-collect-config --print --local-path /var/lib/os-collect-config/local-data local",
+    "os-collect-config --command os-refresh-config --log-format json",
+)
 
 
 class _Record(argparse.Action):
@@ -44,23 +51,8 @@ class _Record(argparse.Action):
         namespace.events.append(CliEvent(self.kind, self.group, self.key, value, option_string or ""))
 
 
-class _Version(argparse.Action):
-    """--version from the package metadata, imported only when asked for."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: Optional[str] = None) -> None:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            text = version("os-config-agents")
-        except PackageNotFoundError:
-            text = "unknown"
-        sys.stdout.write("%s\n" % text)
-        parser.exit()
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter without its import of shutil for the terminal width (start-up time)."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter (examples kept as written) without its import of shutil for the terminal width."""
 
     def __init__(self, prog: str, **kwargs: Any) -> None:
         if kwargs.get("width") is None:
@@ -123,13 +115,16 @@ def groups_mentioned(argv: Sequence[str], table: OptionTable) -> List[str]:
 
 
 def build_parser(table: OptionTable, groups: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        formatter_class=_Formatter,
-        description="Collect metadata from the configured sources, cache it, and run a command when it "
-                    "changes (or print it as JSON when no command is given).",
+    parser = new_parser(
+        PROG,
+        "Collect metadata from the configured sources, cache it, and run a command when it "
+        "changes (or print it as JSON when no command is given).",
+        EXAMPLES, log_format=False, formatter_class=_Formatter,
     )
-    parser.add_argument("--version", action=_Version, nargs=0, help="Show the version and exit.")
+    parser.add_argument("--check-config", action="store_true", default=False,
+                        help="Read the configuration as a run would, print the effective settings (secrets "
+                             "masked) and every warning, and exit: 1 if there is an error, else 0. Runs no "
+                             "collector.")
     parser.add_argument("--config-file", action=_Record, kind="file", metavar="PATH", default=argparse.SUPPRESS,
                         help="Path to a config file to use; may be repeated, later files win. Default: the "
                              "first existing of ~/os-collect-config.conf and /etc/os-collect-config.conf.")
@@ -158,7 +153,9 @@ def parse(argv: Sequence[str], home: Optional[str] = None) -> Settings:
     table = option_table()
     parser = build_parser(table, groups_mentioned(argv, table))
     namespace = parser.parse_args(list(argv), argparse.Namespace(events=[]))
-    return resolve(namespace.events, namespace.collectors, table, home)
+    settings = resolve(namespace.events, namespace.collectors, table, home)
+    settings.check_only = namespace.check_config
+    return settings
 
 
 def setup_logging(settings: Settings) -> None:
@@ -169,20 +166,17 @@ def setup_logging(settings: Settings) -> None:
     log_file = opts["log_file"]
     if opts["log_dir"]:
         log_file = os.path.join(opts["log_dir"], log_file or "%s.log" % PROG)
-    extra: List[logging.Handler] = []
+    use_stream = opts["use_stderr"] if opts["use_stderr"] is not None else not (log_file or opts["use_journal"])
     try:
-        if opts["use_syslog"]:
-            extra.append(logs.syslog_handler(opts["syslog_log_facility"]))
-        if opts["use_journal"]:
-            extra.append(logs.JournalHandler(PROG))
-        use_stream = opts["use_stderr"] if opts["use_stderr"] is not None else not (log_file or opts["use_journal"])
         logs.setup_logging(
+            PROG,
             level=logging.DEBUG if opts["debug"] else logging.INFO,
             datefmt=opts["log_date_format"],
-            json_lines=opts["use_json"],
+            log_format_choice=opts["log_format"] or ("json" if opts["use_json"] else None),
             log_file=log_file,
             use_stream=use_stream,
-            extra_handlers=extra,
+            journal=opts["use_journal"],
+            syslog_facility=opts["syslog_log_facility"] if opts["use_syslog"] else None,
         )
     except (OSError, ValueError) as exc:
         raise ConfigError("logging: %s" % exc) from exc
@@ -200,11 +194,8 @@ def setup_logging(settings: Settings) -> None:
 
 def warn_about_secrets(settings: Settings) -> None:
     """Say where a secret is exposed (weakness 20)."""
-    for flag in settings.secrets_on_cli:
-        LOG.warning("%s was given on the command line, where other users can read it (ps); "
-                    "put it in the config file instead.", flag)
-    for path in settings.exposed_secret_files:
-        LOG.warning("Config file %s holds a secret but other users can read it; chmod 600 it.", path)
+    for warning in secret_warnings(settings):
+        LOG.warning("%s", warning)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -219,8 +210,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if settings.print_cachedir:
             print(settings.cachedir)
             return 0
-        setup_logging(settings)
+        if settings.check_only:
+            from os_collect_config.check import check_config
+
+            return check_config(settings, option_table(), sys.stdout, sys.stderr)
         check(settings, registry.REGISTRY)
+        setup_logging(settings)
+        for warning in settings.warnings:
+            LOG.warning("%s", warning)
         warn_about_secrets(settings)
         if settings.force:
             settings.one_time = True

@@ -21,7 +21,7 @@ from os_collect_config.collectors.base import Option
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+    from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 PROG = "os-collect-config"
 DEFAULT_GROUP = "DEFAULT"
@@ -81,10 +81,22 @@ LOG_OPTIONS: Tuple[Option, ...] = (
     Option("use-syslog", type="bool", default=False, help="Also send logs to syslog (/dev/log)."),
     Option("use-journal", type="bool", default=False, help="Send logs to the systemd journal."),
     Option("syslog-log-facility", default="LOG_USER", help="Syslog facility, for example LOG_LOCAL0."),
-    Option("use-json", type="bool", default=False, help="Write log records as JSON lines."),
+    Option("use-json", type="bool", default=False, help="Write log records as JSON lines (as --log-format json)."),
+    Option("log-format", help="Log line format: text or json (one JSON object per line); default: "
+                              "$OS_CONFIG_AGENTS_LOG_FORMAT, else json with --use-json, else text. The format is "
+                              "passed on to the command."),
     Option("use-stderr", type="bool", default=None,
            help="Log to stderr (config file only); default: yes unless a log file or the journal is used."),
 )
+#: oslo.log and oslo.config options the original accepts in a file that have no effect here: no warning for them.
+ACCEPTED_UNUSED = frozenset({
+    "config_file", "config_dir", "config_source", "default_log_levels", "fatal_deprecations", "instance_format",
+    "instance_uuid_format", "log_color", "log_rotate_interval", "log_rotate_interval_type", "log_rotation_type",
+    "logging_context_format_string", "logging_debug_format_suffix", "logging_default_format_string",
+    "logging_exception_prefix", "logging_user_identity_format", "max_logfile_count", "max_logfile_size_mb",
+    "publish_errors", "rate_limit_burst", "rate_limit_except_level", "rate_limit_interval", "verbose",
+    "watch_log_file",
+})
 #: Options a config file may set but the command line may not (as oslo.log declares them).
 FILE_ONLY = frozenset({"use_stderr"})
 #: Deprecated spellings accepted both on the command line and in files.
@@ -137,6 +149,10 @@ class Settings(Record):
     collectors_explicit: bool = False
     #: "group.key" → where its value was set ("file:line" or the flag), for error messages.
     origins: Dict[str, str] = fresh(dict)
+    #: What the config files hold that the original would silently ignore (SPEC §12.16), one line each.
+    warnings: List[str] = fresh(list)
+    #: --check-config: print the settings and warnings, run nothing.
+    check_only: bool = False
 
     def origin(self, group: str, key: str, value: Optional[str] = None) -> str:
         """`` (set at <where>)`` for an option (or one value of a multi option) set by the user, else empty."""
@@ -181,6 +197,8 @@ class IniValue(Record):
     value: str
     path: str
     lineno: int
+    #: The line of the section header, for a warning about the section.
+    section_lineno: int = 0
 
     def where(self) -> str:
         return "%s:%d" % (self.path, self.lineno)
@@ -196,6 +214,7 @@ def parse_ini(path: str) -> List[IniValue]:
         raise ConfigError("cannot read config file %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from exc
     out: List[IniValue] = []
     section: Optional[str] = None
+    section_lineno = 0
     pending: Optional[IniValue] = None
     parts: List[str] = []
 
@@ -223,7 +242,7 @@ def parse_ini(path: str) -> List[IniValue]:
         if line.startswith("["):
             if not line.endswith("]") or len(line) <= 2:
                 raise fail(lineno, "invalid section header", line)
-            section = line[1:-1]
+            section, section_lineno = line[1:-1], lineno
         elif line.startswith(("#", ";")):
             continue
         else:
@@ -238,7 +257,7 @@ def parse_ini(path: str) -> List[IniValue]:
                 raise fail(lineno, "assignment before any [section]", line)
             if value and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
-            pending, parts = IniValue(section, key, "", path, lineno), [value]
+            pending, parts = IniValue(section, key, "", path, lineno, section_lineno), [value]
     flush()
     return out
 
@@ -375,17 +394,26 @@ class Resolver:
         #: Where each option's value came from ("file:line" or "--flag"), for error messages.
         self.origins: Dict[str, str] = {}
         self.secret_values: List[str] = []
+        #: Unknown sections and options of the files read (SPEC §12.16).
+        self.warnings: List[str] = []
 
     def apply_file(self, path: str) -> None:
         groups_by_lower = {g.lower(): g for g in self.table if g != DEFAULT_GROUP}
         holds_secret = False
+        unknown_sections: Set[str] = set()
         for item in parse_ini(path):
             group = DEFAULT_GROUP if item.section == DEFAULT_GROUP else groups_by_lower.get(item.section.lower())
-            if group is None:
-                continue  # unknown sections are ignored, as oslo.config does
+            if group is None:  # ignored, as oslo.config does; said once per section (SPEC §12.16)
+                if item.section not in unknown_sections:
+                    unknown_sections.add(item.section)
+                    self.warnings.append(self._unknown_section(item))
+                continue
             opt = self.table[group].get(item.key)
             if opt is None:
-                continue  # unknown keys (and dashed spellings) are ignored silently (SPEC §2.1.2)
+                # ignored, as oslo.config does with unknown keys and dashed spellings (SPEC §2.1.2)
+                if item.key.replace("-", "_") not in ACCEPTED_UNUSED:
+                    self.warnings.append(self._unknown_key(item, group))
+                continue
             try:
                 value = convert(opt, item.value) if opt.type != "multi" else item.value
             except ValueError as exc:
@@ -402,6 +430,16 @@ class Resolver:
         self.files_read.append(path)
         if holds_secret:
             self.secret_files.append(path)
+
+    def _unknown_section(self, item: IniValue) -> str:
+        known = [g for g in self.table]
+        return "%s:%d: unknown section [%s], ignored with everything in it%s" % (
+            item.path, item.section_lineno, item.section, _did_you_mean(item.section, known, "[%s]"))
+
+    def _unknown_key(self, item: IniValue, group: str) -> str:
+        known = [k for k, opt in self.table[group].items() if group != DEFAULT_GROUP or k == opt.key]
+        return "%s: unknown option %s in [%s], ignored%s" % (
+            item.where(), item.key, item.section, _did_you_mean(item.key.replace("-", "_"), known, "%s"))
 
     def apply_dir(self, directory: str) -> None:
         for path in _dir_conf_files(directory):
@@ -517,9 +555,27 @@ def resolve(
         exposed_secret_files=[p for p in dict.fromkeys(resolver.secret_files) if _readable_by_others(p)],
         secret_values=resolver.secret_values,
         collectors_explicit=bool(positional_collectors or file_collectors),
+        warnings=resolver.warnings + _defaults_note(resolver, positional_collectors, file_collectors),
         origins={**resolver.origins,
                  **{_origin_key(DEFAULT_GROUP, "collectors", c): "the command line" for c in positional_collectors}},
     )
+
+
+def _defaults_note(resolver: Resolver, positional: Sequence[str], from_files: Sequence[str]) -> List[str]:
+    """When an ignored line looks like ``collectors`` and nothing set it, say that the defaults run (issue 15.2)."""
+    if positional or from_files or not any("did you mean collectors?" in w for w in resolver.warnings):
+        return []
+    return ["collectors is not set, so the default collectors run: %s (ec2 polls http://169.254.169.254)"
+            % " ".join(DEFAULT_COLLECTORS)]
+
+
+def _did_you_mean(name: str, known: Sequence[str], shape: str) -> str:
+    """``; did you mean <closest>?`` (difflib, case-insensitive), or nothing when no known name is close."""
+    import difflib
+
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return "; did you mean %s?" % (shape % by_lower[close[0]]) if close else ""
 
 
 def _origin_key(group: str, key: str, value: Optional[str]) -> str:
@@ -533,6 +589,14 @@ def _readable_by_others(path: str) -> bool:
         return False
 
 
+def secret_warnings(settings: Settings) -> List[str]:
+    """Where a secret is exposed (weakness 20): on the command line, or in a file others can read."""
+    return ["%s was given on the command line, where other users can read it (ps); put it in the config file "
+            "instead." % flag for flag in settings.secrets_on_cli] + [
+            "Config file %s holds a secret but other users can read it; chmod 600 it." % path
+            for path in settings.exposed_secret_files]
+
+
 def check(settings: Settings, known_collectors: Iterable[str]) -> None:
     """Semantic checks done after parsing: unknown collectors, a local path that is a file (numbers: ``convert``)."""
     known = list(known_collectors)
@@ -541,6 +605,18 @@ def check(settings: Settings, known_collectors: Iterable[str]) -> None:
         where = settings.origin(DEFAULT_GROUP, "collectors", unknown[0])
         raise ConfigError("collectors%s: unknown collector %s (valid: %s)"
                           % (where, ", ".join(repr(u) for u in unknown), " ".join(known)))
+    log_format = settings.logging["log_format"]
+    if log_format not in (None, "text", "json"):
+        raise ConfigError("log_format%s: %r is not a log format (text or json)"
+                          % (settings.origin(DEFAULT_GROUP, "log_format"), log_format))
+    if settings.logging["use_syslog"]:
+        from agent_common.logs import syslog_facility_code
+
+        try:
+            syslog_facility_code(settings.logging["syslog_log_facility"])
+        except ValueError as exc:
+            raise ConfigError("syslog_log_facility%s: %s"
+                              % (settings.origin(DEFAULT_GROUP, "syslog_log_facility"), exc)) from None
     if settings.command_timeout is not None and settings.command_timeout <= 0:
         settings.command_timeout = None  # 0 means no limit, as for other timeouts
     if "local" in settings.collectors:

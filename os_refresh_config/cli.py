@@ -15,15 +15,16 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from agent_common.logs import setup_logging
+from agent_common.cli import new_parser
+from agent_common.logs import log_format, setup_logging
 from agent_common.paths import PATHS
 from os_refresh_config import runparts
 from os_refresh_config.lock import LockError, RunLock
 
 PHASES = ("pre-configure", "configure", "post-configure", "migration")
 LEVELS = ["ERROR", "WARN", "CRITICAL", "INFO", "DEBUG"]
-LOG_FORMAT = "[%(asctime)s] (os-refresh-config) [%(levelname)s] %(message)s"
-LOG = logging.getLogger("os-refresh-config")
+TOOL = "os-refresh-config"
+LOG = logging.getLogger(TOOL)
 
 
 def default_base_dir(
@@ -51,17 +52,17 @@ def _seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="os-refresh-config",
-        description="Run the configuration phases (pre-configure, configure, post-configure, migration) "
+    p = new_parser(
+        TOOL,
+        "Run the configuration phases (pre-configure, configure, post-configure, migration) "
         "found under the base directory; set OS_REFRESH_CONFIG_BASE_DIR to choose it. Stops at the first "
         "failing phase, runs error.d and exits 1.",
+        ["os-refresh-config",
+         "OS_REFRESH_CONFIG_BASE_DIR=$PWD/orc os-refresh-config --lockfile /tmp/orc.lock --log-format json"],
     )
     p.add_argument("--print-base", action="store_true", help="Print the base directory and exit.")
     p.add_argument("--print-phases", action="store_true", help="Print the phases (tab separated) and exit.")
     p.add_argument("--log-level", default="INFO", choices=LEVELS, help="Log level (default: INFO).")
-    p.add_argument("--log-format", default="text", choices=["text", "json"],
-                   help="text (default) or json: one JSON object per log line.")
     p.add_argument("--lockfile", default=PATHS["orc_lockfile"].default,
                    help="Lock file that keeps runs from overlapping (default: %(default)s).")
     p.add_argument("--lock-timeout", type=_seconds, default=600.0, metavar="SECONDS",
@@ -150,16 +151,6 @@ class Runner:
                                        "timed_out": s.timed_out}})
 
 
-def _json_emitter() -> runparts.Emit:
-    log = logging.getLogger("dib-run-parts")
-
-    def emit(message: str) -> None:
-        if message.strip():
-            log.info("%s", message)
-
-    return emit
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     options = build_parser().parse_args(argv)
     base = default_base_dir()
@@ -170,9 +161,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\t".join(PHASES))
         return 0
 
-    setup_logging(level=logging.getLevelName(options.log_level), fmt=LOG_FORMAT, datefmt=None,
-                  json_lines=options.log_format == "json")
-    emit = _json_emitter() if options.log_format == "json" else runparts.stderr_emitter()
+    options.log_format = log_format(options.log_format)
+    setup_logging(TOOL, level=logging.getLevelName(options.log_level), log_format_choice=options.log_format)
+    emit = runparts.log_emitter()
     runparts.stop_on_signals()
 
     lock = RunLock(options.lockfile)

@@ -12,6 +12,7 @@ skipped executables are named, and every script can be limited in time.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import signal
@@ -22,6 +23,8 @@ from decimal import Decimal
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent_common import proc
+from agent_common.cli import common_flags
+from agent_common.logs import log_format, setup_logging
 from agent_common.proc import TIMEOUT_STATUS
 
 DEFAULT_REGEX = "^[0-9A-Za-z_-]+$"
@@ -64,6 +67,17 @@ def stderr_emitter(name: str = "dib-run-parts") -> Emit:
     def emit(message: str) -> None:
         sys.stderr.write("%s %s %s\n" % (name, date_stamp(), message))
         sys.stderr.flush()
+
+    return emit
+
+
+def log_emitter() -> Emit:
+    """The same lines as log records of the running tool: os-refresh-config's stream, or --log-format json."""
+    log = logging.getLogger("dib-run-parts")
+
+    def emit(message: str) -> None:
+        if message.strip():
+            log.info("%s", message)
 
     return emit
 
@@ -353,9 +367,13 @@ Examples:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The `dib-run-parts [--list] DIR` console script; exit status as the bash original."""
-    args = list(sys.argv[1:] if argv is None else argv)
     name = os.path.basename(sys.argv[0]) or "dib-run-parts"
-    emit = stderr_emitter(name)
+    args, chosen = common_flags(sys.argv[1:] if argv is None else argv, name)
+    if log_format(chosen) == "json":
+        setup_logging(name, log_format_choice="json")
+        emit = log_emitter()
+    else:  # the bash original's lines
+        emit = stderr_emitter(name)
     if not args:
         sys.stderr.write(USAGE.format(name=name))
         return 1

@@ -11,7 +11,7 @@ import sys
 
 from agent_common.deployment_contract import BadDeployment, refusal, register_input_secrets
 from agent_common.documents import loads_json
-from agent_common.logs import HEAT_CONFIG_FORMAT, setup_logging
+from agent_common.logs import setup_logging
 from hooks.toolkit.context import context_for
 from hooks.toolkit.result import HookResult, ToolCannotRun
 
@@ -29,8 +29,8 @@ LOG = logging.getLogger("heat-config")
 
 
 def setup_hook_logging() -> None:
-    """Hooks log to stderr in the dispatcher's format, level DEBUG (SPEC §8.0), secrets redacted."""
-    setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
+    """Hooks log to stderr in the dispatcher's format (text or JSON), level DEBUG (SPEC §8.0), secrets redacted."""
+    setup_logging("heat-config", level=logging.DEBUG)
 
 
 def refused(deployment: Deployment) -> Optional[HookResult]:
