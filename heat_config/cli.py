@@ -28,23 +28,27 @@ def _parser() -> argparse.ArgumentParser:
         "Run Heat software deployments through their hooks and signal the results to Heat.",
         ["heat-config                          # process the deployments (what 55-heat-config runs)",
          "heat-config status --wait --timeout 600",
-         "heat-config run hello.yaml --input name=world --log-format json"],
+         "heat-config --log-format json run hello.yaml --input name=world"],
     )
     sub = parser.add_subparsers(dest="command")
-    d = add_subparser(sub, "dispatch", ["heat-config dispatch --signals-only"], help="process the deployments file (the default; what 55-heat-config runs)")
+    d = add_subparser(sub, "dispatch", ["heat-config dispatch --signals-only"],
+                      help="process the deployments file (the default; what 55-heat-config runs)")
     d.add_argument("--signals-only", action="store_true",
                    help="only retry signals still pending from earlier runs; run no hook")
-    s = add_subparser(sub, "status", ["heat-config status", "heat-config status --json"], help="show what happened to each deployment; runs nothing")
+    s = add_subparser(sub, "status", ["heat-config status", "heat-config status --json"],
+                      help="show what happened to each deployment; runs nothing")
     s.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     s.add_argument("--wait", action="store_true",
                    help="block until every current deployment is finished and signalled; "
                         "exit 0 if all succeeded, 1 if any failed, 2 on time-out")
     s.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S seconds")
-    r = add_subparser(sub, "run", ["heat-config run hello.yaml --input name=world"], help="run one SoftwareConfig or deployment file here, without Heat or signal")
+    r = add_subparser(sub, "run", ["heat-config run hello.yaml --input name=world"],
+                      help="run one SoftwareConfig or deployment file here, without Heat or signal")
     r.add_argument("file", help="SoftwareConfig or deployment, JSON or YAML")
     r.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input value (repeatable)")
     r.add_argument("--action", default="CREATE", help="deploy_action to run with (default CREATE)")
-    h = add_subparser(sub, "hook", ["heat-config hook script < deployment.json"], help="run the hook of GROUP on the deployment JSON on stdin (heat-config-hook)")
+    h = add_subparser(sub, "hook", ["heat-config hook script < deployment.json"],
+                      help="run the hook of GROUP on the deployment JSON on stdin (heat-config-hook)")
     h.add_argument("group")
     return parser
 

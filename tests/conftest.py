@@ -20,6 +20,13 @@ from tests.support.sandbox import Sandbox, ToolResult, make_sandbox, run_in_sand
 pytest_plugins = ("tests.support.docker_engine", "tests.servers.cloud", "tests.e2e.plane_fixtures")
 
 
+@pytest.fixture(autouse=True)
+def _own_log_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without an inherited log format, and one set in-process (setup_logging exports it)
+    does not leak into the commands later tests run."""
+    monkeypatch.delenv("OS_CONFIG_AGENTS_LOG_FORMAT", raising=False)
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
     return make_sandbox(tmp_path)

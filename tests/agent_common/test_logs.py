@@ -30,7 +30,7 @@ def test_text_and_json_lines_go_to_the_stream_redacted():
     register_secret(PLANTED_SECRETS[1])
     for json_lines in (False, True):
         stream = io.StringIO()
-        setup_logging(stream=stream, json_lines=json_lines)
+        setup_logging("t", stream=stream, log_format_choice="json" if json_lines else "text")
         try:
             raise ValueError("bad key %s" % PLANTED_SECRETS[1])
         except ValueError:
@@ -41,16 +41,16 @@ def test_text_and_json_lines_go_to_the_stream_redacted():
         if json_lines:
             doc = json.loads(out.strip().splitlines()[0])
             assert doc["level"] == "ERROR" and doc["logger"] == "t"
-    setup_logging(stream=io.StringIO())
+    setup_logging("t", stream=io.StringIO())
 
 
 def test_log_file_is_private(tmp_path):
     log_file = tmp_path / "agent.log"
-    setup_logging(stream=io.StringIO(), log_file=str(log_file))
+    setup_logging("t", stream=io.StringIO(), log_file=str(log_file))
     logging.getLogger("t").info("hello")
     assert "hello" in log_file.read_text()
     assert (log_file.stat().st_mode & 0o777) == 0o600
-    setup_logging(stream=io.StringIO())
+    setup_logging("t", stream=io.StringIO())
 
 
 def test_cheap_prechecks_never_change_what_is_redacted():

@@ -55,9 +55,9 @@ def one_error_line(result) -> str:
     lines = result.stderr.splitlines()
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert all(line.startswith("[") for line in lines), result.stderr
-    errors = [line for line in lines if "] [ERROR] " in line]
+    errors = [line for line in lines if " [ERROR] " in line]
     assert len(errors) == 1, result.stderr
-    return errors[0].split("] [ERROR] ", 1)[1]
+    return errors[0].split(" [ERROR] ", 1)[1]
 
 
 @pytest.fixture

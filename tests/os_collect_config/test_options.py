@@ -170,7 +170,7 @@ def test_print_cachedir_happens_before_collector_validation(occ):
 
 def test_version_and_help(occ):
     res = occ("--version")
-    assert res.returncode == 0 and res.stdout.strip() == "0.1.0"
+    assert res.returncode == 0 and res.stdout.strip() == "os-config-agents 0.1.0"
     res = occ("--help")
     assert res.returncode == 0
     for flag in ("--heat_local-path", "--cfn-metadata-url", "--zaqar-use-websockets", "--keystone-cache_dir",

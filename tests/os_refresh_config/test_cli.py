@@ -46,7 +46,7 @@ def test_base_dir_legacy_and_default_rules(tmp_path, capsys):
     assert default_base_dir(environ={"OS_REFRESH_CONFIG_BASE_DIR": "/x"}, default=str(default)) == "/x"
 
 
-@pytest.mark.parametrize("args", [["--log-level", "WARNING"], ["positional"], ["--version"], ["--timeout", "1.5"]])
+@pytest.mark.parametrize("args", [["--log-level", "WARNING"], ["positional"], ["--timeout", "1.5"]])
 def test_usage_errors_exit_2(orc, args):
     assert orc(*args).returncode == 2
 
