@@ -23,7 +23,7 @@ def test_print_templates_and_version(oac, sandbox):
     assert (r.returncode, r.stdout, r.stderr) == (0, "%s\n" % oac.templates, "")
     assert oac.run("--print-templates", "-t", "/x/y").stdout == "/x/y\n"
     r = oac.run("--version")
-    assert r.returncode == 0 and re.match(r"\d+\.\d+", r.stdout)
+    assert r.returncode == 0 and re.match(r"os-config-agents \d+\.\d+", r.stdout)
 
 
 def test_legacy_alias_behaves_the_same(oac, run_tool, md):
@@ -109,7 +109,7 @@ def test_log_format_and_redirectable_log_file(oac, md):
     oac.template("etc/x", "{{s}}")
     r = oac.render("-m", md)
     assert r.returncode == 0
-    line = r"\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [AP]M\] \[INFO\] "
+    line = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \(os-apply-config\) \[INFO\] "  # SPEC §12.17's one shape
     assert re.search(line + "writing %s/etc/x" % re.escape(str(oac.out)), r.stderr)
     assert re.search(line + "success$", r.stderr.strip())
     assert oac.log_file.read_text() == r.stderr
