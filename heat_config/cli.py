@@ -6,6 +6,7 @@ runs (SPEC §6); the subcommands are our additions, and ``hook`` is ``heat-confi
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--signals-only", action="store_true",
                    help="only retry signals still pending from earlier runs; run no hook")
     s = sub.add_parser("status", help="show what happened to each deployment; runs nothing")
+    s.add_argument("id", nargs="?", metavar="ID", help="show this deployment's whole record")
     s.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     s.add_argument("--wait", action="store_true",
                    help="block until every current deployment is finished and signalled; "
@@ -44,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unknown_command(word: str) -> str:
+    """One line for a mistyped subcommand (issue 15 item 9): the known ones and the closest."""
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = "; did you mean %r?" % close[0] if close else ""
+    return "heat-config: unknown subcommand %r; the subcommands are %s (none: dispatch)%s" % (
+        word, ", ".join(COMMANDS), hint)
+
+
 def dispatch(signals_only: bool = False) -> int:
     """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
@@ -54,8 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:  # the common case, every os-refresh-config run
         return dispatch()
+    if args_list[0] not in COMMANDS and not args_list[0].startswith("-"):
+        print(unknown_command(args_list[0]), file=sys.stderr)
+        return 2
     if args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help"):
-        args_list.insert(0, "dispatch")
+        args_list.insert(0, "dispatch")  # options alone are the dispatcher's (``heat-config --signals-only``)
     args = _parser().parse_args(args_list)
 
     if args.command == "hook":
@@ -70,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("heat-config status: --timeout must be a finite number of seconds >= 0, not %g" % args.timeout,
                   file=sys.stderr)
             return 2
-        return status.main(settings.config_file, settings.deployed_dir, sys.stdout, sys.stderr,
+        return status.main(settings.config_file, settings.deployed_dir, sys.stdout, sys.stderr, dep_id=args.id,
                            as_json=args.json, wait=args.wait, timeout=args.timeout)
 
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)

@@ -250,9 +250,7 @@ class Dispatcher:
         if group_problem:
             return "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
         if ref is None:
-            return "deployment %s: no hook for group %s (searched %s; built-in hooks: %s)" % (
-                dep_id, group, ", ".join(hook_runner.search_dirs(self.settings.environ)) or "no existing hook dir",
-                ", ".join(hooks.groups()))
+            return "deployment %s: %s" % (dep_id, hook_runner.no_hook_message(group, self.settings.environ))
         return None
 
     def finish(self, record: JournalRecord, data: Dict[str, Any], deployment: Dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ GROUP``) is recognised and short-cut, which saves a process per deployment.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -83,6 +84,26 @@ def find(group: str, environ: Mapping[str, str]) -> Optional[HookRef]:
                 return HookRef(group, path=path)
     builtin = hooks.module(group)
     return HookRef(group, module=builtin) if builtin is not None else None
+
+
+def known_groups(environ: Mapping[str, str]) -> List[str]:
+    """Every group a hook exists for: the built-in ones and the files in the hook directories."""
+    found = set(hooks.groups())
+    for directory in search_dirs(environ):
+        try:
+            found.update(name for name in os.listdir(directory) if not name.startswith("."))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def no_hook_message(group: str, environ: Mapping[str, str]) -> str:
+    """Why ``group`` has no hook, with the known groups and the closest one (issue 15 item 16)."""
+    known = known_groups(environ)
+    close = difflib.get_close_matches(group, known, n=1)
+    return "no hook for group %s%s; known groups: %s (hook directories searched: %s)" % (
+        group, " (did you mean %s?)" % close[0] if close else "", ", ".join(known),
+        ", ".join(search_dirs(environ)) or "none exists")
 
 
 def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str, Any]:

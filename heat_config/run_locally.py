@@ -127,6 +127,6 @@ def run(path: str, pairs: Sequence[str], action: str, environ: Optional[Dict[str
     group = dep.group_of(deployment)
     ref = None if contract.name_problem(group) else hook_runner.find(group, env)
     if ref is None:
-        raise UsageError("%s: no hook for group %s" % (path, group))
+        raise UsageError("%s: %s" % (path, hook_runner.no_hook_message(group, env)))
     data = hook_runner.execute(ref, deployment, HookContext(environ=env, timeout=hook_timeout(deployment, env)))
     return data, exit_status(data)

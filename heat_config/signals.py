@@ -450,6 +450,7 @@ class Outbox:
         record.attempts += 1
         record.signal = outcome.state
         record.signal_error = outcome.error
+        record.log_attempt(outcome.state, outcome.error)
         if outcome.state == SIGNAL_PENDING:
             delay = backoff.next_delay()
             record.next_try_at = now() + delay
