@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="SoftwareConfig or deployment, JSON or YAML")
     r.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input value (repeatable)")
     r.add_argument("--action", default="CREATE", help="deploy_action to run with (default CREATE)")
+    r.add_argument("--format", choices=("json", "text"), default="json",
+                   help="json (default): one JSON document; text: deploy_stdout and deploy_stderr as text, "
+                        "then the outputs and the status")
     h = sub.add_parser("hook", help="run the hook of GROUP on the deployment JSON on stdin (heat-config-hook)")
     h.add_argument("group")
     return parser
@@ -89,12 +92,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
     if args.command == "run":
         try:
-            data, code = run_locally.run(args.file, args.input, args.action)
+            data, code = run_locally.run(args.file, args.input, args.action, live=sys.stderr.isatty())
         except run_locally.UsageError as exc:
             print("heat-config run: %s" % exc, file=sys.stderr)
             return 1
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        if args.format == "text":
+            sys.stdout.write(run_locally.render_text(data))
+        else:
+            json.dump(data, sys.stdout, indent=2)
+            sys.stdout.write("\n")
         return code
 
     return dispatch(args.signals_only)

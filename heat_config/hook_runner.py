@@ -114,7 +114,7 @@ def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str,
     payload = json.dumps(deployment).encode("utf-8", "replace")
     LOG.debug("Running %s", ref.path)
     try:
-        result = ctx.run([ref.path], stdin_data=payload, stdout_cap=RESULT_CAP)
+        result = ctx.run([ref.path], stdin_data=payload, stdout_cap=RESULT_CAP, echo_stdout=False)
     except OSError as exc:
         LOG.error("Error running %s: %s", ref.path, exc.strerror)
         return {"deploy_stdout": "", "deploy_stderr": "cannot execute hook %s: %s\n" % (ref.path, exc.strerror),
