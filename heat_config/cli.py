@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dispatch", help="process the deployments file (the default; what 55-heat-config runs)")
     d.add_argument("--signals-only", action="store_true",
                    help="only retry signals still pending from earlier runs; run no hook")
+    d.add_argument("--metrics-file", metavar="PATH",
+                   help="after the run, write metrics in the Prometheus text format to PATH "
+                        "(default: $OS_CONFIG_AGENTS_METRICS_FILE; none when unset)")
     s = sub.add_parser("status", help="show what happened to each deployment; runs nothing")
     s.add_argument("id", nargs="?", metavar="ID", help="show this deployment's whole record")
     s.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -57,10 +60,10 @@ def unknown_command(word: str) -> str:
         word, ", ".join(COMMANDS), hint)
 
 
-def dispatch(signals_only: bool = False) -> int:
+def dispatch(signals_only: bool = False, metrics_file: Optional[str] = None) -> int:
     """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
     setup_logging(level=logging.DEBUG, fmt=HEAT_CONFIG_FORMAT, datefmt=None)
-    return dispatch_main(DispatchSettings.from_environ(), signals_only=signals_only)
+    return dispatch_main(DispatchSettings.from_environ(metrics_file=metrics_file), signals_only=signals_only)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -103,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stdout.write("\n")
         return code
 
-    return dispatch(args.signals_only)
+    return dispatch(args.signals_only, args.metrics_file)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,14 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import loads_json, read_bytes
-from agent_common.journal_layout import CORRUPT_DIRNAME, LOCK_NAME, OPEN_SUFFIX, RECORD_SUFFIX, journal_dir
+from agent_common.journal_layout import (
+    CORRUPT_DIRNAME,
+    LOCK_NAME,
+    OPEN_SUFFIX,
+    RECORD_SUFFIX,
+    SIGNAL_COUNTS_NAME,
+    journal_dir,
+)
 
 LOG = logging.getLogger("heat-config")
 
@@ -255,6 +262,27 @@ class Journal:
         """Drop the flag of a settled record: no later run needs to read it."""
         if record.settled:
             _unlink(os.path.join(self.dir, record.id + OPEN_SUFFIX))
+
+    def count_signal_attempts(self, results: Dict[str, int]) -> Dict[str, int]:
+        """Add this run's signal attempts by result to the totals kept beside the records; the totals.
+
+        Called with the journal lock held; an unreadable totals file starts again from zero.
+        """
+        path = os.path.join(self.dir, SIGNAL_COUNTS_NAME)
+        try:
+            saved = loads_json(read_bytes(path) or b"{}", path)
+        except (OSError, ValueError):
+            saved = {}
+        if not isinstance(saved, dict):
+            saved = {}
+        totals = {}
+        for state in (SIGNAL_SENT, SIGNAL_PENDING, SIGNAL_REFUSED):
+            before = saved.get(state)
+            totals[state] = (before if type(before) is int else 0) + results.get(state, 0)
+        if any(results.values()):
+            ensure_dir(self.dir, 0o700)
+            atomic_write(path, json.dumps(totals, sort_keys=True), 0o600, sync=False)
+        return totals
 
     def remove(self, dep_id: str) -> None:
         _unlink(self.path(dep_id))

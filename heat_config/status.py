@@ -14,6 +14,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 from agent_common import deployment_contract as contract
 from agent_common.deployment_contract import register_input_secrets
 from agent_common.logs import redact
+from agent_common.metrics import Family
 from heat_config import deployment as dep
 from heat_config.journal import (
     FINISHED,
@@ -273,3 +274,32 @@ def show(rows: List[Dict[str, Any]], dep_id: Optional[str], deployed_dir: str, o
         render(rows, out, as_json)
     else:
         render_detail(detail(rows[0], deployed_dir), out, as_json)
+
+
+STATES = ("pending", "running", "succeeded", "failed", "interrupted")
+
+
+def metric_families(config_file: str, deployed_dir: str, signal_attempts: Dict[str, int]) -> List[Family]:
+    """heat-config's metrics (SPEC §12.15), from the same state ``status`` shows: deployments by state,
+    each current deployment's last duration and exit status, signals pending, and ``signal_attempts``
+    (totals by result). Labels are ids, names, groups and states only, never an input's value."""
+    rows = collect(config_file, deployed_dir).rows
+    by_state = Family("deployments", "gauge", "Deployments in the deployments file (and any with a signal "
+                                              "still pending), by state")
+    for state in STATES:
+        by_state.add(sum(1 for r in rows if r["state"] == state), state=state)
+    duration = Family("deployment_duration_seconds", "gauge", "How long each current deployment's hook ran")
+    status_code = Family("deployment_status_code", "gauge", "Each current deployment's deploy_status_code")
+    for r in rows:
+        labels = {"id": str(r["id"]), "name": str(r["name"] or ""), "group": str(r["group"] or "")}
+        if isinstance(r["duration_s"], (int, float)):
+            duration.add(r["duration_s"], **labels)
+        if type(r["status_code"]) is int:
+            status_code.add(r["status_code"], **labels)
+    pending = Family("signals_pending", "gauge", "Signals not yet accepted by Heat, to be retried")
+    pending.add(sum(1 for r in rows if r["signal"] == SIGNAL_PENDING))
+    attempts = Family("signal_attempts_total", "counter",
+                      "Signal delivery attempts by result: sent, pending (to be retried), refused (for good)")
+    for result, count in sorted(signal_attempts.items()):
+        attempts.add(count, result=result)
+    return [by_state, duration, status_code, pending, attempts]
