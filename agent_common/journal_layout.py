@@ -18,6 +18,8 @@ RECORD_SUFFIX = ".json"
 #: The empty flag beside a record that is not settled (its hook not finished or its signal pending), so that
 #: one directory listing tells which records a run must read.
 OPEN_SUFFIX = ".open"
+#: heat-config's signal attempts by result since the journal began (its metrics' counter, SPEC §12.15).
+SIGNAL_COUNTS_NAME = ".signal-attempts"
 #: Where unusable records are moved, one ``<UTC time>-<pid>`` directory per run, under their own names.
 CORRUPT_DIRNAME = "corrupt"
 

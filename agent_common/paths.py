@@ -59,3 +59,28 @@ def get_path(name: str, environ: Optional[Mapping[str, str]] = None) -> str:
     if setting.env and env.get(setting.env):
         return env[setting.env]
     return setting.default
+
+
+def user_state_dir(environ: Optional[Mapping[str, str]] = None) -> str:
+    """Where a user who cannot write the system directories keeps our files (SPEC §12.18):
+    ``$XDG_STATE_HOME/os-config-agents``, by default ``~/.local/state/os-config-agents``.
+
+    The XDG base-directory rules ignore a relative ``XDG_STATE_HOME``.
+    """
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or ""
+    if not os.path.isabs(base):
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "os-config-agents")
+
+
+def writable(path: str) -> bool:
+    """Whether this user can create ``path`` or, if it exists, write into it (its nearest existing
+    ancestor decides for a path not there yet)."""
+    probe = os.path.abspath(path)
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return os.access(probe, os.W_OK | os.X_OK)

@@ -186,6 +186,8 @@ def run(
     shell: bool = False,
     kill_grace_s: float = KILL_GRACE_S,
     tee: bool = False,
+    echo_fd: Optional[int] = None,
+    echo_stdout: bool = True,
     drain_s: float = 5.0,
     on_start: Optional[Callable[[int], None]] = None,
 ) -> ProcResult:
@@ -196,6 +198,9 @@ def run(
     ``tee=True`` (with capture) also passes each chunk straight through to our own
     stdout/stderr as it arrives, so a caller can show a child's output live and still
     report its tail (os-refresh-config's scripts).
+    ``echo_fd`` (with capture) instead passes both streams through to that one descriptor
+    (stdout only when ``echo_stdout``): ``heat-config run`` shows a hook's output live on
+    stderr while its stdout stays the JSON result.
     ``drain_s`` bounds the wait for the pipes after the child exited: a daemon the
     child started may hold them open for ever.
     A ``timeout`` of None or 0 means no limit.
@@ -226,8 +231,9 @@ def run(
             on_start(proc.pid)
         deferred.deliver()
         if capture:
-            for stream, buf, fd in ((proc.stdout, out, 1), (proc.stderr, err, 2)):
-                t = threading.Thread(target=_pump, args=(stream, buf, fd if tee else None), daemon=True)
+            echoes = (1, 2) if tee else (echo_fd if echo_stdout else None, echo_fd)
+            for stream, buf, fd in ((proc.stdout, out, echoes[0]), (proc.stderr, err, echoes[1])):
+                t = threading.Thread(target=_pump, args=(stream, buf, fd), daemon=True)
                 t.start()
                 pumps.append(t)
         if stdin_data is not None and proc.stdin is not None:  # stdin is a pipe exactly when there is data

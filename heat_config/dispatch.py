@@ -50,9 +50,12 @@ class DispatchSettings:
     deployed_old: str
     notify_program: Optional[str]
     environ: Dict[str, str]
+    #: ``--metrics-file``, else $OS_CONFIG_AGENTS_METRICS_FILE, else None (SPEC §12.15).
+    metrics_file: Optional[str] = None
 
     @classmethod
-    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "DispatchSettings":
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None,
+                     metrics_file: Optional[str] = None) -> "DispatchSettings":
         env = dict(os.environ if environ is None else environ)
         return cls(
             config_file=get_path("heat_shell_config", env),
@@ -60,6 +63,7 @@ class DispatchSettings:
             deployed_old=get_path("heat_config_deployed_old", env),
             notify_program=env.get("HEAT_CONFIG_NOTIFY") or None,
             environ=env,
+            metrics_file=metrics_file or env.get("OS_CONFIG_AGENTS_METRICS_FILE") or None,
         )
 
 
@@ -250,9 +254,7 @@ class Dispatcher:
         if group_problem:
             return "deployment %s: group %r refused: %s" % (dep_id, group, group_problem)
         if ref is None:
-            return "deployment %s: no hook for group %s (searched %s; built-in hooks: %s)" % (
-                dep_id, group, ", ".join(hook_runner.search_dirs(self.settings.environ)) or "no existing hook dir",
-                ", ".join(hooks.groups()))
+            return "deployment %s: %s" % (dep_id, hook_runner.no_hook_message(group, self.settings.environ))
         return None
 
     def finish(self, record: JournalRecord, data: Dict[str, Any], deployment: Dict[str, Any]) -> None:
@@ -386,7 +388,9 @@ def main(settings: DispatchSettings, *, signals_only: bool = False) -> int:
     """
     if signals_only:
         if os.path.isdir(settings.deployed_dir):
-            Dispatcher(settings).run([], signals_only=True)
+            dispatcher = Dispatcher(settings)
+            dispatcher.run([], signals_only=True)
+            write_metrics(dispatcher)
         return 0
     if not os.path.exists(settings.config_file):
         LOG.error("No config file %s", settings.config_file)
@@ -403,5 +407,20 @@ def main(settings: DispatchSettings, *, signals_only: bool = False) -> int:
     except contract.BadDeploymentsFile as exc:
         LOG.error("%s", exc)
         return 1
-    Dispatcher(settings).run(deployments, signals_only=signals_only)
+    dispatcher = Dispatcher(settings)
+    dispatcher.run(deployments, signals_only=signals_only)
+    write_metrics(dispatcher)
     return 0
+
+
+def write_metrics(dispatcher: Dispatcher) -> None:
+    """After every run, with the journal lock still held: the metrics file, when one is asked for (§12.15)."""
+    settings = dispatcher.settings
+    totals = dispatcher.journal.count_signal_attempts(dispatcher.outbox.results)
+    if not settings.metrics_file:
+        return
+    from agent_common import metrics  # only a run that writes metrics pays for it
+    from heat_config.status import metric_families
+
+    metrics.write_if_asked(settings.metrics_file,
+                           lambda: metric_families(settings.config_file, settings.deployed_dir, totals))

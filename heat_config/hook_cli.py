@@ -71,9 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup_hook_logging()
     ref = hook_runner.find(group, os.environ)
     if ref is None:
-        LOG.error("No hook for group %s (searched %s and the built-in hooks %s)",
-                  group, ", ".join(hook_runner.search_dirs(os.environ)) or "no existing directory",
-                  ", ".join(hooks.groups()))
+        LOG.error("%s", hook_runner.no_hook_message(group, os.environ))
         return 1
     deployment = read_deployment(sys.stdin)
     if deployment is None:

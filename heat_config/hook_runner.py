@@ -7,6 +7,7 @@ GROUP``) is recognised and short-cut, which saves a process per deployment.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -85,6 +86,26 @@ def find(group: str, environ: Mapping[str, str]) -> Optional[HookRef]:
     return HookRef(group, module=builtin) if builtin is not None else None
 
 
+def known_groups(environ: Mapping[str, str]) -> List[str]:
+    """Every group a hook exists for: the built-in ones and the files in the hook directories."""
+    found = set(hooks.groups())
+    for directory in search_dirs(environ):
+        try:
+            found.update(name for name in os.listdir(directory) if not name.startswith("."))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def no_hook_message(group: str, environ: Mapping[str, str]) -> str:
+    """Why ``group`` has no hook, with the known groups and the closest one (issue 15 item 16)."""
+    known = known_groups(environ)
+    close = difflib.get_close_matches(group, known, n=1)
+    return "no hook for group %s%s; known groups: %s (hook directories searched: %s)" % (
+        group, " (did you mean %s?)" % close[0] if close else "", ", ".join(known),
+        ", ".join(search_dirs(environ)) or "none exists")
+
+
 def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str, Any]:
     """Run the hook and return the signal data for Heat (SPEC §6.7, with §11.19 fixed)."""
     if ref.module is not None:
@@ -93,7 +114,7 @@ def execute(ref: HookRef, deployment: Deployment, ctx: HookContext) -> Dict[str,
     payload = json.dumps(deployment).encode("utf-8", "replace")
     LOG.debug("Running %s", ref.path)
     try:
-        result = ctx.run([ref.path], stdin_data=payload, stdout_cap=RESULT_CAP)
+        result = ctx.run([ref.path], stdin_data=payload, stdout_cap=RESULT_CAP, echo_stdout=False)
     except OSError as exc:
         LOG.error("Error running %s: %s", ref.path, exc.strerror)
         return {"deploy_stdout": "", "deploy_stderr": "cannot execute hook %s: %s\n" % (ref.path, exc.strerror),

@@ -14,12 +14,19 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Iterator, List, Optional
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.documents import loads_json, read_bytes
-from agent_common.journal_layout import CORRUPT_DIRNAME, LOCK_NAME, OPEN_SUFFIX, RECORD_SUFFIX, journal_dir
+from agent_common.journal_layout import (
+    CORRUPT_DIRNAME,
+    LOCK_NAME,
+    OPEN_SUFFIX,
+    RECORD_SUFFIX,
+    SIGNAL_COUNTS_NAME,
+    journal_dir,
+)
 
 LOG = logging.getLogger("heat-config")
 
@@ -47,6 +54,9 @@ _CHECKS = {
     "signal_data": (lambda v: v is None or isinstance(v, dict), "an object or null"),
     "hook_pgid": (lambda v: v is None or (type(v) is int and v > 1), "a process group id or null"),
     "hook_proc": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "signal_log": (lambda v: isinstance(v, list) and all(
+        isinstance(e, dict) and _is_time(e.get("at")) and e.get("result") in SIGNAL_STATES for e in v),
+        "a list of signal attempts"),
 }
 for _name in ("id", "name", "group", "action", "error", "transport", "signal_error"):
     _CHECKS[_name] = (lambda v: isinstance(v, str), "a string")
@@ -98,6 +108,9 @@ class JournalRecord:
     # and what identifies its leader, so that a run after a crash can stop it and never a recycled pid.
     hook_pgid: Optional[int] = None
     hook_proc: Optional[str] = None
+    #: The latest signal attempts, oldest first: ``{"at": time, "result": signal state, "error": text}``
+    #: (``heat-config status ID``, SPEC §12.14; the metrics count them by result, §12.15).
+    signal_log: List[Dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return "JournalRecord(id=%r, step=%r, signal=%r)" % (self.id, self.step, self.signal)
@@ -112,6 +125,17 @@ class JournalRecord:
         return round(self.finished_at - self.started_at, 3)
 
     @property
+    def signalled_at(self) -> Optional[float]:
+        """When the signal was accepted or refused for good; None while it is pending or was never sent."""
+        if self.step != SIGNALLED or not self.signal_log:
+            return None
+        return self.signal_log[-1]["at"]
+
+    def log_attempt(self, result: str, error: str) -> None:
+        """Remember one signal attempt, keeping the latest SIGNAL_LOG_KEEP."""
+        self.signal_log = (self.signal_log + [{"at": now(), "result": result, "error": error}])[-SIGNAL_LOG_KEEP:]
+
+    @property
     def settled(self) -> bool:
         """Finished and nothing left to send."""
         return self.step in (FINISHED, SIGNALLED) and self.signal != SIGNAL_PENDING
@@ -120,6 +144,9 @@ class JournalRecord:
     def from_dict(cls, data: Dict[str, Any]) -> "JournalRecord":
         return cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
 
+
+#: Signal attempts a record keeps (a signal retried for days keeps only its latest ones).
+SIGNAL_LOG_KEEP = 20
 
 #: Every field of a record, in file order.
 FIELD_NAMES = tuple(f.name for f in fields(JournalRecord))
@@ -235,6 +262,27 @@ class Journal:
         """Drop the flag of a settled record: no later run needs to read it."""
         if record.settled:
             _unlink(os.path.join(self.dir, record.id + OPEN_SUFFIX))
+
+    def count_signal_attempts(self, results: Dict[str, int]) -> Dict[str, int]:
+        """Add this run's signal attempts by result to the totals kept beside the records; the totals.
+
+        Called with the journal lock held; an unreadable totals file starts again from zero.
+        """
+        path = os.path.join(self.dir, SIGNAL_COUNTS_NAME)
+        try:
+            saved = loads_json(read_bytes(path) or b"{}", path)
+        except (OSError, ValueError):
+            saved = {}
+        if not isinstance(saved, dict):
+            saved = {}
+        totals = {}
+        for state in (SIGNAL_SENT, SIGNAL_PENDING, SIGNAL_REFUSED):
+            before = saved.get(state)
+            totals[state] = (before if type(before) is int else 0) + results.get(state, 0)
+        if any(results.values()):
+            ensure_dir(self.dir, 0o700)
+            atomic_write(path, json.dumps(totals, sort_keys=True), 0o600, sync=False)
+        return totals
 
     def remove(self, dep_id: str) -> None:
         _unlink(self.path(dep_id))

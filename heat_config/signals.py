@@ -427,6 +427,8 @@ class Outbox:
         self._pending: Optional[Dict[str, JournalRecord]] = None
         #: id → (monotonic deadline of this run's retries, backoff state).
         self._tries: Dict[str, "tuple[float, Backoff]"] = {}
+        #: This run's delivery attempts by outcome (the metrics count them, SPEC §12.15).
+        self.results: Dict[str, int] = {}
 
     def load(self, records: Iterable[JournalRecord]) -> None:
         """Start from these records (the caller already read the journal) instead of reading it again."""
@@ -450,6 +452,8 @@ class Outbox:
         record.attempts += 1
         record.signal = outcome.state
         record.signal_error = outcome.error
+        record.log_attempt(outcome.state, outcome.error)
+        self.results[outcome.state] = self.results.get(outcome.state, 0) + 1
         if outcome.state == SIGNAL_PENDING:
             delay = backoff.next_delay()
             record.next_try_at = now() + delay

@@ -67,6 +67,8 @@ GLOBAL_OPTIONS: Tuple[Option, ...] = (
     Option("command-timeout", type="float", default=None,
            help="Kill the command (its whole process group) if it runs longer than this many seconds; "
                 "it then counts as failed and is retried on the next poll. Default: no limit."),
+    Option("metrics-file", help="After every poll, write metrics in the Prometheus text format to this file "
+                                "(default: $OS_CONFIG_AGENTS_METRICS_FILE; none when unset)."),
 )
 
 #: The oslo.log options the original accepts (SPEC §2.2); ``use_stderr`` is file-only there.
@@ -135,6 +137,8 @@ class Settings(Record):
     logging: Dict[str, Any]
     #: Per-collector option values keyed by ``Option.key``, defaults filled in; ``keystone`` too.
     groups: Dict[str, Dict[str, Any]]
+    #: --metrics-file (SPEC §12.15); $OS_CONFIG_AGENTS_METRICS_FILE is read where the metrics are written.
+    metrics_file: Optional[str] = None
     #: Config files read, in order.
     config_files: List[str] = fresh(list)
     #: What a change of configuration is detected on (files that may appear later included).
@@ -547,6 +551,7 @@ def resolve(
         deployment_key=glob_values["deployment_key"],
         splay=glob_values["splay"],
         command_timeout=glob_values["command_timeout"],
+        metrics_file=glob_values["metrics_file"],
         logging={opt.key: glob_values[opt.key] for opt in LOG_OPTIONS},
         groups=group_values,
         config_files=resolver.files_read,

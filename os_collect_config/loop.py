@@ -115,6 +115,11 @@ class Agent:
         self.reported_unconfigured: set = set()
         self.reexec_requested = False
         self._saved_health = self.state.load("health") if self.store_mode else None
+        self.metrics = None  # SPEC §12.15: only with a metrics file, imported only then
+        if settings.metrics_file or os.environ.get("OS_CONFIG_AGENTS_METRICS_FILE"):
+            from os_collect_config.poll_metrics import PollMetrics
+
+            self.metrics = PollMetrics.create(settings.metrics_file, self.state, self.store_mode)
 
     # -- collectors -------------------------------------------------------------------------
     def _instantiate(self, name: str) -> Optional[Collector]:
@@ -164,11 +169,15 @@ class Agent:
             LOG.debug("Source [%s] failed", name, exc_info=True)
             reason = "%s: %s" % (type(exc).__name__, exc)
         else:
+            if self.metrics:
+                self.metrics.polled(name, True)
             if health.recovered():
                 LOG.info("Source [%s] available again.", name)
             self.reported_unconfigured.discard(name)
             self._fresh.add(name)
             return pairs
+        if self.metrics:
+            self.metrics.polled(name, False)
         last = self._last_good(name)
         tail = "keeping its last good data" if last else "no earlier data"
         if continuous:
@@ -253,11 +262,15 @@ class Agent:
                 changed, path = self.cache.store(key, value)
                 if changed and key not in result.changed:
                     result.changed.append(key)
+                    if self.metrics:
+                        self.metrics.changed(name)
                 result.paths.append(path)
         if self.store_mode:
             self.state.save("sources", sources)
             self._save_health()
             result.removed = self._vanished(sources)
+        if self.metrics:
+            self.metrics.write()
         result.sources = sources
         return result
 
@@ -287,8 +300,11 @@ class Agent:
                        timeout=self.settings.command_timeout)
         if res.timed_out:
             LOG.error("Command timed out after %s seconds and was killed.", _num(self.settings.command_timeout))
-            return proc.TIMEOUT_STATUS
-        return res.returncode if res.returncode >= 0 else 256 + res.returncode
+        status = proc.TIMEOUT_STATUS if res.timed_out else res.returncode if res.returncode >= 0 else 256 + res.returncode
+        if self.metrics:
+            self.metrics.ran_command(status)
+            self.metrics.write()
+        return status
 
     def store_poll(self) -> Tuple[bool, int]:
         """Collect, store, run the command if needed and commit; (command ran and succeeded, status)."""

@@ -30,8 +30,11 @@ class HookContext:
 
     def __init__(self, environ: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
                  output_cap: int = OUTPUT_CAP, started: Optional[float] = None,
-                 gone_ids: Optional[Iterable[str]] = None, on_start: Optional[Callable[[int], None]] = None) -> None:
+                 gone_ids: Optional[Iterable[str]] = None, on_start: Optional[Callable[[int], None]] = None,
+                 echo_fd: Optional[int] = None) -> None:
         self.environ: Dict[str, str] = dict(os.environ) if environ is None else environ
+        #: Where the tools' output also goes as it arrives (``heat-config run`` at a terminal, SPEC §12.18).
+        self.echo_fd = echo_fd
         #: Called with the process group id of each tool ``run`` starts (the dispatcher journals it, §12.3).
         self.on_start = on_start
         #: For ``cleanup``: ids known to have left the metadata (None: not known).
@@ -58,9 +61,11 @@ class HookContext:
         cwd: Optional[str] = None,
         stdin_data: Optional[bytes] = None,
         stdout_cap: Optional[int] = None,
+        echo_stdout: bool = True,
     ) -> proc.ProcResult:
         """Run a tool in its own process group, bounded by what is left of the timeout and the output cap
-        (``stdout_cap`` instead for stdout, when given)."""
+        (``stdout_cap`` instead for stdout, when given); its output shown live on ``echo_fd`` when set
+        (stdout only when ``echo_stdout``: an executable hook's stdout is its JSON result)."""
         return proc.run(
             list(argv),
             env=self.environ if env is None else env,
@@ -70,6 +75,8 @@ class HookContext:
             output_cap=self.output_cap,
             stdout_cap=stdout_cap,
             on_start=self.on_start,
+            echo_fd=self.echo_fd,
+            echo_stdout=echo_stdout,
         )
 
     def run_tool(

@@ -459,4 +459,4 @@ def test_hook_command_runs_builtin_and_executable_hooks(run_tool, hc):
     out = run_tool("heat-config-hook", ["mine"], input=json.dumps(deployment(1, group="mine")))
     assert out.returncode == 0 and json.loads(out.stdout) == {"deploy_status_code": 0, "x": 1}
     out = run_tool("heat-config-hook", ["nosuch"], input="{}")
-    assert out.returncode == 1 and "No hook for group nosuch" in out.stderr and str(hc.path("hooks")) in out.stderr
+    assert out.returncode == 1 and "no hook for group nosuch" in out.stderr and str(hc.path("hooks")) in out.stderr

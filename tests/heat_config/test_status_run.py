@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -13,7 +14,9 @@ from tests.support.dispatcher import deployed, start_dispatcher, write_deploymen
 from tests.support.sandbox import BIN_DIR
 from tests.support.wait import wait_for
 
-FIELDS = {"id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error"}
+FIELDS = {"id", "name", "group", "action", "state", "status_code", "duration_s", "signal", "error",
+          "started_at", "finished_at"}
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def rows_of(run_tool):
@@ -119,6 +122,66 @@ def test_status_on_an_unreadable_deployments_file_is_one_line_and_exit_1(run_too
     assert result.returncode == 1 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert "not valid JSON" in line
+
+
+def test_status_id_prints_the_whole_record_secrets_redacted(run_tool, hc, cloud):
+    """SPEC §12.14: times, each signal attempt, the result file and the output tails, as text and JSON."""
+    from tests.support.sandbox import PLANTED_SECRETS
+
+    secret = [{"name": "deploy_password", "type": "String", "value": PLANTED_SECRETS[0]}]
+    config = "#!/bin/sh\necho \"out line for $deploy_password\"\necho 'err line' >&2\nexit 4\n"
+    write_deployments(hc, [deployment(0, config=config, signal=cfn_inputs(cloud) + secret), deployment(1)])
+    run_tool("heat-config")
+
+    result = run_tool("heat-config", ["status", dep_id(0), "--json"])
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["id"], record["state"], record["status_code"], record["signal"]) == (dep_id(0), "failed", 4, "sent")
+    for key in ("received_at", "started_at", "finished_at", "signalled_at"):
+        assert ISO_UTC.match(record[key]), (key, record[key])
+    assert [a["result"] for a in record["signal_attempts"]] == ["sent"] and ISO_UTC.match(record["signal_attempts"][0]["at"])
+    assert record["result_file"] == str(deployed(hc, dep_id(0) + ".notify.json"))
+    assert json.loads(deployed(hc, dep_id(0) + ".notify.json").read_text())["deploy_status_code"] == 4
+    assert record["deploy_stdout"] == "out line for ***\n" and record["deploy_stderr"] == "err line\n"
+
+    text = run_tool("heat-config", ["status", dep_id(0)])
+    assert text.returncode == 0
+    assert "signalled_at:" in text.stdout and "  | out line for ***" in text.stdout and "  | err line" in text.stdout
+    assert re.search(r"^  \S+Z  sent$", text.stdout, re.M)
+    assert PLANTED_SECRETS[0] not in text.stdout + result.stdout
+
+    rows = rows_of(run_tool)
+    assert all(ISO_UTC.match(r["started_at"]) and ISO_UTC.match(r["finished_at"]) for r in rows)
+
+    missing = run_tool("heat-config", ["status", "no-such-id"])
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == "heat-config status: no deployment no-such-id in %s or the journal\n" % hc.env[
+        "HEAT_SHELL_CONFIG"]
+
+
+def test_status_wait_waits_for_the_first_deployments_file(run_tool, hc):
+    """SPEC §12.14: on a first boot --wait waits for the file to appear; its time-out names the file."""
+    config_file = hc.env["HEAT_SHELL_CONFIG"]
+    if os.path.exists(config_file):
+        os.unlink(config_file)
+    result = run_tool("heat-config", ["status", "--wait", "--timeout", "0.5"])
+    assert result.returncode == 2
+    assert "waiting for %s to appear" % config_file in result.stderr
+    assert run_tool("heat-config", ["status"]).stdout == "no deployments\n"  # plain status: nothing yet, exit 0
+
+    waiter = subprocess.Popen([str(BIN_DIR / "heat-config"), "status", "--wait", "--json", "--timeout", "60"],
+                              env=hc.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        write_deployments(hc, [deployment(0)])
+        run_tool("heat-config")
+        out, err = waiter.communicate(timeout=90)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert waiter.returncode == 0, err
+    # Had it not waited for the file, it would have printed no deployment at all.
+    assert [(r["id"], r["state"]) for r in json.loads(out)["deployments"]] == [(dep_id(0), "succeeded")]
 
 
 # -- run ----------------------------------------------------------------------------------------
