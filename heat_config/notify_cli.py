@@ -8,6 +8,7 @@ within the retry bound.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -27,6 +28,24 @@ LOG = logging.getLogger(TOOL)
 
 USAGE = "Usage:\n  heat-config-notify /path/to/config.json < /path/to/signal_data.json"
 EX_TEMPFAIL = 75
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The help; the command line stays the original's (one file; anything after it ignored)."""
+    p = argparse.ArgumentParser(
+        prog="heat-config-notify",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Send one deployment's result to Heat over the signal transport its inputs name\n"
+        "(deploy_signal_transport, deploy_signal_id, ...). The signal data (deploy_stdout,\n"
+        "deploy_stderr, deploy_status_code and outputs) is read as JSON from standard input.\n"
+        "Exit 0 when the signal was accepted (or refused for good), 75 when it could not be\n"
+        "delivered and should be retried.",
+        epilog="example:\n  heat-config-notify /var/lib/heat-config/deployed/ID.json "
+        "< /var/lib/heat-config/deployed/ID.notify.json",
+    )
+    p.add_argument("config_file", nargs="?", metavar="DEPLOYMENT_FILE",
+                   help="the deployment JSON, as written to the deployed directory")
+    return p
 
 
 def _record_refusal(deployment_file: str, message: str) -> None:
@@ -67,15 +86,18 @@ def main(argv: Optional[List[str]] = None, stdin: Any = None) -> int:
     args, chosen = common_flags(sys.argv[1:] if argv is None else argv, TOOL)
     setup_logging(TOOL, level=logging.DEBUG, log_format_choice=chosen)
     stdin = stdin or sys.stdin
-    if not args:
+    opts, _ignored = build_parser().parse_known_args(args)  # --help exits here, before stdin is read
+    if not opts.config_file:
         LOG.error(USAGE)
         return 1
+    if stdin.isatty():
+        LOG.info("Reading the signal data (JSON) from standard input; end it with Ctrl-D")
     try:
         signal_data = loads_json(getattr(stdin, "buffer", stdin).read(), "stdin")
     except ValueError as exc:
         LOG.warning("No valid json found on stdin (%s)", exc)
         signal_data = {}
-    conf_file = args[0]
+    conf_file = opts.config_file
     if not os.path.exists(conf_file):
         LOG.error("No config file %s", conf_file)
         LOG.error(USAGE)

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List
 
 from agent_common.atomic import atomic_write
 from agent_common.deployment_contract import Deployment, input_values
-from hooks.toolkit.context import HookContext, options_of, string_option
+from hooks.toolkit.context import HookContext, beside_interpreter, options_of, string_option
 from hooks.toolkit.outputs import prepare_workspace, prune_dir, suffix_owner
 from hooks.toolkit.result import HookResult, log_outcome, result_from_proc
 
@@ -23,6 +23,7 @@ LOG = logging.getLogger("heat-config")
 
 WORKING_ENV, WORKING_DEFAULT = "HEAT_ANSIBLE_WORKING", "/var/lib/heat-config/heat-config-ansible"
 OUTPUTS_ENV, OUTPUTS_DEFAULT = "HEAT_ANSIBLE_OUTPUTS", "/var/run/heat-config/heat-config-ansible"
+#: Unset, the command is found beside the hook's interpreter first (a venv with the [ansible] extra), then on PATH.
 CMD_ENV, CMD_DEFAULT = "HEAT_ANSIBLE_CMD", "ansible-playbook"
 INVENTORY_ENV, INVENTORY_DEFAULT = "HEAT_ANSIBLE_INVENTORY", "localhost,"
 
@@ -90,7 +91,8 @@ def run(deployment: Deployment, ctx: HookContext) -> HookResult:
     inventory = ctx.environ.get(INVENTORY_ENV) or INVENTORY_DEFAULT
     if string_option(options, "inventory"):
         inventory = os.path.join(working, string_option(options, "inventory"))
-    argv = command(ctx.environ.get(CMD_ENV) or CMD_DEFAULT, inventory, options, playbook, variables_file)
+    cmd = ctx.environ.get(CMD_ENV) or beside_interpreter(CMD_DEFAULT)
+    argv = command(cmd, inventory, options, playbook, variables_file)
     env = dict(ctx.environ)
     if string_option(options, "callback_plugins"):
         env["ANSIBLE_CALLBACK_PLUGINS"] = string_option(options, "callback_plugins")

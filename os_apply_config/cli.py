@@ -122,6 +122,7 @@ class Failure(Exception):
 def _metadata(opts: argparse.Namespace):
     from os_apply_config import metadata
 
+    metadata.require_named(opts.metadata)
     list_file = opts.os_config_files or os.environ.get("OS_CONFIG_FILES_PATH") or metadata.DEFAULT_LIST_FILE
     main = metadata.main_list(opts.metadata, os.environ, list_file)
     return metadata.collect(main, opts.fallback_metadata), main

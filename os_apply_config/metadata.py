@@ -2,7 +2,7 @@
 
 Every `-m` counts and beats `OS_CONFIG_FILES` (which counts even when empty), which
 beats the list file; the fallback files are read only when those give no existing
-file.  Empty and missing paths are skipped, documents that are not non-empty objects
+file.  A file named with `-m` must exist; other empty and missing paths are skipped, documents that are not non-empty objects
 are ignored, and the rest are deep-merged in read order, later files winning, lists
 replaced.  No metadata at all is a warning; a broken list file is one clear error.
 """
@@ -59,6 +59,18 @@ def _load_list_file(path: str) -> List[str]:
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
         raise MetadataError("No list of paths in json file: %s" % path)
     return value
+
+
+def require_named(cli_files: Sequence[str]) -> None:
+    """Files named with `-m` must exist: a typo there is a mistake, not "no metadata".
+
+    The original skipped them silently and rendered every template with empty values.
+    Files that come from OS_CONFIG_FILES, the list file or the fallback list stay
+    optional, as they always were: those lists name files that may not exist yet.
+    """
+    for path in cli_files:
+        if path and not os.path.exists(path):
+            raise MetadataError("metadata file %s (named with -m/--metadata) does not exist" % path)
 
 
 def main_list(cli_files: Sequence[str], environ: Mapping[str, str], list_file: str) -> List[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 LOG = logging.getLogger("os-apply-config")
@@ -93,6 +94,21 @@ def _build_mustache() -> Callable[[str, Any, List[str]], str]:
     return render
 
 
+_SECTION_OPEN = re.compile(r"\{\{\s*[#^][^}]*\}\}")
+
+
+def _opening_tag(text: str, end: int, reported: str) -> str:
+    """The section tag that ends at ``end``: the one left open.
+
+    pystache reports where the first unclosed section starts but names the last tag it
+    parsed (an unclosed `{{#hello}}` followed by `{{port}}` comes back as `{{#port}}`), so
+    the tag is read back from the text.  With changed delimiters it cannot be: pystache's
+    name stays.
+    """
+    tags = _SECTION_OPEN.findall(text, 0, end)
+    return tags[-1] if tags else "{{%s}}" % reported
+
+
 def warn_missing(path: str, names: List[str]) -> None:
     for name in names:
         LOG.warning("%s: key '%s' not found in the metadata; rendered as empty", path, name)
@@ -116,7 +132,7 @@ def render_mustache(path: str, text: str, context: Any) -> Tuple[str, List[str]]
         line = _line_of(text, info.position - 1) if info is not None else None
         message = str(exc).split(" at position")[0].split(". Its section")[0]
         if info is not None and "Did not find" in message:
-            message = "unclosed section {{%s%s}}" % (info.tag_type, info.tag_key)
+            message = "unclosed section %s" % _opening_tag(text, info.position, info.tag_type + info.tag_key)
         raise TemplateError(path, message, line) from None
     except Exception as exc:  # pystache raises bare Exceptions for bad tags
         raise TemplateError(path, "could not render moustache template: %s" % exc) from None

@@ -44,6 +44,25 @@ def default_base_dir(
     return default
 
 
+def check_base_dir(base: str, environ=os.environ) -> Optional[int]:
+    """Say so when the base directory is missing: the original ran nothing, printed nothing and exited 0.
+
+    Named by OS_REFRESH_CONFIG_BASE_DIR, a missing directory is a mistake (a typo): exit 1,
+    so that os-collect-config keeps its new metadata uncommitted and tries again instead of
+    recording a configuration that was never applied.  The built-in default missing only
+    means that nothing is installed yet: a warning, and exit 0 as before.  Returns the
+    exit status to stop with, or None to go on.
+    """
+    if os.path.isdir(base or "."):
+        return None
+    why = "does not exist" if not os.path.exists(base) else "is not a directory"
+    if environ.get("OS_REFRESH_CONFIG_BASE_DIR") is not None:
+        LOG.error("base directory %s (from OS_REFRESH_CONFIG_BASE_DIR) %s; no phase ran", base, why)
+        return 1
+    LOG.warning("base directory %s %s; no phase ran", base, why)
+    return 0
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -163,6 +182,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     options.log_format = log_format(options.log_format)
     setup_logging(TOOL, level=logging.getLevelName(options.log_level), log_format_choice=options.log_format)
+    stop = check_base_dir(base)
+    if stop is not None:
+        return stop
     emit = runparts.log_emitter()
     runparts.stop_on_signals()
 

@@ -365,6 +365,20 @@ Examples:
 """
 
 
+HELP = """{name}: run the executable scripts of one directory, in order, stopping at the first failure.
+
+Selected: direct entries of the directory that are regular files (or links to one), executable,
+and whose name matches $RUN_PARTS_REGEX (default ^[0-9A-Za-z_-]+$: names with dots are skipped).
+Order: by leading number (as sort -n), then by name.  Before the scripts, the files of
+DIR/../environment.d are sourced (bash, set -eu, in name order); what they export reaches
+every script.  Each script's output passes through; a profile of times ends a successful run.
+
+Exit status: 0 when every script succeeded (or none was selected), else the failing script's
+status; 1 when DIR is not a directory.
+
+""" + USAGE
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The `dib-run-parts [--list] DIR` console script; exit status as the bash original."""
     name = os.path.basename(sys.argv[0]) or "dib-run-parts"
@@ -377,6 +391,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args:
         sys.stderr.write(USAGE.format(name=name))
         return 1
+    if args[0] in ("-h", "--help"):  # the original took it for a directory name
+        sys.stdout.write(HELP.format(name=name))
+        return 0
     show_list = args[0] == "--list"
     if show_list:
         args.pop(0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 from agent_common import proc
@@ -112,6 +113,18 @@ class HookContext:
             raise ToolCannotRun(HookResult.failure(message)) from None
         return path
 
+
+
+def beside_interpreter(name: str) -> str:
+    """``name`` from this interpreter's bin directory when it is there, else ``name`` for a PATH lookup.
+
+    A tool an extra installs (``os-config-agents[ansible]`` brings ansible-playbook) lands
+    in the virtualenv's bin directory, which is not on PATH when only our commands are
+    linked from it: the hook must find it without a link.  Not resolved through symlinks:
+    a venv's python links to the system interpreter, whose directory is not the venv's.
+    """
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else name
 
 
 def context_for(deployment: Deployment, environ: Optional[Mapping[str, str]] = None) -> HookContext:

@@ -33,6 +33,7 @@ class HeatLocalCollector(Collector):
         paths = self.conf.get("path") or []
         merged: Any = None
         found = False
+        rejected: List[str] = []
         for path in paths:
             try:
                 data = read_bytes(path)  # a FIFO is refused, not waited on for ever
@@ -47,6 +48,7 @@ class HeatLocalCollector(Collector):
                 value = loads_json(data, path)
             except ValueError as exc:  # not JSON, not UTF-8, nested too deeply: the message names the file
                 LOG.warning("%s; skipped.", exc)
+                rejected.append(path)
                 continue
             if not merged:
                 merged = value
@@ -57,6 +59,7 @@ class HeatLocalCollector(Collector):
         if not found:
             raise NotConfigured("Local metadata not found (%s)" % paths)
         if not merged:
-            LOG.info("Local metadata not found (%s)", paths)
-            raise Unavailable("no usable metadata in %s" % ", ".join(paths))
+            if not rejected:  # after a warning naming the broken file, "not found" would mislead
+                LOG.info("Local metadata not found (%s)", paths)
+            raise Unavailable("no usable metadata in %s" % ", ".join(rejected or paths))
         return [(self.name, merged)]

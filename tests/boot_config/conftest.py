@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pytest
+import yaml
 
 from tests.elements.dib import apt_mirrors
 from tests.servers.cfn import CfnServer
@@ -32,6 +33,16 @@ SUITE = "bookworm"
 MAKE_BASE_IMAGE = BOOT_CONFIG / "heat-container-agent" / "make-base-image"
 #: PATH cloud-init's scripts and systemd services get.
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: What an operator gives the pip installer as agent_package (no default: the distribution is not on PyPI).
+WHEEL_URL = "https://files.example/os_config_agents-0.1.0-py3-none-any.whl"
+
+
+def required_params(template: Path) -> Dict[str, str]:
+    """The parameters ``template`` has no default for, set as an operator would: agent_package."""
+    spec = (yaml.safe_load(template.read_text()).get("parameters") or {}).get("agent_package")
+    return {"agent_package": WHEEL_URL} if spec is not None and "default" not in spec else {}
+
 
 ACCESS_KEY = "boot-config-access"
 SECRET_KEY = PLANTED_SECRETS[1]

@@ -2,7 +2,7 @@
 
 Only what the boot-config templates use is implemented, the way Heat does it:
 ``get_file`` (relative to the template, as python-heatclient resolves it),
-``get_param`` (defaults, overrides and ``allowed_pattern`` constraints),
+``get_param`` (defaults, overrides, required parameters and ``allowed_pattern`` constraints),
 ``str_replace`` (one pass, longest key first, so pasted text is never scanned
 again), ``get_resource``, and the resources ``OS::Heat::SoftwareConfig``,
 ``OS::Heat::CloudConfig`` and ``OS::Heat::MultipartMime`` (text/plain parts in
@@ -39,7 +39,9 @@ class Renderer:
             raise TemplateError("parameters not in %s: %s" % (self.path.name, sorted(unknown)))
         values = {}
         for name, spec in declared.items():
-            value = str(given.get(name, spec.get("default", "")))
+            if name not in given and "default" not in spec:
+                raise TemplateError("The Parameter (%s) was not provided." % name)  # Heat refuses such a stack
+            value = str(given.get(name, spec.get("default")))
             for constraint in spec.get("constraints") or ():
                 pattern = constraint.get("allowed_pattern")
                 if pattern is not None and not re.fullmatch(pattern, value):

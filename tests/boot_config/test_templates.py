@@ -11,14 +11,20 @@ import subprocess
 import pytest
 import yaml
 
-from tests.boot_config.conftest import BOOT_CONFIG
-from tests.boot_config.heat_userdata import Renderer, TemplateError, environment_template, parts, render
+from tests.boot_config.conftest import BOOT_CONFIG, WHEEL_URL, required_params
+from tests.boot_config.heat_userdata import Renderer, TemplateError, environment_template, parts
+from tests.boot_config.heat_userdata import render as heat_render
 
 PIP_TEMPLATE = BOOT_CONFIG / "templates/install_config_agent_pip.yaml"
 CONTAINER_TEMPLATE = BOOT_CONFIG / "templates/install_container_agent.yaml"
 ENVIRONMENTS = ("debian_pip_env.yaml", "ubuntu_pip_env.yaml", "fedora_pip_env.yaml", "centos_stream_pip_env.yaml",
                 "fedora_yum_env.yaml", "centos7_rdo_env.yaml", "test_image_env.yaml", "container_agent_env.yaml",
                 "none_env.yaml")
+def render(template, params=None):
+    """The user-data, with the parameters an operator must give set (agent_package)."""
+    return heat_render(template, dict(required_params(template), **(params or {})))
+
+
 HEREDOC = re.compile(r"<<'(?P<marker>[A-Z_]+)'\n(?P<body>.*?)\n(?P=marker)\n", re.S)
 
 
@@ -103,6 +109,17 @@ def test_parameters_reach_the_install_script_and_bad_values_are_refused():
     assert "pip_index_url='http://mirror.example/simple'" in install
     with pytest.raises(TemplateError):
         Renderer(PIP_TEMPLATE, {"agent_package": "x'; rm -rf /"})
+
+
+def test_agent_package_has_no_default_that_cannot_install():
+    """os-config-agents is not on PyPI: the operator names a wheel (or an index that has it), and a stack
+    without it is refused when it is created, not after the server booted and pip failed."""
+    spec = yaml.safe_load(PIP_TEMPLATE.read_text())["parameters"]["agent_package"]
+    assert "default" not in spec and "not on PyPI" in spec["description"]
+    with pytest.raises(TemplateError, match=r"The Parameter \(agent_package\) was not provided"):
+        heat_render(PIP_TEMPLATE)
+    install = parts(render(PIP_TEMPLATE))[0]
+    assert "agent_package='%s'" % WHEEL_URL in install
 
 
 def test_occ_conf_template_renders_region_name_and_is_0600():

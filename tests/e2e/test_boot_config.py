@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.boot_config.conftest import BOOT_CONFIG
+from tests.boot_config.conftest import BOOT_CONFIG, required_params
 from tests.e2e import controlplane
 from tests.e2e.stacks import boot_config_stack_request
 from tests.boot_config.heat_userdata import parts, render
@@ -29,19 +29,37 @@ def _meaning(part: str) -> Any:
 @pytest.mark.parametrize("env_name", ["debian_pip_env.yaml", "container_agent_env.yaml"])
 def test_real_heat_renders_the_user_data_our_renderer_renders(heat, env_name):
     env_file = BOOT_CONFIG / env_name
-    request = boot_config_stack_request(env_file)
+    template = env_file.parent / yaml.safe_load(env_file.read_text())["resource_registry"]["Heat::InstallConfigAgent"]
+    params = required_params(template)
+    request = boot_config_stack_request(env_file, params)
     name = "bootcfg-%s" % uuid.uuid4().hex[:8]
     stack_id = heat.create_stack(name, timeout_mins=5, **request)
     try:
         stack = heat.wait(name, stack_id, timeout=120)
         assert stack["stack_status"] == "CREATE_COMPLETE", stack.get("stack_status_reason")
         outputs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
-        template = env_file.parent / yaml.safe_load(env_file.read_text())["resource_registry"]["Heat::InstallConfigAgent"]
         # The output is the id of the MultipartMime's software config, which Nova's user_data gets.
         user_data = heat.call("GET", "/software_configs/%s" % outputs["config"])["software_config"]["config"]
-        assert [_meaning(p) for p in parts(user_data)] == [_meaning(p) for p in parts(render(template))]
+        assert [_meaning(p) for p in parts(user_data)] == [_meaning(p) for p in parts(render(template, params))]
         defaults = yaml.safe_load(env_file.read_text()).get("parameter_defaults", {})
         assert outputs["image"] == defaults.get("image", "none")
+    finally:
+        heat.delete_stack(name, stack_id)
+
+
+def test_real_heat_refuses_a_stack_without_agent_package(heat):
+    """os-config-agents is not on PyPI, so the pip installer has no default: the stack is refused."""
+    request = boot_config_stack_request(BOOT_CONFIG / "debian_pip_env.yaml")
+    name = "bootcfg-nopkg-%s" % uuid.uuid4().hex[:8]
+    try:
+        stack_id = heat.create_stack(name, timeout_mins=5, **request)
+    except controlplane.ApiError as exc:  # refused while validating the request
+        assert "agent_package" in exc.body
+        return
+    try:
+        stack = heat.wait(name, stack_id, timeout=120)
+        assert stack["stack_status"] == "CREATE_FAILED"
+        assert "agent_package" in stack["stack_status_reason"]
     finally:
         heat.delete_stack(name, stack_id)
 

@@ -6,6 +6,8 @@ protocol and records what it receives: verbs, paths, headers and bodies.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
@@ -13,7 +15,8 @@ import pytest
 from tests.servers.swift import SwiftServer
 from tests.support.deployments import STACK, STACK_ID, cfn_inputs, dep_id, deployment, keystone_inputs
 from tests.support.dispatcher import assert_no_secret_on_disk_outside_state, journal, write_deployments
-from tests.support.sandbox import PLANTED_SECRETS
+from tests.support.sandbox import BIN_DIR, PLANTED_SECRETS
+from tests.support.wait import wait_for
 
 SIGNAL = {"deploy_stdout": "caf\u00e9 ok\n", "deploy_stderr": "", "deploy_status_code": 0, "result": "42\n"}
 
@@ -155,6 +158,47 @@ def test_notify_usage_and_missing_file(run_tool, hc):
     assert result.returncode == 1 and "Usage" in result.stderr
     result = run_tool("heat-config-notify", [str(hc.path("nope.json"))], input="{}")
     assert result.returncode == 1 and "No config file" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_notify_help_prints_usage_and_exits_0_without_reading_stdin(hc, flag):
+    # stdin is a pipe nobody writes to or closes: reading it would block until the time-out
+    proc = subprocess.Popen([str(BIN_DIR / "heat-config-notify"), flag], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=hc.env)
+    try:
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdin.close()
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert out.startswith("usage: heat-config-notify [-h] [DEPLOYMENT_FILE]") and "example:" in out
+    assert "No config file" not in out + err and err == ""
+
+
+def test_notify_at_a_terminal_says_it_reads_stdin(hc):
+    """Run by hand, it no longer waits in silence: it says what it is reading."""
+    import pty
+
+    master, slave = pty.openpty()
+    err = hc.path("run", "notify.err")
+    with open(str(err), "wb") as err_file:
+        proc = subprocess.Popen([str(BIN_DIR / "heat-config-notify"), str(hc.path("nope.json"))], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=err_file, env=hc.env)
+    os.close(slave)
+    try:
+        wait_for(lambda: "end it with Ctrl-D" in err.read_text(), what="the stdin hint")
+        os.write(master, b"{}\n\x04")
+        assert proc.wait(timeout=30) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        os.close(master)
+    assert "Reading the signal data (JSON) from standard input; end it with Ctrl-D" in err.read_text()
+    assert "No config file %s" % hc.path("nope.json") in err.read_text()
 
 
 def test_invalid_stdin_sends_empty_object(run_tool, hc, cloud):

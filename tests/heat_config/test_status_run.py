@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any, Dict
 
+import pytest
+
 from tests.support.deployments import cfn_inputs, dep_id, deployment
 from tests.support.dispatcher import deployed, start_dispatcher, write_deployments
 from tests.support.sandbox import BIN_DIR
@@ -249,12 +251,44 @@ def test_rebuild_deployed_marks_every_hook_deployment(run_tool, hc):
     result = run_tool("heat-config-rebuild-deployed", env=env)
     assert result.returncode == 0, result.stderr
     assert "Found 4 deployments." in result.stdout
+    assert "Creating %s so that deployment will not be re-run" % deployed(hc, dep_id(0) + ".json") in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "Marked 1 deployment(s) as deployed in %s: heat-config will not run them again. "
+        "To run one again, remove its <id>.json there." % deployed(hc))
     assert deployed(hc, dep_id(0) + ".json").read_text() == ""
     assert not deployed(hc, dep_id(1) + ".json").exists() and not deployed(hc, dep_id(2) + ".json").exists()
     assert not hc.path("evil.json").exists()
     write_deployments(hc, metadata["deployments"])
     assert "already deployed" in run_tool("heat-config").stderr
     assert not hc.path("lib", "heat-config-script").exists()  # nothing re-run
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_rebuild_deployed_help_exits_0_and_changes_nothing(run_tool, hc, flag):
+    meta = hc.write("cache/heat.json", json.dumps({"deployments": [deployment(0)]}))
+    result = run_tool("heat-config-rebuild-deployed", [flag], env={"OS_CONFIG_FILES": str(meta)})
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("usage: heat-config-rebuild-deployed") and "example:" in result.stdout
+    assert "Reading deployments" not in result.stdout
+    assert os.listdir(deployed(hc)) == []
+
+
+def test_rebuild_deployed_dry_run_lists_what_it_would_mark_and_writes_nothing(run_tool, hc):
+    metadata = {"deployments": [deployment(0), deployment(1, group="os-apply-config")]}
+    meta = hc.write("cache/heat.json", json.dumps(metadata))
+    result = run_tool("heat-config-rebuild-deployed", ["--dry-run"], env={"OS_CONFIG_FILES": str(meta)})
+    assert result.returncode == 0, result.stderr
+    assert "Would create %s (deployment %s, group script)" % (deployed(hc, dep_id(0) + ".json"), dep_id(0)) \
+        in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "Dry run: 1 deployment(s) would be marked as deployed in %s; nothing was changed." % deployed(hc))
+    assert os.listdir(deployed(hc)) == []
+
+
+def test_rebuild_deployed_refuses_unknown_arguments_as_a_usage_error(run_tool, hc):
+    result = run_tool("heat-config-rebuild-deployed", ["now"])
+    assert result.returncode == 2 and "unrecognized arguments: now" in result.stderr
+    assert os.listdir(deployed(hc)) == []
 
 
 def test_status_wait_ignores_components_with_nothing_for_their_action(run_tool, hc):

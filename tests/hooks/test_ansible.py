@@ -158,6 +158,19 @@ def test_missing_ansible_is_a_failure_not_a_silent_success(run_tool, ansible_env
     assert "not installed" in out["deploy_stderr"]
 
 
+@pytest.mark.skipif(not (BIN_DIR / "ansible-playbook").exists(), reason="needs ansible-core in the venv ([ansible])")
+def test_ansible_playbook_is_found_beside_the_interpreter_without_path(run_tool, ansible_env, sandbox):
+    """A venv install with [ansible]: ansible-playbook sits in the venv's bin, which PATH need not hold."""
+    bare_path = "/usr/sbin:/usr/bin:/sbin:/bin"
+    assert shutil.which("ansible-playbook", path=bare_path) is None, "the host has its own ansible-playbook"
+    target = sandbox.path("home", "found.txt")
+    dep = deployment(playbook('copy:\n  dest: "%s"\n  content: "ran"' % target))
+    out, proc = run_hook(run_tool, ansible_env, dep, env={"PATH": bare_path})
+    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+    assert target.read_text() == "ran" and "PLAY RECAP" in out["deploy_stdout"]
+    assert "Running %s -i" % (BIN_DIR / "ansible-playbook") in proc.stderr
+
+
 def test_timeout_kills_the_whole_process_group(run_tool, ansible_env, sandbox):
     pidfile = sandbox.path("home", "sleeper.pid")
     config = playbook("name: hang\nshell: echo $$ > %s; exec sleep 120" % pidfile)

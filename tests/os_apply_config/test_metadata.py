@@ -179,3 +179,24 @@ def test_deprecated_second_list_file_only_behind_the_builtin_default(monkeypatch
     assert metadata.main_list([], {}, str(tmp_path / "redirected.json")) == []
     new.write_text('["/y.json"]')
     assert metadata.main_list([], {}, str(new)) == ["/y.json"]
+
+
+@pytest.mark.parametrize("mode", [(), ("--validate",), ("--key", "k", "--key-default", "d")])
+def test_a_file_named_with_m_that_does_not_exist_is_an_error_and_nothing_is_rendered(oac, sandbox, mode):
+    oac.template("etc/x.conf", "k={{k}}\n")
+    good = oac.metadata("good.json", {"k": "v"})
+    typo = str(sandbox.path("cache", "nope.json"))
+    r = oac.render(*mode, "-m", good, typo)
+    assert one_error_line(r) == "metadata file %s (named with -m/--metadata) does not exist" % typo
+    assert r.stdout == "" and list(oac.out.iterdir()) == []
+
+
+def test_missing_files_from_os_config_files_and_the_fallback_list_stay_optional(oac, sandbox):
+    oac.template("etc/x.conf", "k={{k}}\n")
+    good = oac.metadata("good.json", {"k": "v"})
+    absent = str(sandbox.path("cache", "absent.json"))
+    r = oac.render(env={"OS_CONFIG_FILES": "%s:%s" % (absent, good)})
+    assert r.returncode == 0, r.stderr
+    r = oac.run("-o", str(oac.out), "--fallback-metadata", absent, good, env={"OS_CONFIG_FILES": absent})
+    assert r.returncode == 0, r.stderr
+    assert oac.output("etc/x.conf") == "k=v\n"

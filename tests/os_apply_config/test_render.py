@@ -71,6 +71,9 @@ def test_absent_deployments_render_an_empty_file(oac):
 
 @pytest.mark.parametrize("template,line,words", [
     ("ok\n{{#a}}\nnever closed\n", 2, "unclosed section {{#a}}"),
+    # pystache names the last tag it parsed ({{#port}}); the open one is {{#hello}}
+    ("{{#hello}}\nport={{port}}\n", 1, "unclosed section {{#hello}}"),
+    ("x\n{{#outer}}{{^inner}}\n{{v}}\n", 2, "unclosed section {{#outer}}"),
     ("x\ny\n{{#a}}{{/b}}", 3, "Section end tag mismatch"),
 ])
 def test_section_errors_name_the_template_and_line_and_nothing_is_written(oac, md, template, line, words):
@@ -80,6 +83,14 @@ def test_section_errors_name_the_template_and_line_and_nothing_is_written(oac, m
     assert r.returncode == 1
     assert re.search(r"\[ERROR\] %s:%d: .*%s" % (re.escape(str(bad)), line, re.escape(words)), r.stderr)
     assert list(oac.out.iterdir()) == []  # the good template was not written either
+
+
+def test_validate_names_the_section_left_open_not_the_last_tag(oac, md):
+    bad = oac.template("etc/hello.conf", "{{#hello}}\nport={{port}}\n")
+    r = oac.render("--validate", "-m", md)
+    assert r.returncode == 1
+    assert "[ERROR] %s:1: unclosed section {{#hello}}" % bad in r.stderr
+    assert "{{#port}}" not in r.stderr
 
 
 def test_crlf_templates_are_read_with_universal_newlines(oac, md):

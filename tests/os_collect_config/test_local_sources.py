@@ -93,6 +93,17 @@ def test_heat_local_only_unusable_files_keep_last_good(occ, sandbox):
     assert "Source [heat_local] Unavailable." in res.stderr
 
 
+def test_heat_local_bad_json_is_a_warning_naming_the_file_and_the_position(occ):
+    occ.heat_local.write_text('{"a": 1,\n "b": }\n')
+    res = occ("--one-time", "-c", "true", "heat_local")
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    warning = [line for line in res.stderr.splitlines() if " WARNING os_collect_config.heat_local " in line]
+    assert len(warning) == 1, res.stderr
+    assert "%s: not valid JSON: Expecting value: line 2 column 7" % occ.heat_local in warning[0]
+    assert "Local metadata not found" not in res.stderr  # it was found: it is broken
+    assert "Source [heat_local] Unavailable. no usable metadata in %s" % occ.heat_local in res.stderr
+
+
 #: Seconds within which a run must end: a FIFO opened for reading waits for a writer for ever.
 FIFO_DEADLINE = 30
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from os_refresh_config.cli import default_base_dir
+from os_refresh_config.cli import check_base_dir, default_base_dir
 from tests.os_refresh_config.conftest import script
 from tests.support.sandbox import BIN_DIR, process_gone
 from tests.support.wait import wait_for
@@ -44,6 +44,28 @@ def test_base_dir_legacy_and_default_rules(tmp_path, capsys):
     default.mkdir()
     assert default_base_dir(**kwargs) == str(default)
     assert default_base_dir(environ={"OS_REFRESH_CONFIG_BASE_DIR": "/x"}, default=str(default)) == "/x"
+
+
+@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.write_text("")], ids=["missing", "a-file"])
+def test_a_base_dir_named_by_the_variable_that_is_not_a_directory_is_an_error(orc, sandbox, make):
+    typo = sandbox.path("typo")
+    make(typo)
+    why = "is not a directory" if typo.exists() else "does not exist"
+    r = orc(env={"OS_REFRESH_CONFIG_BASE_DIR": str(typo)})
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        "(os-refresh-config) [ERROR] base directory %s (from OS_REFRESH_CONFIG_BASE_DIR) %s; no phase ran"
+        % (typo, why))
+    assert orc("--print-base", env={"OS_REFRESH_CONFIG_BASE_DIR": str(typo)}).stdout == "%s\n" % typo
+
+
+def test_the_default_base_dir_missing_is_a_warning_and_exit_0(tmp_path, caplog):
+    missing = str(tmp_path / "usr-libexec")
+    assert check_base_dir(missing, environ={}) == 0
+    assert caplog.messages == ["base directory %s does not exist; no phase ran" % missing]
+    assert caplog.records[0].levelname == "WARNING"
+    assert check_base_dir(str(tmp_path), environ={}) is None
 
 
 @pytest.mark.parametrize("args", [["--log-level", "WARNING"], ["positional"], ["--timeout", "1.5"]])

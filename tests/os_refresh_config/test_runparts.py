@@ -24,6 +24,16 @@ def test_usage_without_argument_or_with_a_non_directory(run_tool, sandbox):
     assert r.returncode == 1
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_explains_selection_and_exits_0(run_tool, sandbox, flag):
+    r = run_tool("dib-run-parts", [flag])
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.startswith("dib-run-parts: run the executable scripts of one directory")
+    assert "RUN_PARTS_REGEX" in r.stdout and "environment.d" in r.stdout
+    assert "Usage: dib-run-parts [OPTION] scripts_directory" in r.stdout and "Examples:" in r.stdout
+    assert "must exist and be a directory" not in r.stdout
+
+
 def test_sort_n_order_of_the_spec_example():
     assert sort_names(list(reversed(SPEC_ORDER))) == SPEC_ORDER
     assert sort_names(["1.10-x", "1.5-y", "-1-z", "-0-a", "2"]) == ["-1-z", "-0-a", "1.10-x", "1.5-y", "2"]

@@ -53,10 +53,11 @@ def heat_user_data(control_plane: Dict[str, Any], userdata: str, metadata: Dict[
 
 
 def rendered_boot_config(heat, index_url: str) -> str:
-    """The user-data the real Heat renders from boot_config/debian_pip_env.yaml, the index set to ours."""
+    """The user-data the real Heat renders from boot_config/debian_pip_env.yaml, the index set to ours
+    (which serves the wheel of this checkout: agent_package names it as a requirement)."""
     name = "bootcfg-vm-%s" % uuid.uuid4().hex[:8]
     stack_id = heat.create_stack(name, timeout_mins=5, **boot_config_stack_request(
-        BOOT_CONFIG / "debian_pip_env.yaml", {"pip_index_url": index_url}))
+        BOOT_CONFIG / "debian_pip_env.yaml", {"pip_index_url": index_url, "agent_package": "os-config-agents"}))
     try:
         stack = heat.wait(name, stack_id, timeout=120)
         assert stack["stack_status"] == "CREATE_COMPLETE", stack.get("stack_status_reason")
