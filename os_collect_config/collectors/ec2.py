@@ -54,7 +54,7 @@ class Ec2Collector(Collector):
         try:
             tree = walker.fetch(self.conf["metadata_url"].rstrip("/") + "/")
         except HttpError as exc:
-            raise Unavailable(str(exc)) from exc
+            raise Unavailable(str(exc), exc.retry_after) from exc
         if state is not None:
             state.save("nodes", walker.seen)
         return [(self.name, tree)]
