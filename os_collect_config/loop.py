@@ -40,9 +40,11 @@ LOG = logging.getLogger("os-collect-config")
 STATE_NAME = "os-collect-config"
 #: Pending heat-config signals: first retry between polls after this many seconds, backing off to the cap.
 SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
-#: A poll slower than this (or than a quarter of the polling interval) may have been released together with
-#: the rest of the fleet by a server that stalled: the next full-length sleep is drawn at random (``loop``).
-SLOW_POLL_S = 5.0
+#: Collecting slower than this (seconds) may mean a server stalled and then released every waiting agent at
+#: once: the next full-length sleep is drawn at random (``loop``).  Agents released after a shorter wait had
+#: phases within this of each other anyway: squeezed together they make a burst of one second's worth of
+#: polls, so the peak stays within twice the steady rate.
+SLOW_POLL_S = 1.0
 #: One between-polls delivery run may take this long (one attempt per pending signal).
 SIGNAL_RETRY_TIMEOUT_S = 120.0
 
@@ -240,7 +242,11 @@ class Agent:
         result = Poll()
         sources: Dict[str, List[str]] = {}
         self._fresh = set()
-        for (name, _), pairs in zip(self.collectors, self._collect_all()):
+        started = self.monotonic()
+        outcomes = self._collect_all()
+        if self.monotonic() - started > SLOW_POLL_S:
+            self.desync = True  # a stalled server answering everyone at once lines its clients up
+        for (name, _), pairs in zip(self.collectors, outcomes):
             if pairs is None:
                 continue
             kept = []
@@ -352,10 +358,7 @@ class Agent:
         fingerprint = settings.watch.baseline
         interval = self.min_interval
         while True:
-            started = self.monotonic()
             succeeded, status = self._step("Poll", self.store_poll, (False, 1))
-            if self.monotonic() - started > min(SLOW_POLL_S, self.max_interval / 4):
-                self.desync = True  # a stalled server answering everyone at once lines its clients up
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
             if settings.one_time:
