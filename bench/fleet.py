@@ -362,9 +362,10 @@ def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
 
 def report(results: List[Dict[str, Any]], interval: float) -> None:
     by = {(r["transport"], r["tool"]): r for r in results}
-    tools = sorted({r["tool"] for r in results}, reverse=True)
+    tools = sorted({r["tool"] for r in results}, key=lambda t: t == "ours")  # originals first, ours last
     print("\nPer agent-hour (polling interval %gs)" % interval)
-    print("%-9s %-22s %14s %14s %8s" % ("transport", "figure", tools[0], tools[-1] if len(tools) > 1 else "", "ratio"))
+    print("%-9s %-22s %16s %14s %12s" % ("transport", "figure", tools[0], tools[-1] if len(tools) > 1 else "",
+                                        "ours/orig"))
     for transport in TRANSPORTS:
         rs = [by[(transport, t)] for t in tools if (transport, t) in by]
         if len(rs) != len(tools):
@@ -381,7 +382,7 @@ def report(results: List[Dict[str, Any]], interval: float) -> None:
         rows.append(("reaction p95 s", [r["reaction_s"]["p95"] for r in rs]))
         for label, vals in rows:
             ratio = "%.2f" % (vals[-1] / vals[0]) if len(vals) > 1 and vals[0] else "-"
-            print("%-9s %-22s %14.1f %14.1f %8s" % (transport, label, vals[0], vals[-1], ratio))
+            print("%-9s %-22s %16.1f %14.1f %12s" % (transport, label, vals[0], vals[-1], ratio))
     for r in results:
         if r.get("herd"):
             steady, peak = herd_figures(r["herd"]["per_second"], r["herd"]["outage"], interval)
