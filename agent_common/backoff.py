@@ -1,7 +1,11 @@
 """Exponential backoff with full jitter, shared by polling, signal retry and HTTP retry.
 
 Jitter keeps a fleet of VMs that lost their metadata server at the same moment from
-all coming back at the same moment.
+all coming back at the same moment.  "Full" jitter draws each delay from [0, ceiling]
+(not [ceiling/2, ceiling]): a fleet that failed together then comes back spread over
+the whole window, so its peak is the steady rate, not twice it (issue 16).  A server
+that says when to come back (``Retry-After``) is obeyed: the delay is at least that,
+plus the jitter, so the fleet it told the same instant does not return at that instant.
 
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
@@ -13,12 +17,14 @@ TYPE_CHECKING = False  # typing is for type checkers only: importing it costs th
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Optional
 
+#: A ``Retry-After`` longer than this (seconds) is cut to it: a misconfigured proxy must not park agents for days.
+RETRY_AFTER_CAP_S = 900.0
 #: Beyond this many doublings every delay is the cap anyway (2 ** 64 times any initial delay in use).
 MAX_EXPONENT = 64
 
 
 class Backoff:
-    """Delays that double from ``initial`` up to ``cap``; each drawn uniformly from [delay/2, delay]."""
+    """Delays that double from ``initial`` up to ``cap``; each drawn uniformly from [0, delay] (full jitter)."""
 
     def __init__(self, initial: float = 1.0, cap: float = 300.0, factor: float = 2.0,
                  rng: Optional[random.Random] = None) -> None:
@@ -40,11 +46,17 @@ class Backoff:
         exponent = min(max(self.failures - 1, 0), MAX_EXPONENT)
         return min(self.cap, self.initial * (self.factor ** exponent))
 
-    def next_delay(self) -> float:
-        """Record one more failure and return how long to wait before the next try."""
+    def next_delay(self, at_least: Optional[float] = None) -> float:
+        """Record one more failure and return how long to wait before the next try.
+
+        ``at_least`` is the server's ``Retry-After`` (seconds, capped at RETRY_AFTER_CAP_S):
+        the jittered delay is added to it, never replaced by it.
+        """
         self.failures += 1
-        top = self.ceiling()
-        return self._rng.uniform(top / 2, top)
+        jitter = self._rng.uniform(0, self.ceiling())
+        if at_least is not None and at_least > 0:
+            return min(at_least, RETRY_AFTER_CAP_S) + jitter
+        return jitter
 
     def reset(self) -> None:
         self.failures = 0

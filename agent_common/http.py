@@ -76,15 +76,46 @@ class ConditionalResult(Record):
 
 
 class HttpError(Exception):
-    """A request that failed for good (after retries); the message names the URL without its query."""
+    """A request that failed for good (after retries); the message names the URL without its query.
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    ``retry_after`` is the server's ``Retry-After`` in seconds, if it sent one: the caller's
+    next attempt waits at least that long (Backoff.next_delay).
+    """
+
+    def __init__(self, message: str, status: Optional[int] = None, retry_after: Optional[float] = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:
         return self.status is None or self.status in RETRYABLE_STATUS
+
+
+def retry_after(headers: Any, status: Optional[int] = None) -> Optional[float]:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP-date), or None.
+
+    Only read on a status worth retrying (503, 429...; any when ``status`` is None): a
+    redirect's Retry-After is not about this.  A date in the past or a value that does not
+    parse means no wait beyond the usual backoff.
+    """
+    if status is not None and status not in RETRYABLE_STATUS:
+        return None
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    value = str(value).strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time()) or None
 
 
 def strip_query(url: str) -> str:
@@ -213,11 +244,14 @@ class HttpClient:
                     return response
                 error = HttpError(
                     "%s %s returned HTTP %d" % (method, strip_query(url), response.status_code),
-                    response.status_code,
+                    response.status_code, retry_after(response.headers, response.status_code),
                 )
-            if not error.retryable or attempt > self.retries:
+            # A server that asks for a longer pause than our own backoff would allow is left to the
+            # caller's schedule (the loop's, the outbox's), which does not hold this thread meanwhile.
+            too_long = error.retry_after is not None and error.retry_after > self.backoff.cap
+            if not error.retryable or attempt > self.retries or too_long:
                 raise error
-            self.sleep(self.backoff.next_delay())
+            self.sleep(self.backoff.next_delay(error.retry_after))
 
     def conditional_get(self, url: str, validators: Optional[Validators] = None, **kwargs: Any) -> ConditionalResult:
         """GET ``url`` sending the last validators; a 304 costs no body and means "unchanged"."""

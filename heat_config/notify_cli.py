@@ -74,7 +74,7 @@ def send_with_retry(transports: List[Any], data: Any, budget_s: float) -> Option
             except SignalFailed as exc:
                 if not exc.retryable:
                     return exc
-                delay = backoff.next_delay()
+                delay = backoff.next_delay(exc.retry_after)
                 if time.monotonic() + delay > deadline:
                     return exc
                 LOG.warning("%s; retrying in %.1f s", exc, delay)

@@ -53,15 +53,19 @@ ZAQAR_TTL_S = 600
 
 # -- outcomes -----------------------------------------------------------------------------------
 class SignalFailed(Exception):
-    """One attempt failed; ``retryable`` says whether trying again may help. The message holds no secret."""
+    """One attempt failed; ``retryable`` says whether trying again may help. The message holds no secret.
 
-    def __init__(self, message: str, retryable: bool) -> None:
+    ``retry_after`` is the endpoint's ``Retry-After`` (seconds): the next try waits at least that.
+    """
+
+    def __init__(self, message: str, retryable: bool, retry_after: Optional[float] = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 def _from_http_error(exc: HttpError) -> SignalFailed:
-    return SignalFailed(str(exc), exc.retryable)
+    return SignalFailed(str(exc), exc.retryable, exc.retry_after)
 
 
 def _request(client: HttpClient, method: str, url: str, **kwargs: Any) -> None:
@@ -244,7 +248,7 @@ class KeystoneSignal(Transport):
             status = getattr(exc, "http_status", None) or 0
             retry = status in (408, 429) or status >= 500
             raise SignalFailed("keystone at %s refused: HTTP %s" % (strip_query(creds.auth_url), status),
-                               retry) from None
+                               retry, getattr(exc, "retry_after", None) or None) from None
         except (ks_exc.EndpointNotFound, ks_exc.EmptyCatalog, LookupError) as exc:
             raise SignalFailed("no public %s endpoint in the catalog: %s" % (self.service_type,
                                                                           type(exc).__name__), False) from None
@@ -346,6 +350,8 @@ class Attempt:
 
     state: str  # SIGNAL_SENT, SIGNAL_REFUSED or SIGNAL_PENDING
     error: str = ""
+    #: The endpoint's Retry-After (seconds) when it sent one.
+    retry_after: Optional[float] = None
 
 
 class InProcessSender:
@@ -364,7 +370,7 @@ class InProcessSender:
             try:
                 transport.send(data)
             except SignalFailed as exc:
-                return Attempt(SIGNAL_PENDING if exc.retryable else SIGNAL_REFUSED, str(exc))
+                return Attempt(SIGNAL_PENDING if exc.retryable else SIGNAL_REFUSED, str(exc), exc.retry_after)
         return Attempt(SIGNAL_SENT)
 
 
@@ -455,7 +461,7 @@ class Outbox:
         record.log_attempt(outcome.state, outcome.error)
         self.results[outcome.state] = self.results.get(outcome.state, 0) + 1
         if outcome.state == SIGNAL_PENDING:
-            delay = backoff.next_delay()
+            delay = backoff.next_delay(outcome.retry_after)
             record.next_try_at = now() + delay
             self.pending[record.id] = record
             LOG.warning("Signal for %s not delivered (attempt %d): %s; retrying in %.1f s",

@@ -40,6 +40,11 @@ LOG = logging.getLogger("os-collect-config")
 STATE_NAME = "os-collect-config"
 #: Pending heat-config signals: first retry between polls after this many seconds, backing off to the cap.
 SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
+#: Collecting slower than this (seconds) may mean a server stalled and then released every waiting agent at
+#: once: the next full-length sleep is drawn at random (``loop``).  Agents released after a shorter wait had
+#: phases within this of each other anyway: squeezed together they make a burst of one second's worth of
+#: polls, so the peak stays within twice the steady rate.
+SLOW_POLL_S = 1.0
 #: One between-polls delivery run may take this long (one attempt per pending signal).
 SIGNAL_RETRY_TIMEOUT_S = 120.0
 
@@ -54,9 +59,10 @@ class SourceHealth(Record):
     def due(self, now: float) -> bool:
         return now >= self.next_try
 
-    def failed(self, now: float, reason: str) -> float:
+    def failed(self, now: float, reason: str, retry_after: Optional[float] = None) -> float:
+        """Schedule the next try: jittered backoff, and never sooner than the server's Retry-After."""
         self.last_error = reason
-        delay = self.backoff.next_delay()
+        delay = self.backoff.next_delay(retry_after)
         self.next_try = now + delay
         return delay
 
@@ -114,6 +120,8 @@ class Agent:
         self.health: Dict[str, SourceHealth] = {}
         self.reported_unconfigured: set = set()
         self.reexec_requested = False
+        #: Draw the next full-length sleep at random (see ``loop``): set at start and when a source recovers.
+        self.desync = True
         self._saved_health = self.state.load("health") if self.store_mode else None
         self.metrics = None  # SPEC §12.15: only with a metrics file, imported only then
         if settings.metrics_file or os.environ.get("OS_CONFIG_AGENTS_METRICS_FILE"):
@@ -164,15 +172,16 @@ class Agent:
             health.recovered()
             return None
         except Unavailable as exc:
-            reason = str(exc)
+            reason, wait = str(exc), exc.retry_after
         except Exception as exc:  # a collector bug must not stop the agent (SPEC §5.9: no crash)
             LOG.debug("Source [%s] failed", name, exc_info=True)
-            reason = "%s: %s" % (type(exc).__name__, exc)
+            reason, wait = "%s: %s" % (type(exc).__name__, exc), None
         else:
             if self.metrics:
                 self.metrics.polled(name, True)
             if health.recovered():
                 LOG.info("Source [%s] available again.", name)
+                self.desync = True
             self.reported_unconfigured.discard(name)
             self._fresh.add(name)
             return pairs
@@ -182,7 +191,7 @@ class Agent:
         tail = "keeping its last good data" if last else "no earlier data"
         if continuous:
             LOG.warning("Source [%s] Unavailable. %s; %s, next try in %.1f s.",
-                        name, reason or "", tail, health.failed(now, reason))
+                        name, reason or "", tail, health.failed(now, reason, wait))
         else:
             LOG.warning("Source [%s] Unavailable. %s; %s.", name, reason or "", tail)
         return last
@@ -242,7 +251,11 @@ class Agent:
         result = Poll()
         sources: Dict[str, List[str]] = {}
         self._fresh = set()
-        for (name, _), pairs in zip(self.collectors, self._collect_all()):
+        started = self.monotonic()
+        outcomes = self._collect_all()
+        if self.monotonic() - started > SLOW_POLL_S:
+            self.desync = True  # a stalled server answering everyone at once lines its clients up
+        for (name, _), pairs in zip(self.collectors, outcomes):
             if pairs is None:
                 continue
             kept = []
@@ -375,11 +388,30 @@ class Agent:
                 import random
 
                 pause = random.uniform(interval / 2, interval)
+            elif self.desync and interval >= self.max_interval:
+                pause = self._random_phase(interval)
             LOG.info("Sleeping %.2f seconds.", pause)
             self.ctx.wakeup.wait(pause)
             self.ctx.wakeup.clear()
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
+
+    def _random_phase(self, interval: float) -> float:
+        """One sleep drawn from (0, interval]: this agent's polls get a phase of their own (issue 16).
+
+        Agents started together (a fleet booted at once), or released together by a server
+        that stalled and then answered every waiting request at the same instant, would
+        otherwise poll in lock-step for ever, and the control plane would see the whole
+        fleet in one second out of every ``polling_interval``.  Done once after start, after
+        a source recovers and after a slow poll, at the next full-length sleep: each time it
+        costs at most one poll.
+        """
+        import random
+
+        self.desync = False
+        pause = interval - random.uniform(0, interval)
+        LOG.debug("Spreading polls: this sleep is %.2f of %.2f seconds.", pause, interval)
+        return pause
 
     def _step(self, what: str, step: Callable[[], Any], failed: Any) -> Any:
         """``step()``, or ``failed`` after logging in one line what went wrong (SPEC §2.14, §2.18).

@@ -41,7 +41,14 @@ class NotConfigured(Exception):
 
 
 class Unavailable(Exception):
-    """The source is configured but could not give metadata this time: logged at WARNING, last good data stays."""
+    """The source is configured but could not give metadata this time: logged at WARNING, last good data stays.
+
+    ``retry_after`` (seconds) is the server's ``Retry-After``: the loop does not ask again sooner.
+    """
+
+    def __init__(self, message: str = "", retry_after: Optional[float] = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Option(FrozenRecord):

@@ -176,7 +176,7 @@ class CfnCollector(Collector):
             response = self._client().request("GET", url, params=params,
                                               headers={"Content-Type": "application/json"})
         except HttpError as exc:
-            raise Unavailable("DescribeStackResource of %s: %s" % (resource, exc)) from exc
+            raise Unavailable("DescribeStackResource of %s: %s" % (resource, exc), exc.retry_after) from exc
         except Exception as exc:  # a bad URL or CA path: name it, never a traceback
             raise Unavailable("DescribeStackResource of %s: %s" % (resource, describe_error(exc))) from exc
         return response.text

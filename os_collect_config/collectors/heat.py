@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, List, Optional
 from urllib.parse import quote, urlsplit
 
+from agent_common.http import retry_after
 from agent_common.logs import describe_error
 from os_collect_config.collectors.base import Collected, Option, Unavailable
 from os_collect_config.collectors.keystone_auth import CREDENTIAL_OPTIONS, REQUIRED_CREDENTIALS, KeystoneCollector
@@ -66,7 +67,8 @@ class HeatCollector(KeystoneCollector):
             if not self.ctx.print_mode:
                 self.ctx.state(self.name).save("stack", None)
         if response.status_code != 200:
-            raise Unavailable("GET %s returned HTTP %d" % (url, response.status_code))
+            raise Unavailable("GET %s returned HTTP %d" % (url, response.status_code),
+                              retry_after(response.headers, response.status_code))
         body = response.json()
         if not isinstance(body, dict) or "metadata" not in body:
             raise Unavailable("GET %s: the reply has no \"metadata\" member" % url)

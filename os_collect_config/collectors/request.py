@@ -48,7 +48,7 @@ class RequestCollector(Collector):
         try:
             result = self.http(self.conf.get("timeout") or 10.0).conditional_get(url, validators)
         except HttpError as exc:
-            raise Unavailable(str(exc)) from exc
+            raise Unavailable(str(exc), exc.retry_after) from exc
         if result.not_modified:
             if not validators:
                 raise Unavailable("GET answered 304 Not Modified to a request without validators")

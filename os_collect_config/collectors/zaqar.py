@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qs, quote, urlsplit
 
 from agent_common.backoff import Backoff
+from agent_common.http import retry_after
 from agent_common.logs import describe_error
 from os_collect_config.collectors.base import Collected, Option, Unavailable
 from os_collect_config.collectors.keystone_auth import CREDENTIAL_OPTIONS, REQUIRED_CREDENTIALS, KeystoneCollector
@@ -155,7 +156,8 @@ class ZaqarCollector(KeystoneCollector):
                 return
             if resp.status_code != 201:
                 raise Unavailable("claiming messages on queue %s returned HTTP %d"
-                                  % (self.conf["queue_id"], resp.status_code))
+                                  % (self.conf["queue_id"], resp.status_code),
+                                  retry_after(resp.headers, resp.status_code))
             messages = resp.json().get("messages") or []
             if not messages:
                 return

@@ -1,7 +1,10 @@
 """The HTTP helper against a real loopback server: conditional GET, retry with backoff, clear errors."""
+import email.utils
+import time
+
 import pytest
 
-from agent_common.backoff import Backoff
+from agent_common.backoff import RETRY_AFTER_CAP_S, Backoff
 from agent_common.http import HttpClient, HttpError, Validators
 from tests.servers.base import LoopbackServer, Response
 
@@ -71,7 +74,7 @@ def test_retries_5xx_with_backoff_then_succeeds(server):
     client = HttpClient(timeout=5, retries=3, backoff=Backoff(1, 8), sleep=sleeps.append)
     assert client.request("GET", server.url + "/flaky").content == b"ok"
     assert calls["n"] == 3 and len(sleeps) == 2
-    assert 0.5 <= sleeps[0] <= 1 and 1 <= sleeps[1] <= 2
+    assert 0 <= sleeps[0] <= 1 and 0 <= sleeps[1] <= 2
 
 
 def test_permanent_4xx_is_not_retried_and_error_hides_query(server):
@@ -98,7 +101,7 @@ def test_backoff_grows_to_cap_with_jitter_and_resets():
     for _ in range(6):
         delay = b.next_delay()
         ceilings.append(b.ceiling())
-        assert b.ceiling() / 2 <= delay <= b.ceiling()
+        assert 0 <= delay <= b.ceiling()  # full jitter
     assert ceilings == [1, 2, 4, 8, 10, 10]
     b.reset()
     assert b.next_delay() <= 1
@@ -176,3 +179,45 @@ def test_tls_verification_failure_is_one_error_naming_the_url(tls_server):
     message = str(err.value)
     assert message.startswith("GET %s/x failed: " % tls_server.url) and "CERTIFICATE_VERIFY_FAILED" in message
     assert "planted-sig-77a0" not in message and tls_server.requests == []
+
+
+def test_retry_after_delays_the_retry_by_at_least_what_the_server_asks(server):
+    calls = {"n": 0}
+
+    @server.route("GET", "/busy")
+    def busy(request, match):
+        calls["n"] += 1
+        return Response(503, b"busy", headers={"Retry-After": "3"}) if calls["n"] == 1 else Response(200, b"ok")
+
+    sleeps = []
+    client = HttpClient(timeout=5, retries=2, backoff=Backoff(1, 8), sleep=sleeps.append)
+    assert client.request("GET", server.url + "/busy").content == b"ok"
+    assert len(sleeps) == 1 and 3 <= sleeps[0] <= 4  # Retry-After, plus the first step's jitter
+
+
+def test_retry_after_beyond_the_backoff_cap_is_left_to_the_caller(server):
+    when = email.utils.formatdate(time.time() + 120, usegmt=True)  # the HTTP-date form
+
+    @server.route("GET", "/maintenance")
+    def maintenance(request, match):
+        return Response(503, b"later", headers={"Retry-After": when})
+
+    sleeps = []
+    client = HttpClient(timeout=5, retries=3, backoff=Backoff(1, 30), sleep=sleeps.append)
+    with pytest.raises(HttpError) as err:
+        client.request("GET", server.url + "/maintenance")
+    assert sleeps == [] and err.value.status == 503  # not held here for two minutes
+    assert 100 <= err.value.retry_after <= 121
+    # The caller's schedule: at least what the server asked, capped, plus jitter.
+    assert 120 <= Backoff(1, 30).next_delay(120) <= 121
+    assert Backoff(1, 30).next_delay(10 ** 6) <= RETRY_AFTER_CAP_S + 1
+
+
+def test_retry_after_is_ignored_on_a_status_that_is_not_retried(server):
+    @server.route("GET", "/gone")
+    def gone(request, match):
+        return Response(404, b"no", headers={"Retry-After": "60"})
+
+    with pytest.raises(HttpError) as err:
+        HttpClient(timeout=5, retries=3, sleep=lambda s: None).request("GET", server.url + "/gone")
+    assert err.value.status == 404 and err.value.retry_after is None

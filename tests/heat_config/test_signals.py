@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 
 import pytest
 
+from tests.servers.base import LoopbackServer, Response
 from tests.servers.swift import SwiftServer
 from tests.support.deployments import STACK, STACK_ID, cfn_inputs, dep_id, deployment, keystone_inputs
 from tests.support.dispatcher import assert_no_secret_on_disk_outside_state, journal, write_deployments
@@ -265,3 +267,33 @@ def test_heat_style_encoded_signal_url_reaches_the_server_byte_for_byte(run_tool
     (request,) = cloud.cfn.received("POST")
     assert "http://127.0.0.1:%d%s" % (cloud.cfn.port, request.raw_path) == inputs[1]["value"]
     assert len(cloud.cfn.signals) == 1
+
+
+@pytest.mark.parametrize("via", ["notify", "dispatcher"])
+def test_a_503_with_retry_after_delays_the_retry_by_at_least_that(run_tool, hc, via):
+    """Issue 16: a busy endpoint that says when to come back is not asked again sooner."""
+    server = LoopbackServer()
+    posts = []
+
+    @server.route("POST", "/signal")
+    def signal(request, match):
+        posts.append(time.monotonic())
+        if len(posts) == 1:
+            return Response(503, b"busy", headers={"Retry-After": "4"})
+        return Response(200, b"")
+
+    server.start()
+    try:
+        inputs = [{"name": "deploy_signal_transport", "type": "String", "value": "CFN_SIGNAL"},
+                  {"name": "deploy_signal_id", "type": "String", "value": server.url + "/signal"},
+                  {"name": "deploy_signal_verb", "type": "String", "value": "POST"}]
+        env = {"HEAT_CONFIG_SIGNAL_RETRY_S": "30"}
+        if via == "notify":
+            result = notify(run_tool, hc, deployment(signal=inputs), env=env)
+        else:
+            result = dispatch(run_tool, hc, [deployment(signal=inputs)], env=env)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert len(posts) == 2 and posts[1] - posts[0] >= 4.0, posts
+    assert re.search(r"returned HTTP 503; retrying in [4-9]\.\d s", result.stderr), result.stderr

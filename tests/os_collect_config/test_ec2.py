@@ -4,7 +4,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.support.wait import wait_for
 
 EXPECTED = {"local-ipv4": "10.0.0.5", "hostname": "vm1", "placement": {"availability-zone": "nova"},
             "public-keys": {"0": {"openssh-key": "ssh-rsa AAAA test"}}}
@@ -25,17 +29,42 @@ def test_blank_lines_in_listings_are_tolerated(occ, ec2):
 def test_fetched_every_poll_conditionally_and_refreshed_on_change(occ, sandbox, ec2):
     seen = sandbox.path("seen")
     cmd = "echo run >> %s" % seen
-    assert occ("--one-time", "-c", cmd, "--ec2-metadata-url", ec2.metadata_url, "ec2").returncode == 0
+    every_poll = ("--ec2-full-refresh-interval", "0")
+    assert occ("--one-time", "-c", cmd, "--ec2-metadata-url", ec2.metadata_url, *every_poll, "ec2").returncode == 0
     ec2.clear()
-    assert occ("--one-time", "-c", cmd, "--ec2-metadata-url", ec2.metadata_url, "ec2").returncode == 0
+    assert occ("--one-time", "-c", cmd, "--ec2-metadata-url", ec2.metadata_url, *every_poll, "ec2").returncode == 0
     again = ec2.received("GET")
-    assert again, "ec2 must be polled again, not served from ec2.json for ever"
+    assert len(again) == 8, "ec2 must be walked again (8 nodes), not served from ec2.json for ever"
     assert all(r.header("If-None-Match") for r in again)
     assert ec2.bytes_sent == 0 and len(seen.read_text().splitlines()) == 1
     ec2.set("local-ipv4", "10.0.0.9")
-    assert occ("--one-time", "-c", cmd, "--ec2-metadata-url", ec2.metadata_url, "ec2").returncode == 0
+    assert occ("--one-time", "-c", cmd, "--ec2-metadata-url", ec2.metadata_url, *every_poll, "ec2").returncode == 0
     assert occ.cache_json("ec2.json")["local-ipv4"] == "10.0.0.9"
     assert len(seen.read_text().splitlines()) == 2
+
+
+def test_idle_poll_asks_only_for_the_listing_until_the_full_refresh_is_due(occ, sandbox, ec2):
+    """Issue 16: an idle poll is one request, not one per node; a changed leaf is seen within the interval."""
+    conf = sandbox.write("etc/occ.conf", "[ec2]\nmetadata_url = %s\nfull_refresh_interval = 2\n" % ec2.metadata_url)
+    seen = sandbox.path("seen")
+    run = lambda: occ("--config-file", str(conf), "--one-time", "-c", "echo run >> %s" % seen, "ec2")  # noqa: E731
+    assert run().returncode == 0
+    full = len(ec2.received("GET"))
+    ec2.clear()
+    ec2.set("hostname", "vm1-renamed")  # a leaf: the listing does not change
+    started = time.time()
+    assert run().returncode == 0
+    idle = ec2.received("GET")
+    assert [r.path for r in idle] == [urlsplit(ec2.metadata_url).path + "/"] and full == 8  # 1 request, not 8
+    assert occ.cache_json("ec2.json")["hostname"] == "vm1"  # not seen yet: the full walk is not due
+    wait_for(lambda: time.time() - started > 2.1, what="the full refresh to fall due")
+    assert run().returncode == 0
+    assert occ.cache_json("ec2.json")["hostname"] == "vm1-renamed"
+    assert len(seen.read_text().splitlines()) == 2
+    # A new entry in the listing is walked at once, whatever the interval.
+    ec2.set("instance-type", "m1.small")
+    assert run().returncode == 0
+    assert occ.cache_json("ec2.json")["instance-type"] == "m1.small"
 
 
 def test_server_without_validators_still_works(occ, ec2):

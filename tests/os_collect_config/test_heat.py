@@ -10,6 +10,7 @@ import pytest
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.heat import HeatServer
 from tests.support.sandbox import assert_no_planted_secret
+from tests.support.wait import wait_for
 
 
 def heat_section(c, **extra):
@@ -198,3 +199,34 @@ def test_continuous_agent_polls_with_one_token(cloud, occ, sandbox):
     assert marker.read_text() == "run\nrun\n"
     assert cloud.keystone.auth_count == 1
     assert_no_planted_secret(err, "agent stderr")
+
+
+def test_continuous_agent_authenticates_once_per_token_lifetime(cloud, occ, sandbox):
+    """Issue 16: N polls cost one token POST and at most one discovery GET; a 401 or an expiry one re-auth."""
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 0.1, "polling_interval": 0.1},
+                                  "heat": heat_section(cloud, auth_url=cloud.keystone.url)})  # unversioned: discovery
+    metadata_gets = lambda: cloud.heat.received("GET", "metadata")  # noqa: E731
+    proc = occ.popen("--config-file", str(conf), "--command", "true", "heat")
+    try:
+        wait_for(lambda: len(metadata_gets()) >= 10, what="ten polls")
+        assert cloud.keystone.auth_count == 1
+        assert len(cloud.keystone.received("GET", r"^/(v3/?)?$")) <= 1  # discovery, once per process
+        # Keystone forgot its tokens: Heat answers 401 once, the agent re-authenticates once.
+        cloud.keystone.expire_all_tokens()
+        polls = len(metadata_gets())
+        wait_for(lambda: len(metadata_gets()) >= polls + 10, what="ten more polls after the revocation")
+        assert cloud.keystone.auth_count == 2
+        # Tokens that live just past the renewal margin: each is renewed once when it nears expiry.
+        cloud.keystone.token_ttl = 122.5
+        cloud.keystone.expire_all_tokens()
+        wait_for(lambda: cloud.keystone.auth_count >= 5, timeout=30, what="three renewals of short tokens")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    used = [r.header("X-Auth-Token") for r in metadata_gets()]
+    distinct = list(dict.fromkeys(used))
+    assert cloud.keystone.auth_count in (len(distinct), len(distinct) + 1)  # the last may not be used yet
+    # Every token but the last served many polls: none was fetched for a single request.
+    counts = [used.count(t) for t in distinct[:-1]]
+    assert min(counts) >= 3, counts

@@ -19,7 +19,10 @@ def test_adaptive_polling_min_after_change_then_back_to_max(occ, sandbox, runnin
     r = running(occ, "--min-polling-interval", "0.1", "--polling-interval", "0.4",
                 "-c", "echo run >> %s" % seen, "local")
     wait_for(lambda: len(r.sleeps()) >= 5, what="five sleeps")
-    assert r.sleeps()[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]
+    sleeps = r.sleeps()[:5]
+    # The first full-length sleep is drawn from (0, max]: agents started together get phases of their own.
+    assert sleeps[:2] == [0.1, 0.2] and 0 <= sleeps[2] <= 0.4 and sleeps[3:] == [0.4, 0.4], sleeps
+    assert r.count("Spreading polls: this sleep is %.2f of 0.40 seconds." % sleeps[2]) == 1
     occ.write_local("x", {"v": 2})
     wait_for(lambda: len(seen.read_text().splitlines()) == 2, what="second run")
     wait_for(lambda: len(r.sleeps("Executing", 1)) >= 3, what="sleeps after the change")
@@ -30,7 +33,8 @@ def test_min_larger_than_max_is_warned_and_capped(occ, running):
     occ.write_local("x", {"v": 1})
     r = running(occ, "--min-polling-interval", "5", "--polling-interval", "0.2", "-c", "true", "local")
     wait_for(lambda: len(r.sleeps()) >= 2, what="sleeps")
-    assert r.sleeps()[:2] == [0.2, 0.2]
+    sleeps = r.sleeps()[:2]
+    assert 0 <= sleeps[0] <= 0.2 and sleeps[1] == 0.2, sleeps  # the first one spreads the polls' phase
     assert r.count("min_polling_interval 5.00 is larger than polling_interval 0.20") == 1
 
 
@@ -149,7 +153,7 @@ def test_a_source_down_for_thousands_of_polls_keeps_its_capped_backoff(occ, sand
     assert r.proc.poll() is None
     delays = [float(m.group(1)) for m in (re.search(r"Source \[request\].*next try in ([0-9.]+) s", l)
                                           for l in r.lines()) if m]
-    assert all(0.5 <= d <= 1.0 for d in delays), delays  # the cap (the polling interval), jittered
+    assert all(0 <= d <= 1.0 for d in delays), delays  # the cap (the polling interval), fully jittered
     assert r.count("Poll failed:") == 0
     assert "Traceback" not in r.stop()
 

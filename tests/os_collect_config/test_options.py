@@ -34,7 +34,8 @@ def test_defaults(tmp_path):
     assert s.deployment_key == ["deployments"] and s.command_timeout is None
     assert s.groups["heat_local"]["path"] == ["/var/lib/heat-cfntools/cfn-init-data"]
     assert s.groups["local"]["path"] == ["/var/lib/os-collect-config/local-data"]
-    assert s.groups["ec2"] == {"metadata_url": "http://169.254.169.254/latest/meta-data", "timeout": 10.0}
+    assert s.groups["ec2"] == {"metadata_url": "http://169.254.169.254/latest/meta-data", "timeout": 10.0,
+                               "full_refresh_interval": 300.0}
     assert s.groups["keystone"] == {"cache_dir": None, "cache_ttl": 1800}
 
 

@@ -244,6 +244,7 @@ def test_long_heat_api_outage_the_unit_backs_off_and_the_signal_arrives(server, 
     assert outputs_of(stack)["out_result"] == "outage from the guest"
     assert server.restarts() == restarts == 0
     delays = server.retry_delays()
-    assert len(delays) >= 3 and delays[-1] > delays[0], delays
+    # Full jitter draws each delay from [0, ceiling]: backing off shows as delays beyond the first ceiling (5 s).
+    assert len(delays) >= 3 and max(delays) > 5, delays
     assert server.secrets, "Heat gave the server no credentials to look for"
     assert server.secrets_in_journal() == [], "credentials Heat gave the server are in its journal"

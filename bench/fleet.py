@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Fleet cost: N agents, ours and the originals, against the real control plane of tests/e2e (issue 16).
+
+    python bench/fleet.py                       # N=10, short windows: proves the set-up (about 25 minutes)
+    python bench/fleet.py --agents 50 --idle-s 600 --herd-outage-s 120
+    python bench/fleet.py --transports heat --tools ours,original --agents 200
+
+One command from a clone: it builds (or reuses) the control plane's virtualenv
+(tests/e2e/controlplane.py: Keystone, heat-api, heat-api-cfn, Swift, Zaqar), the
+originals' venv (os-collect-config 14.1.0 from PyPI) and ours (bench/collect.py), starts
+the plane in a temporary directory and stops it at the end.
+
+For each transport (POLL_SERVER_HEAT, POLL_SERVER_CFN, POLL_TEMP_URL, ZAQAR_MESSAGE) and
+each tool, one stack holds a ResourceGroup of N ``OS::Heat::DeployedServer`` (each agent
+gets its own server's credentials and metadata) and a SoftwareDeploymentGroup of one
+``script`` config on all of them (NO_SIGNAL: the bench measures the agents' polling, not
+the hooks).  N agents run as real processes, configured from their server's
+``os_collect_config`` attribute, with ``command`` = a one-line script that records when
+it ran.  The tools run one after the other on the same plane, so what the plane spends
+is theirs alone.
+
+What is measured, per agent-hour:
+- requests and bytes per service and Keystone tokens issued (POST /v3/auth/tokens answered
+  201): every agent's plain-HTTP traffic goes through a counting forward proxy
+  (``http_proxy``; both tools honour it), which attributes each request to the service by
+  its port.  The Zaqar websocket is not proxied (not counted here);
+- server CPU seconds per service, from /proc (utime + stime of each service's processes),
+  minus an idle window of the same length with no agents;
+- reaction: one stack UPDATE (a new input value) to every agent having run its command,
+  p50 and p95 over the agents;
+- herd (heat transport only): heat-api stopped for ``--herd-outage-s`` then started; the
+  request rate per second to heat-api, plotted for both tools (matplotlib if installed,
+  else a CSV next to it).
+
+Not in CI; prints a table and writes ``--out`` (JSON, CSV, PNG).  Figures from the runs so
+far, and the extrapolation to 10,000 and 100,000 servers: bench/FLEET.md.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from collect import clean_env, ensure_venvs  # noqa: E402
+from tests.e2e import controlplane  # noqa: E402
+
+#: transport → (software_config_transport, collector name)
+TRANSPORTS = {
+    "heat": ("POLL_SERVER_HEAT", "heat"),
+    "cfn": ("POLL_SERVER_CFN", "cfn"),
+    "temp_url": ("POLL_TEMP_URL", "request"),
+    "zaqar": ("ZAQAR_MESSAGE", "zaqar"),
+}
+#: The control plane's services whose CPU is read, by the port name in controlplane.json.
+SERVICE_PORTS = {"keystone": "keystone", "heat-api": "heat", "heat-api-cfn": "cfn", "swift-proxy": "swift",
+                 "zaqar": "zaqar"}
+
+
+# -- a counting forward proxy ------------------------------------------------------------------------
+class Tally:
+    """Requests, bytes and tokens per service, and request times (for the herd), since ``reset``."""
+
+    def __init__(self, names: Dict[int, str]) -> None:
+        self.names = names
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests: Dict[str, int] = {}
+            self.bytes: Dict[str, int] = {}
+            self.tokens = 0
+            self.times: Dict[str, List[float]] = {}
+
+    def add(self, port: int, method: str, path: str, status: int, nbytes: int) -> None:
+        name = self.names.get(port, "port %d" % port)
+        with self.lock:
+            self.requests[name] = self.requests.get(name, 0) + 1
+            self.bytes[name] = self.bytes.get(name, 0) + nbytes
+            self.times.setdefault(name, []).append(time.time())
+            if method == "POST" and path.rstrip("/").endswith("/auth/tokens") and status == 201:
+                self.tokens += 1
+
+
+def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
+    """An HTTP/1.1 forward proxy on 127.0.0.1 that counts every request and byte (headers included)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _relay(self) -> None:
+            parts = urlsplit(self.path)
+            port = parts.port or 80
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+            sent = len(self.requestline) + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + length
+            try:
+                conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", port, timeout=60)
+                conn.request(self.command, (parts.path or "/") + ("?" + parts.query if parts.query else ""),
+                             body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
+                conn.close()
+            except OSError:
+                tally.add(port, self.command, parts.path, 0, sent)
+                self.send_error(502)
+                return
+            self.send_response(status, reason)
+            received = 0
+            for k, v in out_headers:
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+                received += len(k) + len(v) + 4
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            tally.add(port, self.command, parts.path, status, sent + received + len(data))
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+# -- the plane ---------------------------------------------------------------------------------------
+def service_cpu_s(plane: controlplane.ControlPlane) -> Dict[str, float]:
+    """CPU seconds (user + system) so far of each measured service's processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: Dict[str, float] = {}
+    for name in SERVICE_PORTS:
+        pidfile = plane.run_dir / (name + ".pid")
+        if not pidfile.exists():
+            continue
+        total = 0.0
+        for pid in controlplane.session_members([int(pidfile.read_text())]):
+            try:
+                fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        out[name] = total
+    return out
+
+
+def fleet_template(transport: str, count: int) -> Dict[str, Any]:
+    return {
+        "heat_template_version": "2021-04-16",
+        "parameters": {"rev": {"type": "string", "default": "1"}},
+        "resources": {
+            "servers": {"type": "OS::Heat::ResourceGroup", "properties": {
+                "count": count,
+                "resource_def": {"type": "OS::Heat::DeployedServer",
+                                 "properties": {"software_config_transport": transport}}}},
+            "config": {"type": "OS::Heat::SoftwareConfig", "properties": {
+                "group": "script", "inputs": [{"name": "rev"}], "config": "#!/bin/sh\necho $rev\n"}},
+            "deployments": {"type": "OS::Heat::SoftwareDeploymentGroup", "properties": {
+                "config": {"get_resource": "config"}, "servers": {"get_attr": ["servers", "refs_map"]},
+                "signal_transport": "NO_SIGNAL", "input_values": {"rev": {"get_param": "rev"}}}},
+        },
+        "outputs": {"occ": {"value": {"get_attr": ["servers", "os_collect_config"]}}},
+    }
+
+
+def render_conf(settings: Dict[str, Any], collector: str, command: str, interval: float) -> str:
+    """The agent's config from its server's os_collect_config, as boot-config renders it (one collector)."""
+    lines = ["[DEFAULT]", "collectors = %s" % collector, "command = %s" % command,
+             "polling_interval = %g" % interval]
+    for section, values in settings.items():
+        if not isinstance(values, dict):
+            continue
+        lines.append("[%s]" % section)
+        for key, value in values.items():
+            for item in value if isinstance(value, list) else [value]:
+                lines.append("%s = %s" % (key, str(item).lower() if isinstance(item, bool) else item))
+    return "\n".join(lines) + "\n"
+
+
+class Fleet:
+    """N agents of one tool, each with its own cache dir and config, traffic through the proxy."""
+
+    def __init__(self, exe: str, work: Path, confs: List[str], proxy_port: int) -> None:
+        self.exe, self.work, self.procs = exe, work, []  # type: ignore[var-annotated]
+        self.runs: List[Path] = []
+        env = clean_env(str(work))
+        env.update({"http_proxy": "http://127.0.0.1:%d" % proxy_port, "HTTP_PROXY": "http://127.0.0.1:%d" % proxy_port,
+                    "no_proxy": "", "NO_PROXY": ""})
+        self.env = env
+        for i, conf in enumerate(confs):
+            base = work / ("agent%d" % i)
+            (base / "cache").mkdir(parents=True, mode=0o700)
+            runs = base / "runs"
+            conf = conf.replace("@RUNS@", str(runs))
+            (base / "occ.conf").write_text(conf)
+            (base / "occ.conf").chmod(0o600)
+            self.runs.append(runs)
+
+    def start(self) -> None:
+        for i in range(len(self.runs)):
+            base = self.work / ("agent%d" % i)
+            argv = [self.exe, "--config-file", str(base / "occ.conf"), "--cachedir", str(base / "cache"),
+                    "--backup-cachedir", str(base / "backup")]
+            with open(base / "log", "ab") as log:
+                self.procs.append(subprocess.Popen(argv, env=self.env, cwd=str(base), stdout=log,
+                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                   start_new_session=True))
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    def run_times(self, i: int) -> List[float]:
+        try:
+            return [float(x) for x in self.runs[i].read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+
+def pct(xs: List[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    ordered = sorted(xs)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: controlplane.Heat,
+            tally: Tally, proxy_port: int, tool: str, exe: str, transport: str, work: Path) -> Dict[str, Any]:
+    sw_transport, collector = TRANSPORTS[transport]
+    name = "fleet-%s-%s-%d" % (transport, tool.split()[0], time.time())
+    template = fleet_template(sw_transport, args.agents)
+    stack_id = heat.create_stack(name, template, timeout_mins=30)
+    stack = heat.wait(name, stack_id, timeout=900, poll=3)
+    if stack["stack_status"] != "CREATE_COMPLETE":
+        raise RuntimeError("%s: %s %s" % (name, stack["stack_status"], stack.get("stack_status_reason")))
+    settings = {o["output_key"]: o.get("output_value") for o in stack.get("outputs", [])}["occ"]
+    command = "date +%s.%N >> @RUNS@"
+    confs = [render_conf(s, collector, command, args.interval) for s in settings]
+    fleet = Fleet(exe, work / name, confs, proxy_port)
+    result: Dict[str, Any] = {"tool": tool, "transport": transport, "agents": args.agents}
+    try:
+        fleet.start()
+        deadline = time.monotonic() + 300
+        while not all(fleet.run_times(i) for i in range(args.agents)) and time.monotonic() < deadline:
+            time.sleep(1)
+        result["started"] = sum(1 for i in range(args.agents) if fleet.run_times(i))
+        time.sleep(min(args.interval, 30))  # the ramp after the first run is over
+        # idle window
+        cpu0 = service_cpu_s(plane)
+        tally.reset()
+        time.sleep(args.idle_s)
+        cpu1 = service_cpu_s(plane)
+        hours = args.agents * args.idle_s / 3600.0
+        result["per_agent_hour"] = {
+            "requests": {k: v / hours for k, v in tally.requests.items()},
+            "bytes": {k: v / hours for k, v in tally.bytes.items()},
+            "tokens": tally.tokens / hours,
+            "cpu_s": {k: (cpu1[k] - cpu0.get(k, 0.0)) / hours for k in cpu1},
+        }
+        # reaction
+        updated = time.time()
+        heat.update_stack(name, stack_id, template, {"rev": "2"})
+        deadline = time.monotonic() + args.interval * 4 + 300
+        after = lambda i: [t for t in fleet.run_times(i) if t > updated]  # noqa: E731
+        while not all(after(i) for i in range(args.agents)) and time.monotonic() < deadline:
+            time.sleep(1)
+        delays = [after(i)[0] - updated for i in range(args.agents) if after(i)]
+        result["reaction_s"] = {"p50": pct(delays, 0.5), "p95": pct(delays, 0.95), "reached": len(delays)}
+        heat.wait(name, stack_id, timeout=300, poll=3)
+        # herd
+        if transport == "heat" and args.herd_outage_s > 0:
+            time.sleep(args.interval)
+            tally.reset()
+            t0 = time.time()
+            time.sleep(args.interval * 2)
+            plane.stop_service("heat-api")
+            time.sleep(args.herd_outage_s)
+            plane.start_service("heat-api", plane.info()["ports"]["heat"])
+            back = time.time()
+            time.sleep(max(args.interval * 4, 60))
+            times = list(tally.times.get("heat-api", []))
+            result["herd"] = {"t0": t0, "outage": [back - args.herd_outage_s - t0, back - t0],
+                              "per_second": per_second(times, t0, time.time())}
+    finally:
+        fleet.stop()
+        try:
+            heat.delete_stack(name, stack_id)
+        except controlplane.ApiError:
+            pass
+    return result
+
+
+def per_second(times: List[float], start: float, end: float) -> List[int]:
+    counts = [0] * (int(end - start) + 1)
+    for t in times:
+        if start <= t <= end:
+            counts[int(t - start)] += 1
+    return counts
+
+
+def herd_figures(per_sec: List[int], outage: List[float], interval: float) -> Tuple[float, int]:
+    """(steady rate per second before the outage, peak per second after it)."""
+    before = per_sec[:max(1, int(outage[0]))]
+    steady = sum(before) / max(1, len(before))
+    after = per_sec[int(outage[1]):]
+    return steady, max(after) if after else 0
+
+
+def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
+    rows = [r for r in results if r.get("herd")]
+    with open(out / "herd.csv", "w") as f:
+        f.write("tool,second,requests\n")
+        for r in rows:
+            for s, n in enumerate(r["herd"]["per_second"]):
+                f.write("%s,%d,%d\n" % (r["tool"], s, n))
+    try:
+        import matplotlib  # bench-only dependency
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: herd written to %s" % (out / "herd.csv")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for r in rows:
+        ax.plot(range(len(r["herd"]["per_second"])), r["herd"]["per_second"], label=r["tool"], linewidth=0.8)
+        ax.axvspan(*r["herd"]["outage"], color="grey", alpha=0.15)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("requests/s at heat-api")
+    ax.set_title("heat-api stopped, then started: %d agents" % rows[0]["agents"] if rows else "herd")
+    ax.legend()
+    fig.savefig(out / "herd.png", dpi=100, bbox_inches="tight")
+    return str(out / "herd.png")
+
+
+def report(results: List[Dict[str, Any]], interval: float) -> None:
+    by = {(r["transport"], r["tool"]): r for r in results}
+    tools = sorted({r["tool"] for r in results}, key=lambda t: t == "ours")  # originals first, ours last
+    print("\nPer agent-hour (polling interval %gs)" % interval)
+    print("%-9s %-22s %16s %14s %12s" % ("transport", "figure", tools[0], tools[-1] if len(tools) > 1 else "",
+                                        "ours/orig"))
+    for transport in TRANSPORTS:
+        rs = [by[(transport, t)] for t in tools if (transport, t) in by]
+        if len(rs) != len(tools):
+            continue
+        services = sorted({s for r in rs for s in r["per_agent_hour"]["requests"]})
+        rows: List[Tuple[str, List[float]]] = []
+        for s in services:
+            rows.append(("requests " + s, [r["per_agent_hour"]["requests"].get(s, 0.0) for r in rs]))
+            rows.append(("KiB " + s, [r["per_agent_hour"]["bytes"].get(s, 0.0) / 1024 for r in rs]))
+        rows.append(("keystone tokens", [r["per_agent_hour"]["tokens"] for r in rs]))
+        for s in sorted({s for r in rs for s in r["per_agent_hour"]["cpu_s"]}):
+            rows.append(("cpu s " + s, [r["per_agent_hour"]["cpu_s"].get(s, 0.0) for r in rs]))
+        rows.append(("reaction p50 s", [r["reaction_s"]["p50"] for r in rs]))
+        rows.append(("reaction p95 s", [r["reaction_s"]["p95"] for r in rs]))
+        for label, vals in rows:
+            ratio = "%.2f" % (vals[-1] / vals[0]) if len(vals) > 1 and vals[0] else "-"
+            print("%-9s %-22s %16.1f %14.1f %12s" % (transport, label, vals[0], vals[-1], ratio))
+    for r in results:
+        if r.get("herd"):
+            steady, peak = herd_figures(r["herd"]["per_second"], r["herd"]["outage"], interval)
+            print("herd %-16s steady %.2f req/s, peak after restart %d req/s (%.1fx)"
+                  % (r["tool"], steady, peak, peak / steady if steady else float("nan")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument("--transports", default="heat,cfn,temp_url,zaqar")
+    parser.add_argument("--tools", default="original,ours")
+    parser.add_argument("--interval", type=float, default=30.0, help="polling_interval of every agent")
+    parser.add_argument("--idle-s", type=float, default=120.0, help="length of the idle measurement window")
+    parser.add_argument("--herd-outage-s", type=float, default=120.0, help="heat-api outage (0: no herd run)")
+    parser.add_argument("--out", default=str(REPO / "bench" / "fleet-results"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    original, ours = ensure_venvs()
+    exes = {"original 14.1.0": original, "ours": ours}
+    tools = [t for t in exes if t.split()[0] in args.tools.split(",")]
+    controlplane.ensure_venv()
+    state = Path(tempfile.mkdtemp(prefix="oca-fleet-"))
+    plane = controlplane.ControlPlane(state / "plane")
+    results: List[Dict[str, Any]] = []
+    try:
+        info = plane.start()
+        heat = controlplane.Heat(info)
+        ports = info["ports"]
+        tally = Tally({ports[p]: s for s, p in SERVICE_PORTS.items()})
+        proxy, proxy_port = start_proxy(tally)
+        # The plane's own idle CPU, subtracted from nothing but printed for reference.
+        cpu0 = service_cpu_s(plane)
+        time.sleep(min(args.idle_s, 60))
+        cpu1 = service_cpu_s(plane)
+        idle = {k: (cpu1[k] - cpu0.get(k, 0.0)) * 3600 / min(args.idle_s, 60) for k in cpu1}
+        print("plane idle CPU s per hour (no agents): %s" % json.dumps({k: round(v, 1) for k, v in idle.items()}))
+        for transport in args.transports.split(","):
+            for tool in tools:
+                print("== %s, %s, %d agents" % (transport, tool, args.agents), flush=True)
+                results.append(measure(args, plane, heat, tally, proxy_port, tool, exes[tool], transport,
+                                       state / "agents"))
+                (out / "fleet.json").write_text(json.dumps({"idle_cpu_s_per_hour": idle, "results": results},
+                                                           indent=1))
+        proxy.shutdown()
+    finally:
+        plane.stop()
+        shutil.rmtree(state, ignore_errors=True)
+    report(results, args.interval)
+    print(plot_herd(results, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A small fleet of real agents against one loopback server: no herd after the server stalls (issue 16).
+
+A server that stalls (a heat-api paused, a proxy queueing connections) and then answers
+every waiting request at once lines its clients up: without care they would then poll
+in lock-step for ever, the whole fleet in the same instant of every polling interval.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from tests.servers.base import LoopbackServer, Response
+from tests.support.wait import wait_for
+
+AGENTS = 8
+INTERVAL_S = 2.0
+
+
+class StallingServer(LoopbackServer):
+    """``GET /meta/<agent>``: the same small document for everyone; ``gate`` closed holds every answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.arrivals: Dict[int, List[float]] = {}
+        self.held = 0
+        #: When set, every request is answered 503 with this Retry-After (seconds).
+        self.busy_for: Optional[int] = None
+        self._lock = threading.Lock()
+        self.add_route("GET", r"/meta/(\d+)", self._meta)
+
+    def _meta(self, request, match) -> Response:
+        agent = int(match.group(1))
+        with self._lock:
+            self.arrivals.setdefault(agent, []).append(time.monotonic())
+            held = not self.gate.is_set()
+            self.held += held
+        self.gate.wait(30)
+        if self.busy_for is not None:
+            return Response(503, b"busy", headers={"Retry-After": str(self.busy_for)})
+        return Response(200, {"v": 1})
+
+
+def start_agent(sandbox, server: StallingServer, index: int, interval: float = INTERVAL_S,
+                *extra: str) -> subprocess.Popen:
+    base = sandbox.path("agent%d" % index)
+    args = ["--cachedir", str(base / "cache"), "--backup-cachedir", str(base / "backup"), *extra,
+            "--min-polling-interval", str(interval), "--polling-interval", str(interval),
+            "--command", "true", "--request-metadata-url", "%s/meta/%d" % (server.url, index), "request"]
+    base.mkdir(parents=True)
+    return subprocess.Popen([str(Path(sys.executable).parent / "os-collect-config")] + args, env=sandbox.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(sandbox.root))
+
+
+def test_agents_released_together_by_a_stalled_server_spread_their_next_polls(sandbox):
+    server = StallingServer().start()
+    agents = [start_agent(sandbox, server, i) for i in range(AGENTS)]
+    try:
+        wait_for(lambda: all(len(server.arrivals.get(i, [])) >= 2 for i in range(AGENTS)), timeout=60,
+                 what="two polls from every agent")
+        server.gate.clear()  # the server stalls: each agent's next poll waits for an answer
+        wait_for(lambda: server.held >= AGENTS and all(a.poll() is None for a in agents), timeout=30,
+                 what="every agent waiting on the stalled server")
+        released = time.monotonic()
+        server.gate.set()  # ... and answers everybody at the same instant
+        after = lambda i: [t for t in server.arrivals.get(i, []) if t > released]  # noqa: E731
+        wait_for(lambda: all(after(i) for i in range(AGENTS)), timeout=30, what="a poll from every agent")
+        first = sorted(after(i)[0] - released for i in range(AGENTS))
+    finally:
+        for agent in agents:
+            agent.terminate()
+        for agent in agents:
+            agent.communicate(timeout=10)
+        server.stop()
+    # In lock-step, all eight would come back within a few tens of milliseconds of release + 2 s.
+    # Spread over the interval, eight uniform phases fall within 0.5 s of each other with p < 0.001.
+    assert all(0 <= t <= INTERVAL_S + 1.0 for t in first), first
+    assert first[-1] - first[0] >= 0.5, first
+
+
+def test_a_503_with_retry_after_holds_the_next_poll_of_that_source_back(sandbox):
+    server = StallingServer().start()
+    server.busy_for = 3
+    url = server.url
+    log = sandbox.path("agent0", "occ.log")
+    agent = start_agent(sandbox, server, 0, 0.2, "--log-file", str(log))
+    try:
+        wait_for(lambda: len(server.arrivals.get(0, [])) >= 2, timeout=30, what="the poll after the 503")
+        polls = log.read_text().count("Sleeping")
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=10)
+        server.stop()
+    first, second = server.arrivals[0][:2]
+    assert second - first >= 3.0  # Retry-After: 3, though the agent polls every 0.2 s ...
+    assert polls >= 10  # ... and went on polling its other sources meanwhile
+    assert "Source [request] Unavailable. GET %s/meta/0 returned HTTP 503" % url in log.read_text()
