@@ -111,7 +111,7 @@ def test_v1_layout_comes_up_with_env_files_from_python_literal_input(run_tool, c
 
     Compose v2 no longer reads the v1 layout: the hook writes it wrapped under ``services:``."""
     down_after("webapp")
-    net = "    net: none\n" if docker_engine.compose_network_mode else ""
+    net = "    net: %s\n" % (docker_engine.compose_network_mode or "bridge")  # the v1 key: v2 gets network_mode
     config = ("web:\n    image: %s\n    command: sleep 300\n    env_file: ./conf/web.env\n%s"
               % (docker_engine.base_image, net))
     env_files = str([{"file_name": "./conf/web.env", "content": "GREETING=hello\nDB_PASSWORD=%s\n" % PLANTED_SECRETS[0]},
@@ -130,8 +130,11 @@ def test_v1_layout_comes_up_with_env_files_from_python_literal_input(run_tool, c
     written = (project / "docker-compose.yml").read_text()
     if compose.generation == "v1":
         assert written == config
-    else:
-        assert yaml.safe_load(written) == {"services": yaml.safe_load(config)}
+    else:  # wrapped, and the v1 key net (refused by v2) renamed network_mode
+        web = yaml.safe_load(config)["web"]
+        if "net" in web:
+            web["network_mode"] = web.pop("net")
+        assert yaml.safe_load(written) == {"services": {"web": web}}
     assert PLANTED_SECRETS[0] not in proc.stderr
 
 
