@@ -102,12 +102,19 @@ def compose_text(config: Any, v2: bool) -> str:
     """What goes in docker-compose.yml: a string verbatim, an object as block YAML; a v1 layout wrapped for v2."""
     document = parse_config(config)
     if v2 and not isinstance(document.get("services"), dict):
-        document = {"services": document}
+        # v2 refuses the v1 key ``net``; ``network_mode`` takes the same values (host, none, container:NAME).
+        document = {"services": {name: _v1_service_for_v2(svc) for name, svc in document.items()}}
     elif isinstance(config, str):
         return config
     import yaml
 
     return yaml.safe_dump(document, default_flow_style=False)
+
+
+def _v1_service_for_v2(service: Any) -> Any:
+    if isinstance(service, dict) and "net" in service and "network_mode" not in service:
+        service = {("network_mode" if k == "net" else k): v for k, v in service.items()}
+    return service
 
 
 def write_compose_file(directory: str, config: Any, v2: bool) -> str:

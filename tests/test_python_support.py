@@ -1,20 +1,17 @@
 """The agents run in guests as old as RHEL 9 (Python 3.9): no newer syntax or library call may slip in.
 
-Two checks: vermin reads every shipped module for 3.10+ features, and, where the
-machine has a Python 3.9 (pyenv keeps one), every shipped module is really
-imported by it with the core dependencies installed.
+Two checks: vermin reads every shipped module for 3.10+ features, and every shipped
+module is really imported by the Python running the suite. scripts/python-matrix runs
+this suite under Python 3.9 (Debian 11) and 3.13 (Debian 13) as well, with the
+dependencies pip resolves for each, so the import check runs on the oldest and newest
+Python we promise.
 """
-import glob
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ["agent_common", "os_collect_config", "os_refresh_config", "os_apply_config", "heat_config", "hooks"]
-CORE_DEPS = ["requests", "keystoneauth1", "PyYAML", "Jinja2", "pystache", "websocket-client"]
 
 
 def shipped_modules():
@@ -29,11 +26,6 @@ def shipped_modules():
             yield ".".join(parts)
 
 
-def find_python39():
-    candidates = ["/usr/bin/python3.9"] + sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
-    return next((c for c in candidates if os.access(c, os.X_OK)), None)
-
-
 def test_vermin_finds_no_feature_newer_than_3_9():
     targets = [str(REPO / p) for p in PACKAGES if (REPO / p).is_dir()]
     proc = subprocess.run(
@@ -44,17 +36,9 @@ def test_vermin_finds_no_feature_newer_than_3_9():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_every_shipped_module_imports_on_python_3_9(tmp_path_factory):
-    python39 = find_python39()
-    if python39 is None:
-        pytest.skip("no Python 3.9 interpreter on this machine (vermin check still ran)")
-    venv = REPO / "bench" / ".venv-py39"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([python39, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *CORE_DEPS],
-                   check=True, capture_output=True)
-    modules = list(shipped_modules())
+def test_every_shipped_module_imports_on_this_python():
+    """A fresh interpreter imports each module: a syntax or library call this Python lacks fails here."""
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
-    proc = subprocess.run([str(venv / "bin" / "python"), "-c", code, *modules], cwd=str(REPO),
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run([sys.executable, "-c", code, *shipped_modules()], cwd=str(REPO), capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

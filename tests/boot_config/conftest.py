@@ -1,6 +1,6 @@
 """Fixtures for the boot-config and heat-container-agent tests.
 
-The slow ones build a Debian bookworm root with debootstrap from the mirror apt
+The slow ones build a Debian 13 (trixie) root with debootstrap from the mirror apt
 uses on this machine (once per test session) and a wheel of this checkout; pip
 inside that root reaches the same package index as pip here (its index, CA file
 and timeout are copied over), because the root's own CA bundle may not know the
@@ -29,7 +29,8 @@ from tests.support.sandbox import PLANTED_SECRETS
 
 REPO = Path(__file__).resolve().parents[2]
 BOOT_CONFIG = REPO / "boot_config"
-SUITE = "bookworm"
+#: Debian 13, the current stable: boot-config and the heat-container-agent base are tested on it.
+SUITE = "trixie"
 MAKE_BASE_IMAGE = BOOT_CONFIG / "heat-container-agent" / "make-base-image"
 #: PATH cloud-init's scripts and systemd services get.
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,7 +60,7 @@ def _need(tool: str) -> str:
 
 @pytest.fixture(scope="session")
 def debian_rootfs(tmp_path_factory) -> Path:
-    """A pristine bookworm minbase root, as make-base-image makes it; tests copy it, never change it."""
+    """A pristine minbase root of SUITE, as make-base-image makes it; tests copy it, never change it."""
     if os.geteuid() != 0:
         pytest.skip("debootstrap and chroot need root")
     reuse = os.environ.get("BOOT_CONFIG_ROOTFS")  # a root made earlier the same way, to iterate faster
@@ -67,7 +68,7 @@ def debian_rootfs(tmp_path_factory) -> Path:
         return Path(reuse)
     root = tmp_path_factory.mktemp("debootstrap") / "root"
     # The packages the heat-container-agent base needs: python3 with venv is what boot-config needs too.
-    packages = subprocess.run([str(MAKE_BASE_IMAGE), "--list-packages"], capture_output=True, text=True,
+    packages = subprocess.run([str(MAKE_BASE_IMAGE), "--suite", SUITE, "--list-packages"], capture_output=True, text=True,
                               check=True).stdout.strip()
     proc = subprocess.run(
         [_need("debootstrap"), "--variant=minbase", "--include=" + packages,

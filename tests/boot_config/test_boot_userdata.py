@@ -3,7 +3,7 @@
 Heat's part of first boot is reproduced, not faked: the template is rendered
 the way Heat renders it, the cfn-init-data part lands where Heat's cloud-init
 part-handler writes it, and each script part runs in order as cloud-init's
-scripts-user would, chrooted into a debootstrapped Debian bookworm.  The agent
+scripts-user would, chrooted into a debootstrapped Debian 13 (trixie).  The agent
 is installed from a wheel of this checkout (its dependencies from the package
 index), polls a loopback heat-api-cfn on 127.0.0.1, runs the script deployment
 it finds there and signals it back.  The start part runs the real systemctl in

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.image]
 
 HCA = BOOT_CONFIG / "heat-container-agent"
 RUN_AGENT = BOOT_CONFIG / "templates/fragments/run_container_agent.sh"
-BASE_TAG = "oca-debian-base:bookworm"
+BASE_TAG = "oca-debian-base:trixie"
 IMAGE_TAG = "oca-heat-container-agent:test"
 CLONE_NEWNET = 0x40000000
 

@@ -197,7 +197,10 @@ def can_use_overlay_roots() -> Optional[str]:
 
 
 def apt_mirrors(release: str = RELEASE) -> Dict[str, str]:
-    """The Debian and Debian-security mirrors apt on this machine uses (deb822 .sources and one-line .list)."""
+    """The Debian and Debian-security mirrors apt on this machine uses (deb822 .sources and one-line .list).
+
+    For a suite apt does not list here (trixie on a bookworm machine), the mirrors of the suite it does list.
+    """
     entries: List[tuple] = []  # (uri, suites)
     for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
         for stanza in Path(path).read_text().split("\n\n"):
@@ -215,12 +218,19 @@ def apt_mirrors(release: str = RELEASE) -> Dict[str, str]:
                 words = [w for w in line.split() if not w.startswith("[")] if line.startswith("deb ") else []
                 if len(words) >= 3 and "]" not in words[1]:
                     entries.append((words[1], [words[2]]))
-    mirrors = {}
+    mirrors: Dict[str, str] = {}
+    fallback: Dict[str, str] = {}  # the mirrors of the suite apt uses here, which serve the other suites too
     for uri, suites in entries:
         if release in suites:
             mirrors.setdefault("DIB_DISTRIBUTION_MIRROR", uri)
         if release + "-security" in suites or release + "/updates" in suites:
             mirrors.setdefault("DIB_DEBIAN_SECURITY_MIRROR", uri)
+        if any("-" not in suite and "/" not in suite for suite in suites):
+            fallback.setdefault("DIB_DISTRIBUTION_MIRROR", uri)
+        if any(suite.endswith(("-security", "/updates")) for suite in suites):
+            fallback.setdefault("DIB_DEBIAN_SECURITY_MIRROR", uri)
+    for key, uri in fallback.items():
+        mirrors.setdefault(key, uri)
     return mirrors
 
 
@@ -236,7 +246,7 @@ def build_agents_wheel(dest: Path) -> Path:
     """
     tree = dest / "tree"
     shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".venv-*", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "bench"))
+        ".git", ".cache", ".venv", ".venv-*", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "bench"))
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
          "-w", str(dest), str(tree)],
@@ -255,10 +265,12 @@ class DibBuild(NamedTuple):
     elements: Sequence[str]
     seconds: float
     mirror: str
+    release: str
 
     def summary(self) -> str:
-        return "image build: %s in %.0f s, %s %.0f MB (%s)" % (
-            " ".join(self.elements), self.seconds, self.image.name, self.image.stat().st_size / 1e6, self.mirror)
+        return "image build: Debian %s, %s in %.0f s, %s %.0f MB (%s)" % (
+            self.release, " ".join(self.elements), self.seconds, self.image.name, self.image.stat().st_size / 1e6,
+            self.mirror)
 
 
 def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[str], image_type: str, *,
@@ -315,7 +327,8 @@ def disk_image_create(build_dir: Path, agents_wheel: Path, elements: Sequence[st
     took = time.monotonic() - started
     tail = log_path.read_text(errors="replace")[-6000:]
     assert result.returncode == 0, "disk-image-create failed (%s):\n%s" % (result.returncode, tail)
-    return DibBuild(output.with_suffix("." + image_type), list(elements), took, mirrors["DIB_DISTRIBUTION_MIRROR"])
+    return DibBuild(output.with_suffix("." + image_type), list(elements), took, mirrors["DIB_DISTRIBUTION_MIRROR"],
+                    release)
 
 
 def loop_devices_of(path: Path) -> str:

@@ -234,10 +234,13 @@ def test_heat_config_hook_refuses_for_an_executable_hook_too(run_tool, hc):
 
 
 DEEP = b"[" * 100000 + b"]" * 100000
+#: Short test ids: pytest 8 (the newest for Python 3.9) would put all of DEEP in the id, and the id in the
+#: environment of every child (PYTEST_CURRENT_TEST), which is then too long to start one (E2BIG).
+ID_WORDS = ["not-utf8", "too-deep"]
 
 
 @pytest.mark.parametrize("data,words", [(b'{"id": "\xff"}', "stdin: not UTF-8 text"),
-                                        (DEEP, "stdin: JSON nested too deeply")])
+                                        (DEEP, "stdin: JSON nested too deeply")], ids=ID_WORDS)
 def test_heat_config_hook_stdin_that_is_not_json_text_is_one_line(hc, data, words):
     result = run_stdin("heat-config-hook", ["script"], data, hc.env)
     assert result.returncode == 1
@@ -251,7 +254,8 @@ def test_heat_config_notify_refuses_inputs_of_the_wrong_shape(run_tool, hc):
     assert_one_line(result.stderr, str(path), "deployment %s: inputs must be a list, not a number" % dep_id(0))
 
 
-@pytest.mark.parametrize("content,words", [(b'{"id": "\xff"}', "not UTF-8 text"), (DEEP, "JSON nested too deeply")])
+@pytest.mark.parametrize("content,words", [(b'{"id": "\xff"}', "not UTF-8 text"), (DEEP, "JSON nested too deeply")],
+                         ids=ID_WORDS)
 def test_heat_config_notify_deployment_file_that_is_not_json_text_is_one_line(hc, content, words):
     path = hc.path("deployed", "x.json")
     path.write_bytes(content)
@@ -260,7 +264,8 @@ def test_heat_config_notify_deployment_file_that_is_not_json_text_is_one_line(hc
     assert_one_line(result.stderr.decode(), str(path), words)
 
 
-@pytest.mark.parametrize("data,words", [(b'{"a": "\xff"}', "not UTF-8 text"), (DEEP, "JSON nested too deeply")])
+@pytest.mark.parametrize("data,words", [(b'{"a": "\xff"}', "not UTF-8 text"), (DEEP, "JSON nested too deeply")],
+                         ids=ID_WORDS)
 def test_heat_config_notify_signal_data_that_is_not_json_text_is_one_warning(hc, data, words):
     path = hc.write("deployed/%s.json" % dep_id(0), json.dumps(deployment(0)))
     result = run_stdin("heat-config-notify", [str(path)], data, hc.env)
@@ -280,7 +285,8 @@ def test_heat_config_run_refuses_an_odd_file_in_one_line(run_tool, hc, change, w
     assert not hc.path("lib", "heat-config-script", dep_id(0)).exists()
 
 
-@pytest.mark.parametrize("content,words", [(b"group: \xff\n", "not UTF-8 text"), (DEEP, "nested too deeply")])
+@pytest.mark.parametrize("content,words", [(b"group: \xff\n", "not UTF-8 text"), (DEEP, "nested too deeply")],
+                         ids=ID_WORDS)
 def test_heat_config_run_file_that_is_not_text_is_one_line(run_tool, hc, content, words):
     path = hc.path("odd.yaml")
     path.write_bytes(content)

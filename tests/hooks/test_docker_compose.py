@@ -1,33 +1,56 @@
 """The docker-compose hook and its os-refresh-config companion (SPEC §8.3), on the real engine with real compose.
 
-Debian 12 has Compose v1 (docker-compose 1.29) and no v2, so these runs use v1;
-the v2 choice and the v1→v2 layout wrapping are checked with a recording
-``docker`` stand-in (Compose v2 cannot be installed here).
+Every test that runs compose runs twice: with Compose v1 (Debian 12's docker-compose
+1.29) and with Compose v2 (Debian 13's ``docker compose`` 2.26 CLI plugin, which
+scripts/setup unpacks under .cache/); the hook picks the generation itself, from what
+``$DOCKER_CONFIG`` holds (tests/support/compose.py).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import time
 import uuid
 
 import pytest
+import yaml
 
+from tests.support.compose import Compose, make_compose, setup_problem
 from tests.support.sandbox import PLANTED_SECRETS, hook_json
+from tests.support.terminal import say
 
 pytestmark = pytest.mark.docker
 
-COMPOSE_V1 = shutil.which("docker-compose")
-needs_compose = pytest.mark.skipif(not COMPOSE_V1, reason="docker-compose (Debian package) is not installed")
+#: Generations whose versions this run has printed already (once each, into the run's output).
+_REPORTED = set()
+
+
+def _compose(request, tmp_path, docker_engine, generation: str) -> Compose:
+    problem = setup_problem(generation)
+    if problem:
+        pytest.fail(problem)
+    compose = make_compose(generation, tmp_path / "docker-config")
+    if generation not in _REPORTED:
+        _REPORTED.add(generation)
+        server = docker_engine.docker("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})")
+        say(request, "docker-compose hook tests: Compose %s = %s, engine dockerd %s"
+            % (generation, compose.version(docker_engine.env()), server.stdout.decode().strip()))
+    return compose
+
+
+@pytest.fixture(params=["v1", "v2"])
+def compose(request, tmp_path, docker_engine) -> Compose:
+    """The compose generation under test, as the hook will find it (v1: no plugin; v2: the CLI plugin)."""
+    return _compose(request, tmp_path, docker_engine, request.param)
 
 
 @pytest.fixture
-def compose_env(sandbox, docker_engine):
+def compose_env(sandbox, docker_engine, compose):
     return {
         "HEAT_DOCKER_COMPOSE_WORKING": str(sandbox.path("lib", "heat-config-docker-compose")),
         "DOCKER_HOST": docker_engine.host,
+        **compose.env,
     }
 
 
@@ -82,12 +105,13 @@ def down_after(docker_engine):
         docker_engine.remove_containers("label=com.docker.compose.project=" + project)
 
 
-@needs_compose
-def test_v1_layout_comes_up_with_env_files_from_python_literal_input(run_tool, compose_env, sandbox, docker_engine,
-                                                                    down_after):
-    """The originals' form: a v1-layout YAML string, env_files as the Python repr of a String input."""
+def test_v1_layout_comes_up_with_env_files_from_python_literal_input(run_tool, compose_env, compose, sandbox,
+                                                                    docker_engine, down_after):
+    """The originals' form: a v1-layout YAML string, env_files as the Python repr of a String input.
+
+    Compose v2 no longer reads the v1 layout: the hook writes it wrapped under ``services:``."""
     down_after("webapp")
-    net = "    net: none\n" if docker_engine.compose_network_mode else ""
+    net = "    net: %s\n" % (docker_engine.compose_network_mode or "bridge")  # the v1 key: v2 gets network_mode
     config = ("web:\n    image: %s\n    command: sleep 300\n    env_file: ./conf/web.env\n%s"
               % (docker_engine.base_image, net))
     env_files = str([{"file_name": "./conf/web.env", "content": "GREETING=hello\nDB_PASSWORD=%s\n" % PLANTED_SECRETS[0]},
@@ -95,19 +119,26 @@ def test_v1_layout_comes_up_with_env_files_from_python_literal_input(run_tool, c
     out, proc = run_hook(run_tool, compose_env, deployment("webapp", config, inputs=[
         {"name": "env_files", "type": "String", "value": env_files}]))
     assert out["deploy_status_code"] == 0, out["deploy_stderr"]
-    assert containers(docker_engine, "webapp") == {"webapp_web_1": "running"}
-    env = docker_engine.docker("exec", "webapp_web_1", "env").stdout.decode()
+    web = compose.container("webapp", "web")
+    assert containers(docker_engine, "webapp") == {web: "running"}
+    env = docker_engine.docker("exec", web, "env").stdout.decode()
     assert "GREETING=hello" in env
     project = working(sandbox) / "webapp"
     assert stat.S_IMODE(project.stat().st_mode) == 0o700
     assert stat.S_IMODE((project / "conf" / "web.env").stat().st_mode) == 0o600
     assert not (project / "unused.env").exists()  # only referenced files are written
-    assert (project / "docker-compose.yml").read_text() == config
+    written = (project / "docker-compose.yml").read_text()
+    if compose.generation == "v1":
+        assert written == config
+    else:  # wrapped, and the v1 key net (refused by v2) renamed network_mode
+        web = yaml.safe_load(config)["web"]
+        if "net" in web:
+            web["network_mode"] = web.pop("net")
+        assert yaml.safe_load(written) == {"services": {"web": web}}
     assert PLANTED_SECRETS[0] not in proc.stderr
 
 
-@needs_compose
-def test_services_layout_with_booleans_and_json_env_files(run_tool, compose_env, sandbox, docker_engine, down_after):
+def test_services_layout_with_booleans_and_json_env_files(run_tool, compose_env, compose, docker_engine, down_after):
     """SPEC §11.23 (booleans/nulls, the services: layout) and §12.13.14 (env_files as JSON text)."""
     down_after("jsonapp")
     net = "    network_mode: none\n" if docker_engine.compose_network_mode else ""
@@ -118,13 +149,13 @@ def test_services_layout_with_booleans_and_json_env_files(run_tool, compose_env,
     out, _ = run_hook(run_tool, compose_env, deployment("jsonapp", text, inputs=[
         {"name": "env_files", "type": "String", "value": env_files}]))
     assert out["deploy_status_code"] == 0, out["deploy_stderr"]
-    assert containers(docker_engine, "jsonapp") == {"jsonapp_api_1": "running"}
-    assert "MODE=json" in docker_engine.docker("exec", "jsonapp_api_1", "env").stdout.decode()
+    api = compose.container("jsonapp", "api")
+    assert containers(docker_engine, "jsonapp") == {api: "running"}
+    assert "MODE=json" in docker_engine.docker("exec", api, "env").stdout.decode()
 
 
-@needs_compose
-def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run_tool, compose_env, docker_engine,
-                                                                            down_after):
+def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run_tool, compose_env, compose,
+                                                                            docker_engine, down_after):
     """db never becomes healthy, so compose cannot start app: the report names db and ends with its logs."""
     down_after("brokenapp")
     config = {"version": "2.2", "services": {
@@ -136,7 +167,8 @@ def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run
     }}
     out, _ = run_hook(run_tool, compose_env, deployment("brokenapp", config))
     assert out["deploy_status_code"] != 0
-    report = out["deploy_stderr"][out["deploy_stderr"].index("service db (container brokenapp_db_1) is Up"):]
+    report = out["deploy_stderr"][out["deploy_stderr"].index(
+        "service db (container %s) is Up" % compose.container("brokenapp", "db")):]
     assert "(unhealthy)" in report.splitlines()[0]
     assert "its last stdout lines:\n" in report and "noise-100\n" in report
     assert report.endswith("its last stderr lines:\nfatal: bad config line 7\n")
@@ -144,20 +176,19 @@ def test_a_service_that_fails_to_come_up_is_reported_with_its_last_log_lines(run
     assert "service ok" not in out["deploy_stderr"]
 
 
-@needs_compose
-def test_a_service_that_exits_at_once_fails_the_deployment(run_tool, compose_env, docker_engine, down_after):
+def test_a_service_that_exits_at_once_fails_the_deployment(run_tool, compose_env, compose, docker_engine, down_after):
     """``up -d`` succeeds, but the service died right away: that is not a deployment that came up."""
     down_after("crashapp")
     config = {"version": "2.2", "services": {
         "job": service(docker_engine, ["sh", "-c", "echo 'cannot open /data' >&2; sleep 0.5; exit 3"])}}
     out, _ = run_hook(run_tool, compose_env, deployment("crashapp", config))
     assert out["deploy_status_code"] == 1
-    assert "service job (container crashapp_job_1) is Exited (3)" in out["deploy_stderr"]
+    assert "service job (container %s) is Exited (3)" % compose.container("crashapp", "job") in out["deploy_stderr"]
     assert "cannot open /data" in out["deploy_stderr"]
 
 
-@needs_compose
-def test_an_orphan_of_an_earlier_version_does_not_fail_the_update(run_tool, compose_env, docker_engine, down_after):
+def test_an_orphan_of_an_earlier_version_does_not_fail_the_update(run_tool, compose_env, compose, docker_engine,
+                                                                  down_after):
     down_after("orphanapp")
     first = {"version": "2.2", "services": {"old": service(docker_engine, ["sh", "-c", "exit 3"])}}
     out, _ = run_hook(run_tool, compose_env, deployment("orphanapp", first))
@@ -165,10 +196,10 @@ def test_an_orphan_of_an_earlier_version_does_not_fail_the_update(run_tool, comp
     second = {"version": "2.2", "services": {"new": service(docker_engine, ["sleep", "300"], init=True)}}
     out, _ = run_hook(run_tool, compose_env, deployment("orphanapp", second))
     assert out["deploy_status_code"] == 0, out["deploy_stderr"]
-    assert containers(docker_engine, "orphanapp") == {"orphanapp_old_1": "exited", "orphanapp_new_1": "running"}
+    assert containers(docker_engine, "orphanapp") == {compose.container("orphanapp", "old"): "exited",
+                                                      compose.container("orphanapp", "new"): "running"}
 
 
-@needs_compose
 def test_delete_and_empty_config_succeed_without_running_compose(run_tool, compose_env, docker_engine, down_after):
     """SPEC §11.22: the original crashed here, failing the Heat resource delete."""
     down_after("gone")
@@ -179,8 +210,7 @@ def test_delete_and_empty_config_succeed_without_running_compose(run_tool, compo
     assert containers(docker_engine, "gone") == {}
 
 
-@needs_compose
-def test_companion_writes_projects_and_takes_down_removed_ones(run_tool, compose_env, sandbox, docker_engine,
+def test_companion_writes_projects_and_takes_down_removed_ones(run_tool, compose_env, compose, sandbox, docker_engine,
                                                              down_after):
     down_after("keepme")
     down_after("dropme")
@@ -203,7 +233,7 @@ def test_companion_writes_projects_and_takes_down_removed_ones(run_tool, compose
     assert done.returncode == 0, done.stderr
     assert containers(docker_engine, "dropme") == {}  # removed, not merely killed
     assert not (working(sandbox) / "dropme").exists()  # nor its env files
-    assert containers(docker_engine, "keepme") == {"keepme_k_1": "running"}
+    assert containers(docker_engine, "keepme") == {compose.container("keepme", "k"): "running"}
     assert (working(sandbox) / "keepme" / "docker-compose.yml").exists()
 
 
@@ -221,7 +251,6 @@ def test_companion_survives_a_missing_or_broken_deployments_file(run_tool, sandb
     assert (project / "docker-compose.yml").exists()  # an unreadable file is no reason to take projects down
 
 
-@needs_compose
 def test_timeout_kills_compose_and_reports_124(run_tool, compose_env, sandbox, docker_engine, down_after):
     """compose waits for a dependency that never becomes healthy; the deployment's timeout ends the whole group."""
     down_after("slowapp")
@@ -248,27 +277,22 @@ def test_timeout_kills_compose_and_reports_124(run_tool, compose_env, sandbox, d
     assert survivors == [], "compose processes survived the timeout"
 
 
-def test_compose_v2_is_preferred_and_v1_layout_wrapped(run_tool, sandbox):
-    """Compose v2 is not packaged for Debian 12: a recording ``docker`` that knows ``compose`` stands in for it."""
-    bindir = sandbox.path("home", "bin")
-    bindir.mkdir()
-    record = sandbox.path("home", "calls")
-    fake = bindir / "docker"
-    fake.write_text("#!/bin/sh\necho \"$*\" >> %s\n[ \"$1 $2\" = 'compose version' ] && echo 'Docker Compose v2.99'\n"
-                    "exit 0\n" % record)
-    fake.chmod(0o755)
-    env = {"HEAT_DOCKER_COMPOSE_WORKING": str(working(sandbox)), "PATH": "%s:%s" % (bindir, sandbox.env["PATH"]),
-           "DOCKER_HOST": "unix://%s" % sandbox.path("no-engine.sock")}
-    out, _ = run_hook(run_tool, env, deployment("v2app", "web:\n  image: busybox\n  tty: true\n"))
-    assert out["deploy_status_code"] == 0, out["deploy_stderr"]
-    assert record.read_text().splitlines() == ["compose version", "compose up -d --no-build"]
-    written = (working(sandbox) / "v2app" / "docker-compose.yml").read_text()
-    assert written.startswith("services:\n  web:\n") and "tty: true" in written
-    # HEAT_DOCKER_COMPOSE_CMD still wins, split like shell words.
-    record.unlink()
-    env["HEAT_DOCKER_COMPOSE_CMD"] = "%s compose --ansi never" % fake
-    out, _ = run_hook(run_tool, env, deployment("v2app", "services:\n  web:\n    image: busybox\n"))
-    assert record.read_text().splitlines() == ["compose --ansi never up -d --no-build"]
+def test_heat_docker_compose_cmd_overrides_the_choice(request, run_tool, sandbox, tmp_path, docker_engine,
+                                                      down_after):
+    """v2 answers here, yet ``$HEAT_DOCKER_COMPOSE_CMD`` wins: ``docker-compose`` forces v1, and the value is split
+    like shell words, so ``docker compose --ansi never`` runs v2 with that option."""
+    v2 = _compose(request, tmp_path, docker_engine, "v2")
+    problem = setup_problem("v1")
+    if problem:
+        pytest.fail(problem)
+    env = {"HEAT_DOCKER_COMPOSE_WORKING": str(working(sandbox)), "DOCKER_HOST": docker_engine.host, **v2.env}
+    v1 = Compose("v1", v2.docker_config)
+    for name, cmd, generation in (("forcedone", "docker-compose", v1), ("forcedtwo", "docker compose --ansi never", v2)):
+        down_after(name)
+        config = {"version": "2.2", "services": {"web": service(docker_engine, ["sleep", "300"], init=True)}}
+        out, _ = run_hook(run_tool, {**env, "HEAT_DOCKER_COMPOSE_CMD": cmd}, deployment(name, config))
+        assert out["deploy_status_code"] == 0, out["deploy_stderr"]
+        assert containers(docker_engine, name) == {generation.container(name, "web"): "running"}
 
 
 def test_bad_names_and_env_files_are_refused(run_tool, sandbox):

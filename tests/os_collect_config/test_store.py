@@ -85,7 +85,8 @@ def test_corrupt_last_is_a_change_not_a_crash(occ, sandbox):
     assert json.loads(occ.cachedir.joinpath("x.json.last").read_text()) == {"v": 1}
 
 
-@pytest.mark.parametrize("damage", [b"\xff\xfe not UTF-8", b"[" * 100_000 + b"]" * 100_000])
+@pytest.mark.parametrize("damage", [b"\xff\xfe not UTF-8", b"[" * 100_000 + b"]" * 100_000],
+                         ids=["not-utf8", "too-deep"])  # pytest 8 would make an id of all of it: E2BIG for children
 def test_damaged_cache_and_state_files_are_as_good_as_none(occ, sandbox, damage):
     """A damaged disk: every file the agent keeps (``.last``, ``.json``, its ``.agent-state`` documents)
     holds bytes that are not UTF-8, or JSON nested too deeply. Each was a ValueError out of the poll."""
