@@ -13,14 +13,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 from tests.elements.dib import build_agents_wheel
+from tests.support.readme import blocks_of
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def install_block() -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### Install\n", 1)[1].split("\n### ", 1)[0]
-    return "\n".join(line[4:] for line in section.splitlines() if line.startswith("    "))
+    return next(b.text for b in blocks_of("sh") if "pip wheel" in b.text)
 
 
 def test_readme_installs_a_wheel_built_from_the_checkout_not_a_pypi_name(tmp_path):

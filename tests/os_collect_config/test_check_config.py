@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.support.readme import blocks_of
 from tests.support.sandbox import PLANTED_SECRETS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _conf(sandbox, text: str, name: str = "occ.conf") -> Path:
@@ -90,13 +90,9 @@ def test_check_config_reads_conf_d_and_the_command_line(occ, sandbox):
                              "ignored; did you mean min_polling_interval?\n" % (conf_d / "10-poll.conf"))
 
 
-def _readme_ini_blocks():
-    return re.findall(r"^```ini\n(.*?)^```", README.read_text(), re.M | re.S)
-
-
 def test_readme_ini_examples_pass_check_config(occ, sandbox):
     """Issue 15 item 1: every INI block of the README, copied as it is, gives no warning and exit 0."""
-    blocks = _readme_ini_blocks()
+    blocks = [b.text for b in blocks_of("ini")]
     assert blocks
     for n, block in enumerate(blocks):
         assert not re.search(r"^[^#;\n][^\n]*[ \t][#;]", block, re.M), "inline comment in README INI block %d" % n
