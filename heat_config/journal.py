@@ -281,7 +281,7 @@ class Journal:
             totals[state] = (before if type(before) is int else 0) + results.get(state, 0)
         if any(results.values()):
             ensure_dir(self.dir, 0o700)
-            atomic_write(path, json.dumps(totals, sort_keys=True), 0o600, sync=False)
+            atomic_write(path, json.dumps(totals, sort_keys=True), 0o600)
         return totals
 
     def remove(self, dep_id: str) -> None:

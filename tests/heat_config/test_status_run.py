@@ -268,7 +268,7 @@ def test_rebuild_deployed_help_exits_0_and_changes_nothing(run_tool, hc, flag):
     meta = hc.write("cache/heat.json", json.dumps({"deployments": [deployment(0)]}))
     result = run_tool("heat-config-rebuild-deployed", [flag], env={"OS_CONFIG_FILES": str(meta)})
     assert result.returncode == 0 and result.stderr == ""
-    assert result.stdout.startswith("usage: heat-config-rebuild-deployed") and "example:" in result.stdout
+    assert result.stdout.startswith("usage: heat-config-rebuild-deployed") and "examples:" in result.stdout
     assert "Reading deployments" not in result.stdout
     assert os.listdir(deployed(hc)) == []
 
