@@ -97,7 +97,7 @@ def test_heat_local_bad_json_is_a_warning_naming_the_file_and_the_position(occ):
     occ.heat_local.write_text('{"a": 1,\n "b": }\n')
     res = occ("--one-time", "-c", "true", "heat_local")
     assert res.returncode == 0 and "Traceback" not in res.stderr
-    warning = [line for line in res.stderr.splitlines() if " WARNING os_collect_config.heat_local " in line]
+    warning = [line for line in res.stderr.splitlines() if "(os-collect-config) [WARNING]" in line and "not valid JSON" in line]
     assert len(warning) == 1, res.stderr
     assert "%s: not valid JSON: Expecting value: line 2 column 7" % occ.heat_local in warning[0]
     assert "Local metadata not found" not in res.stderr  # it was found: it is broken

@@ -56,8 +56,9 @@ def test_failing_source_backs_off_keeps_last_good_and_recovers(occ, sandbox, swi
     delays = [float(m.group(1)) for m in (re.search(r"next try in ([0-9.]+) s", l) for l in r.lines()) if m]
     assert all(d <= 1.6 for d in delays)
     health = occ.cachedir / ".agent-state" / "os-collect-config.health.json"
-    saved = json.loads(health.read_text())["request"]  # kept for a restart (SPEC §12.1)
-    assert saved["failures"] >= 3 and "HTTP 503" in saved["last_error"]
+    # kept for a restart (SPEC §12.1); written just after the log line, so waited for
+    wait_for(lambda: json.loads(health.read_text())["request"]["failures"] >= 3, what="three failures saved")
+    assert "HTTP 503" in json.loads(health.read_text())["request"]["last_error"]
     assert oct(health.stat().st_mode & 0o777) == "0o600"
     # Another source changes meanwhile: the command runs with the last good request files.
     occ.write_local("l", {"n": 2})
