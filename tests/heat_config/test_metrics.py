@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.support.deployments import cfn_inputs, dep_id, deployment
-from tests.support.dispatcher import write_deployments
+from tests.support.dispatcher import deployed, write_deployments
 from tests.support.prometheus import read_metrics, value
 from tests.support.sandbox import PLANTED_SECRETS
 
@@ -66,3 +66,27 @@ def test_one_file_for_the_agent_and_the_dispatcher_keeps_both(run_tool, hc, sand
     assert run_tool("heat-config", env=env).returncode == 0
     samples, _ = read_metrics(metrics)
     assert value(samples, P + "command_runs_total") == 1 and value(samples, P + "deployments", state="succeeded") == 1
+
+
+def test_a_metrics_file_that_cannot_be_written_is_a_warning_and_the_run_goes_on(run_tool, hc):
+    """The metrics are for the operator: a bad path costs a log line, never the deployments or their exit status."""
+    metrics = hc.path("metrics-dir.prom")
+    metrics.mkdir()  # a directory where the file should be: reading it back fails with EISDIR
+    write_deployments(hc, [deployment(0)])
+    result = run_tool("heat-config", ["--metrics-file", str(metrics)])
+    assert result.returncode == 0, result.stderr
+    assert "Cannot write the metrics file %s: Is a directory" % metrics in result.stderr
+    assert deployed(hc, "%s.json" % dep_id(0)).exists()  # the deployment ran all the same
+
+
+def test_damaged_signal_totals_start_again_from_zero(run_tool, hc, cloud):
+    metrics = hc.path("agent.prom")
+    totals = deployed(hc, "journal", ".signal-attempts")
+    totals.parent.mkdir(parents=True, exist_ok=True)
+    totals.write_text('{"sent": "lots", "pending": [')  # half-written by some other hand
+    write_deployments(hc, [deployment(0, signal=cfn_inputs(cloud))])
+    result = run_tool("heat-config", ["--metrics-file", str(metrics)])
+    assert result.returncode == 0, result.stderr
+    samples, _ = read_metrics(metrics)
+    assert value(samples, P + "signal_attempts_total", result="sent") == 1
+    assert value(samples, P + "signal_attempts_total", result="pending") == 0
