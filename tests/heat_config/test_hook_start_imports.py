@@ -5,6 +5,7 @@ Not timed: the modules a run imports are what make it slow, and Python lists the
 """
 from __future__ import annotations
 
+from tests.support.imports import added, importtime_modules, startup_modules
 from tests.support.sandbox import hook_json
 
 #: Modules a script deployment run through ``heat-config-hook script`` must not import: dataclasses drags in
@@ -13,11 +14,6 @@ from tests.support.sandbox import hook_json
 HEAVY = ("dataclasses", "inspect", "ast", "typing", "argparse", "tempfile", "shutil",
          "heat_config.signals", "heat_config.journal", "heat_config.hook_runner", "heat_config.dispatch",
          "yaml", "jinja2", "requests", "keystoneauth1")
-
-
-def imported_modules(stderr: str) -> set:
-    """The modules named by ``-X importtime`` lines (``import time: self | cumulative | name``)."""
-    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
 def test_script_hook_run_imports_nothing_heavy(run_tool, sandbox):
@@ -32,7 +28,7 @@ def test_script_hook_run_imports_nothing_heavy(run_tool, sandbox):
     }
     result, run = hook_json(run_tool, "script", deployment, env)
     assert result["deploy_status_code"] == 0 and result["result"] == "done\n"
-    imported = imported_modules(run.stderr)
+    imported = importtime_modules(run.stderr)
     # The listing is there at all (importlib.import_module, which loads hooks.script itself, is not listed).
     assert {"heat_config.hook_cli", "hooks.toolkit.outputs"} <= imported
-    assert sorted(imported.intersection(HEAVY)) == []
+    assert added(imported, startup_modules(), HEAVY) == []
