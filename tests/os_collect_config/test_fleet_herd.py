@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from os_collect_config.loop import SLOW_POLL_S
 from tests.servers.base import LoopbackServer, Response
 from tests.support.wait import wait_for
 
@@ -66,6 +67,9 @@ def test_agents_released_together_by_a_stalled_server_spread_their_next_polls(sa
         server.gate.clear()  # the server stalls: each agent's next poll waits for an answer
         wait_for(lambda: server.held >= AGENTS and all(a.poll() is None for a in agents), timeout=30,
                  what="every agent waiting on the stalled server")
+        # A stall, for the last agent to arrive too: a poll answered within SLOW_POLL_S is not one (by design,
+        # its phase is kept), and an agent held only that long would keep polling at release + interval.
+        time.sleep(SLOW_POLL_S + 0.5)
         released = time.monotonic()
         server.gate.set()  # ... and answers everybody at the same instant
         after = lambda i: [t for t in server.arrivals.get(i, []) if t > released]  # noqa: E731
