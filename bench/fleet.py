@@ -60,12 +60,14 @@ sys.path.insert(0, str(REPO / "bench"))
 from collect import clean_env, ensure_venvs  # noqa: E402
 from tests.e2e import controlplane  # noqa: E402
 
-#: transport → (software_config_transport, collector name)
-TRANSPORTS = {
-    "heat": ("POLL_SERVER_HEAT", "heat"),
-    "cfn": ("POLL_SERVER_CFN", "cfn"),
-    "temp_url": ("POLL_TEMP_URL", "request"),
-    "zaqar": ("ZAQAR_MESSAGE", "zaqar"),
+#: transport → (software_config_transport, collector name, settings added to the server's os_collect_config)
+TRANSPORTS: Dict[str, Tuple[str, str, Dict[str, Dict[str, Any]]]] = {
+    "heat": ("POLL_SERVER_HEAT", "heat", {}),
+    "cfn": ("POLL_SERVER_CFN", "cfn", {}),
+    "temp_url": ("POLL_TEMP_URL", "request", {}),
+    "zaqar": ("ZAQAR_MESSAGE", "zaqar", {}),
+    # push: the image sets use_websockets, as tests/e2e/test_script.py's websocket scenario does
+    "zaqar_ws": ("ZAQAR_MESSAGE", "zaqar", {"zaqar": {"use_websockets": True}}),
 }
 #: The control plane's services whose CPU is read, by the port name in controlplane.json.
 SERVICE_PORTS = {"keystone": "keystone", "heat-api": "heat", "heat-api-cfn": "cfn", "swift-proxy": "swift",
@@ -255,7 +257,7 @@ def pct(xs: List[float], q: float) -> float:
 
 def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: controlplane.Heat,
             tally: Tally, proxy_port: int, tool: str, exe: str, transport: str, work: Path) -> Dict[str, Any]:
-    sw_transport, collector = TRANSPORTS[transport]
+    sw_transport, collector, image_settings = TRANSPORTS[transport]
     name = "fleet-%s-%s-%d" % (transport, tool.split()[0], time.time())
     template = fleet_template(sw_transport, args.agents)
     stack_id = heat.create_stack(name, template, timeout_mins=30)
@@ -264,6 +266,9 @@ def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: co
         raise RuntimeError("%s: %s %s" % (name, stack["stack_status"], stack.get("stack_status_reason")))
     settings = {o["output_key"]: o.get("output_value") for o in stack.get("outputs", [])}["occ"]
     command = "date +%s.%N >> @RUNS@"
+    for server in settings:
+        for section, values in image_settings.items():
+            server.setdefault(section, {}).update(values)
     confs = [render_conf(s, collector, command, args.interval) for s in settings]
     fleet = Fleet(exe, work / name, confs, proxy_port)
     result: Dict[str, Any] = {"tool": tool, "transport": transport, "agents": args.agents}
@@ -327,12 +332,18 @@ def per_second(times: List[float], start: float, end: float) -> List[int]:
     return counts
 
 
-def herd_figures(per_sec: List[int], outage: List[float], interval: float) -> Tuple[float, int]:
-    """(steady rate per second before the outage, peak per second after it)."""
-    before = per_sec[:max(1, int(outage[0]))]
-    steady = sum(before) / max(1, len(before))
-    after = per_sec[int(outage[1]):]
-    return steady, max(after) if after else 0
+def herd_figures(per_sec: List[int], outage: List[float], bin_s: int) -> Tuple[float, int, int]:
+    """(mean and peak requests per ``bin_s`` before the outage, peak per ``bin_s`` after it).
+
+    The steady window's own peak is the yardstick as much as its mean: at a few requests per
+    second, chance alone makes one-second peaks of two or three times the mean.
+    """
+    def binned(counts: List[int]) -> List[int]:
+        return [sum(counts[i:i + bin_s]) for i in range(0, len(counts) - bin_s + 1, bin_s)] or [sum(counts)]
+
+    before = binned(per_sec[:max(1, int(outage[0]))])
+    after = binned(per_sec[int(outage[1]):])
+    return sum(before) / len(before), max(before), max(after)
 
 
 def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
@@ -347,7 +358,7 @@ def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "matplotlib not installed: herd written to %s" % (out / "herd.csv")
+        return ("matplotlib not installed (pip install -e '.[bench]'): herd written to %s" % (out / "herd.csv"))
     fig, ax = plt.subplots(figsize=(10, 4))
     for r in rows:
         ax.plot(range(len(r["herd"]["per_second"])), r["herd"]["per_second"], label=r["tool"], linewidth=0.8)
@@ -360,11 +371,18 @@ def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
     return str(out / "herd.png")
 
 
+def cost_ms(result: Dict[str, Any], service: str) -> float:
+    """CPU milliseconds the service spent per request it was sent in the idle window (nan without requests)."""
+    per_hour = result["per_agent_hour"]
+    requests = per_hour["requests"].get(service, 0.0)
+    return 1000 * per_hour["cpu_s"].get(service, 0.0) / requests if requests else float("nan")
+
+
 def report(results: List[Dict[str, Any]], interval: float) -> None:
     by = {(r["transport"], r["tool"]): r for r in results}
     tools = sorted({r["tool"] for r in results}, key=lambda t: t == "ours")  # originals first, ours last
     print("\nPer agent-hour (polling interval %gs)" % interval)
-    print("%-9s %-22s %16s %14s %12s" % ("transport", "figure", tools[0], tools[-1] if len(tools) > 1 else "",
+    print("%-9s %-28s %16s %14s %12s" % ("transport", "figure", tools[0], tools[-1] if len(tools) > 1 else "",
                                         "ours/orig"))
     for transport in TRANSPORTS:
         rs = [by[(transport, t)] for t in tools if (transport, t) in by]
@@ -378,22 +396,32 @@ def report(results: List[Dict[str, Any]], interval: float) -> None:
         rows.append(("keystone tokens", [r["per_agent_hour"]["tokens"] for r in rs]))
         for s in sorted({s for r in rs for s in r["per_agent_hour"]["cpu_s"]}):
             rows.append(("cpu s " + s, [r["per_agent_hour"]["cpu_s"].get(s, 0.0) for r in rs]))
+        # What one request costs the service: the c_* parameters of FLEET.md's model.
+        for s in services:
+            rows.append(("cpu ms/request " + s, [cost_ms(r, s) for r in rs]))
+        rows.append(("cpu ms/token keystone", [1000 * r["per_agent_hour"]["cpu_s"].get("keystone", 0.0)
+                                               / r["per_agent_hour"]["tokens"] if r["per_agent_hour"]["tokens"]
+                                               else float("nan") for r in rs]))
         rows.append(("reaction p50 s", [r["reaction_s"]["p50"] for r in rs]))
         rows.append(("reaction p95 s", [r["reaction_s"]["p95"] for r in rs]))
         for label, vals in rows:
             ratio = "%.2f" % (vals[-1] / vals[0]) if len(vals) > 1 and vals[0] else "-"
-            print("%-9s %-22s %16.1f %14.1f %12s" % (transport, label, vals[0], vals[-1], ratio))
+            print("%-9s %-28s %16.1f %14.1f %12s" % (transport, label, vals[0], vals[-1], ratio))
     for r in results:
-        if r.get("herd"):
-            steady, peak = herd_figures(r["herd"]["per_second"], r["herd"]["outage"], interval)
-            print("herd %-16s steady %.2f req/s, peak after restart %d req/s (%.1fx)"
-                  % (r["tool"], steady, peak, peak / steady if steady else float("nan")))
+        if not r.get("herd"):
+            continue
+        for bin_s in (1, 5):
+            mean, steady_peak, peak = herd_figures(r["herd"]["per_second"], r["herd"]["outage"], bin_s)
+            print("herd %-16s per %d s: steady mean %.2f, steady peak %d; peak after restart %d (%.1fx the mean, "
+                  "%.1fx the steady peak)" % (r["tool"], bin_s, mean, steady_peak, peak,
+                                              peak / mean if mean else float("nan"),
+                                              peak / steady_peak if steady_peak else float("nan")))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=10)
-    parser.add_argument("--transports", default="heat,cfn,temp_url,zaqar")
+    parser.add_argument("--transports", default=",".join(TRANSPORTS))
     parser.add_argument("--tools", default="original,ours")
     parser.add_argument("--interval", type=float, default=30.0, help="polling_interval of every agent")
     parser.add_argument("--idle-s", type=float, default=120.0, help="length of the idle measurement window")
