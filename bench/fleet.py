@@ -128,17 +128,19 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
                 tally.add(port, self.command, parts.path, 0, sent)
                 self.send_error(502)
                 return
-            self.send_response(status, reason)
-            received = 0
-            for k, v in out_headers:
-                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(k, v)
-                received += len(k) + len(v) + 4
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            received = sum(len(k) + len(v) + 4 for k, v in out_headers)
             tally.add(port, self.command, parts.path, status, sent + received + len(data))
+            try:
+                self.send_response(status, reason)
+                for k, v in out_headers:
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the agent gave up waiting (its timeout): the server did answer
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
 
