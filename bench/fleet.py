@@ -90,12 +90,13 @@ class Tally:
             self.tokens = 0
             self.times: Dict[str, List[float]] = {}
 
-    def add(self, port: int, method: str, path: str, status: int, nbytes: int) -> None:
+    def add(self, port: int, method: str, path: str, status: int, nbytes: int, arrived: float) -> None:
+        """Count one relayed request; ``arrived`` (when it reached the proxy) places it in the herd's seconds."""
         name = self.names.get(port, "port %d" % port)
         with self.lock:
             self.requests[name] = self.requests.get(name, 0) + 1
             self.bytes[name] = self.bytes.get(name, 0) + nbytes
-            self.times.setdefault(name, []).append(time.time())
+            self.times.setdefault(name, []).append(arrived)
             if method == "POST" and path.rstrip("/").endswith("/auth/tokens") and status == 201:
                 self.tokens += 1
 
@@ -110,6 +111,7 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
             pass
 
         def _relay(self) -> None:
+            arrived = time.time()  # the rate the server is asked for: a slow answer must not move the request
             parts = urlsplit(self.path)
             port = parts.port or 80
             length = int(self.headers.get("Content-Length") or 0)
@@ -125,11 +127,11 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
                 status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
                 conn.close()
             except OSError:
-                tally.add(port, self.command, parts.path, 0, sent)
+                tally.add(port, self.command, parts.path, 0, sent, arrived)
                 self.send_error(502)
                 return
             received = sum(len(k) + len(v) + 4 for k, v in out_headers)
-            tally.add(port, self.command, parts.path, status, sent + received + len(data))
+            tally.add(port, self.command, parts.path, status, sent + received + len(data), arrived)
             try:
                 self.send_response(status, reason)
                 for k, v in out_headers:
