@@ -375,11 +375,9 @@ def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
     return str(out / "herd.png")
 
 
-def cost_ms(result: Dict[str, Any], service: str) -> float:
-    """CPU milliseconds the service spent per request it was sent in the idle window (nan without requests)."""
-    per_hour = result["per_agent_hour"]
-    requests = per_hour["requests"].get(service, 0.0)
-    return 1000 * per_hour["cpu_s"].get(service, 0.0) / requests if requests else float("nan")
+def cost_ms(cpu_s: float, count: float) -> float:
+    """CPU milliseconds per unit of ``count`` (requests, tokens) in the idle window; nan when there were none."""
+    return 1000 * cpu_s / count if count else float("nan")
 
 
 def report(results: List[Dict[str, Any]], interval: float) -> None:
@@ -401,11 +399,11 @@ def report(results: List[Dict[str, Any]], interval: float) -> None:
         for s in sorted({s for r in rs for s in r["per_agent_hour"]["cpu_s"]}):
             rows.append(("cpu s " + s, [r["per_agent_hour"]["cpu_s"].get(s, 0.0) for r in rs]))
         # What one request costs the service: the c_* parameters of FLEET.md's model.
+        hours = [r["per_agent_hour"] for r in rs]
         for s in services:
-            rows.append(("cpu ms/request " + s, [cost_ms(r, s) for r in rs]))
-        rows.append(("cpu ms/token keystone", [1000 * r["per_agent_hour"]["cpu_s"].get("keystone", 0.0)
-                                               / r["per_agent_hour"]["tokens"] if r["per_agent_hour"]["tokens"]
-                                               else float("nan") for r in rs]))
+            rows.append(("cpu ms/request " + s, [cost_ms(h["cpu_s"].get(s, 0.0), h["requests"].get(s, 0.0))
+                                                 for h in hours]))
+        rows.append(("cpu ms/token keystone", [cost_ms(h["cpu_s"].get("keystone", 0.0), h["tokens"]) for h in hours]))
         rows.append(("reaction p50 s", [r["reaction_s"]["p50"] for r in rs]))
         rows.append(("reaction p95 s", [r["reaction_s"]["p95"] for r in rs]))
         for label, vals in rows:

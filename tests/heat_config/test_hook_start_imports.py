@@ -5,7 +5,7 @@ Not timed: the modules a run imports are what make it slow, and Python lists the
 """
 from __future__ import annotations
 
-from tests.support.imports import added, importtime_modules, startup_modules
+from tests.support.imports import added, importtime_modules, modules_after
 from tests.support.sandbox import hook_json
 
 #: Modules a script deployment run through ``heat-config-hook script`` must not import: dataclasses drags in
@@ -31,4 +31,4 @@ def test_script_hook_run_imports_nothing_heavy(run_tool, sandbox):
     imported = importtime_modules(run.stderr)
     # The listing is there at all (importlib.import_module, which loads hooks.script itself, is not listed).
     assert {"heat_config.hook_cli", "hooks.toolkit.outputs"} <= imported
-    assert added(imported, startup_modules(), HEAVY) == []
+    assert added(imported, modules_after(""), HEAVY) == []

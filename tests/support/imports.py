@@ -26,13 +26,6 @@ def importtime_modules(stderr: str) -> Set[str]:
     return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-def startup_modules() -> Set[str]:
-    """What a bare interpreter of this environment imports before running anything, as ``-X importtime`` lists it."""
-    stderr = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
-                            check=True).stderr
-    return importtime_modules(stderr)
-
-
 def added(loaded: Set[str], baseline: Set[str], watched: Iterable[str]) -> list:
     """Which of ``watched`` are in ``loaded`` but not in ``baseline``, sorted for a readable assertion."""
     return sorted(m for m in watched if m in loaded and m not in baseline)

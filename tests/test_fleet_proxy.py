@@ -1,0 +1,92 @@
+"""bench/fleet.py's counting proxy: what the fleet figures rest on (the bench itself is not run in CI).
+
+A request is placed in the herd's seconds when it reaches the proxy, not when the server
+answers it (a slow answer must not move it), and an agent that hangs up before the answer
+costs no traceback and is still counted: the server did get the request.
+"""
+from __future__ import annotations
+
+import importlib.util
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+from tests.servers.base import LoopbackServer, Response
+from tests.support.wait import wait_for
+
+FLEET = Path(__file__).resolve().parents[1] / "bench" / "fleet.py"
+
+
+def load_fleet():
+    spec = importlib.util.spec_from_file_location("fleet", FLEET)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class GatedServer(LoopbackServer):
+    """``GET /md``: answered only once ``gate`` is set; ``arrived`` is set when a request is in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.arrived = threading.Event(), threading.Event()
+        self.add_route("GET", r"/md", self._md)
+
+    def _md(self, request, match) -> Response:
+        self.arrived.set()
+        self.gate.wait(30)
+        return Response(200, {"v": 1})
+
+
+def send_through(proxy_port: int, server: GatedServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
+    sock.sendall(("GET %s/md HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % server.url).encode())
+    return sock
+
+
+def relays_running() -> int:
+    return sum(1 for t in threading.enumerate() if "process_request" in t.name)
+
+
+def test_a_request_is_counted_at_its_arrival_not_at_the_answer():
+    fleet, server = load_fleet(), GatedServer().start()
+    port = int(server.url.rsplit(":", 1)[1])
+    tally = fleet.Tally({port: "heat-api"})
+    proxy, proxy_port = fleet.start_proxy(tally)
+    try:
+        sock = send_through(proxy_port, server)
+        assert server.arrived.wait(30)
+        answered_after = time.time()
+        server.gate.set()
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.close()
+        wait_for(lambda: tally.requests.get("heat-api") == 1, timeout=30, what="the request counted")
+        assert tally.times["heat-api"][0] < answered_after
+    finally:
+        server.gate.set()
+        proxy.shutdown()
+        server.stop()
+
+
+def test_an_agent_that_hangs_up_before_the_answer_is_counted_without_a_traceback(capsys):
+    fleet, server = load_fleet(), GatedServer().start()
+    port = int(server.url.rsplit(":", 1)[1])
+    tally = fleet.Tally({port: "heat-api"})
+    proxy, proxy_port = fleet.start_proxy(tally)
+    try:
+        before = relays_running()
+        sock = send_through(proxy_port, server)
+        assert server.arrived.wait(30)
+        # An agent's timeout: the connection is reset, so the proxy's answer cannot be written.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        server.gate.set()
+        wait_for(lambda: tally.requests.get("heat-api") == 1 and relays_running() == before, timeout=30,
+                 what="the relay counted the request and ended")
+    finally:
+        server.gate.set()
+        proxy.shutdown()
+        server.stop()
+    assert "Traceback" not in capsys.readouterr().err
