@@ -120,7 +120,7 @@ class Agent:
         self.health: Dict[str, SourceHealth] = {}
         self.reported_unconfigured: set = set()
         self.reexec_requested = False
-        #: Draw the next full-length sleep at random (see ``loop``): set at start and when a source recovers.
+        #: Draw the next full-length sleep at random (see ``loop``): set at start and after a slow poll.
         self.desync = True
         self._saved_health = self.state.load("health") if self.store_mode else None
         self.metrics = None  # SPEC §12.15: only with a metrics file, imported only then
@@ -179,9 +179,8 @@ class Agent:
         else:
             if self.metrics:
                 self.metrics.polled(name, True)
-            if health.recovered():
+            if health.recovered():  # the agent's phase is kept: it tried at that phase all along (issue 16)
                 LOG.info("Source [%s] available again.", name)
-                self.desync = True
             self.reported_unconfigured.discard(name)
             self._fresh.add(name)
             return pairs
@@ -402,9 +401,11 @@ class Agent:
         Agents started together (a fleet booted at once), or released together by a server
         that stalled and then answered every waiting request at the same instant, would
         otherwise poll in lock-step for ever, and the control plane would see the whole
-        fleet in one second out of every ``polling_interval``.  Done once after start, after
-        a source recovers and after a slow poll, at the next full-length sleep: each time it
-        costs at most one poll.
+        fleet in one second out of every ``polling_interval``.  Done once after start and
+        after a slow poll, at the next full-length sleep: each time it costs at most one
+        poll.  Not after a source recovers: an agent kept its phase while the source was
+        failing fast, and the fleet redrawing its phases at once would add a poll from every
+        agent within one interval of the recovery, twice the steady rate at its end.
         """
         import random
 

@@ -32,6 +32,8 @@ class StallingServer(LoopbackServer):
         self.held = 0
         #: When set, every request is answered 503 with this Retry-After (seconds).
         self.busy_for: Optional[int] = None
+        #: When set, every request is answered 503 at once, with no Retry-After: a service down, failing fast.
+        self.down = False
         self._lock = threading.Lock()
         self.add_route("GET", r"/meta/(\d+)", self._meta)
 
@@ -42,6 +44,8 @@ class StallingServer(LoopbackServer):
             held = not self.gate.is_set()
             self.held += held
         self.gate.wait(30)
+        if self.down:
+            return Response(503, b"down")
         if self.busy_for is not None:
             return Response(503, b"busy", headers={"Retry-After": str(self.busy_for)})
         return Response(200, {"v": 1})
@@ -104,3 +108,32 @@ def test_a_503_with_retry_after_holds_the_next_poll_of_that_source_back(sandbox)
     assert second - first >= 3.0  # Retry-After: 3, though the agent polls every 0.2 s ...
     assert polls >= 10  # ... and went on polling its other sources meanwhile
     assert "Source [request] Unavailable. GET %s/meta/0 returned HTTP 503" % url in log.read_text()
+
+
+def test_a_source_that_comes_back_keeps_the_agents_phase(sandbox):
+    """A service failing fast (heat-api stopped behind its proxy) was tried at every poll, at the agent's own phase:
+    the recovery keeps that phase. Redrawing it, as every agent of the fleet would at once, adds a poll from each
+    within one interval: twice the steady rate at the end of that interval (the herd of bench/FLEET.md)."""
+    server = StallingServer().start()
+    server.down = True
+    url = server.url
+    log = sandbox.path("agent0", "occ.log")
+    agent = start_agent(sandbox, server, 0, INTERVAL_S, "--log-file", str(log))
+    try:
+        wait_for(lambda: len(server.arrivals.get(0, [])) >= 2, timeout=30, what="two failing polls")
+        server.down = False
+        sleep = wait_for(lambda: next((line for line in _lines_from(log, "Source [request] available again.")
+                                       if "Sleeping" in line), None), what="the recovery and the sleep after it")
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=10)
+        server.stop()
+    assert "Source [request] Unavailable. GET %s/meta/0 returned HTTP 503" % url in log.read_text()
+    assert sleep.endswith("Sleeping %.2f seconds." % INTERVAL_S), sleep
+
+
+def _lines_from(log: Path, needle: str) -> List[str]:
+    """The log's lines from the first one containing ``needle`` on (none while it is absent)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    start = next((i for i, line in enumerate(lines) if needle in line), None)
+    return [] if start is None else lines[start:]
