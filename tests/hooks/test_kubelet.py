@@ -141,7 +141,7 @@ def test_bad_id_or_config_is_refused(run_tool, sandbox):
     assert out["deploy_status_code"] != 0 and "containers" in out["deploy_stderr"]
 
 
-@pytest.mark.skipif(not shutil.which("crictl"), reason="no crictl here (Debian 12 does not package cri-tools); "
+@pytest.mark.skipif(not shutil.which("crictl"), reason="no crictl here (no Debian suite packages cri-tools); "
                                                         "the CRI path is tested only where a real crictl exists")
 def test_cri_path_reads_images_and_containers_through_crictl(run_tool, sandbox):
     info = subprocess.run(["crictl", "images", "-o", "json"], capture_output=True, text=True)
