@@ -282,7 +282,9 @@ def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: co
         while not all(fleet.run_times(i) for i in range(args.agents)) and time.monotonic() < deadline:
             time.sleep(1)
         result["started"] = sum(1 for i in range(args.agents) if fleet.run_times(i))
-        time.sleep(min(args.interval, 30))  # the ramp after the first run is over
+        # Past the ramp after the first run and the one sleep that draws each agent's phase (it costs
+        # every agent one poll): the idle window sees only the steady cadence.
+        time.sleep(2 * args.interval)
         # idle window
         cpu0 = service_cpu_s(plane)
         tally.reset()
