@@ -92,8 +92,9 @@ def assert_no_secret_on_disk_outside_state_but_hook_files(sandbox):
 def test_compose_deployment_through_orc_scripts_comes_up_is_signalled_and_goes(server, cloud, docker_engine, tmp_path):
     # The generation a guest of this Debian has: v1 where its docker-compose is installed, else the v2 plugin.
     generation = "v2" if setup_problem("v1") else "v1"
-    if setup_problem(generation):
-        pytest.fail(setup_problem(generation))
+    problem = setup_problem(generation)
+    if problem:
+        pytest.fail(problem)
     compose = make_compose(generation, tmp_path / "docker-config")
     server.env.update(compose.env, DOCKER_HOST=docker_engine.host)
     svc = {"image": docker_engine.base_image, "command": ["sleep", "300"], "init": True}
@@ -115,7 +116,7 @@ def test_compose_deployment_through_orc_scripts_comes_up_is_signalled_and_goes(s
         assert compose.container("shop", "web") not in names
         assert not server.path("lib", "heat-config-docker-compose", "shop").exists()
     finally:
-        docker_engine.docker("rm", "-f", "shop_web_1", check=False)
+        docker_engine.docker("rm", "-f", compose.container("shop", "web"), check=False)
 
 
 @pytest.mark.docker
