@@ -50,7 +50,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +75,10 @@ SERVICE_PORTS = {"keystone": "keystone", "heat-api": "heat", "heat-api-cfn": "cf
 
 
 # -- a counting forward proxy ------------------------------------------------------------------------
+#: How long the proxy waits for a service's answer before it answers 502 itself (a saturated heat-api-cfn
+#: at N = 50 took longer).
+UPSTREAM_TIMEOUT_S = 60.0
+
 class Tally:
     """Requests, bytes and tokens per service, and request times (for the herd), since ``reset``."""
 
@@ -119,30 +123,37 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
             sent = len(self.requestline) + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + length
             try:
-                conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", port, timeout=60)
+                conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", port, timeout=UPSTREAM_TIMEOUT_S)
                 conn.request(self.command, (parts.path or "/") + ("?" + parts.query if parts.query else ""),
                              body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
                 conn.close()
-            except OSError:
+            except OSError:  # the server refused, or did not answer within 60 s
                 tally.add(port, self.command, parts.path, 0, sent, arrived)
-                self.send_error(502)
+                self._answer(lambda: self.send_error(502))
                 return
             received = sum(len(k) + len(v) + 4 for k, v in out_headers)
             tally.add(port, self.command, parts.path, status, sent + received + len(data), arrived)
+            self._answer(lambda: self._send(status, reason, out_headers, data))
+
+        def _send(self, status: int, reason: str, out_headers: List[Tuple[str, str]], data: bytes) -> None:
+            self.send_response(status, reason)
+            for k, v in out_headers:
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _answer(self, send: Callable[[], None]) -> None:
+            """``send()`` the answer, unless the agent gave up waiting (its own timeout) and hung up."""
             try:
-                self.send_response(status, reason)
-                for k, v in out_headers:
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                send()
             except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True  # the agent gave up waiting (its timeout): the server did answer
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
 

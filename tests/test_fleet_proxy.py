@@ -40,10 +40,16 @@ class GatedServer(LoopbackServer):
         return Response(200, {"v": 1})
 
 
-def send_through(proxy_port: int, server: GatedServer) -> socket.socket:
+def send_through(proxy_port: int, url: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
-    sock.sendall(("GET %s/md HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % server.url).encode())
+    sock.sendall(("GET %s/md HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % url).encode())
     return sock
+
+
+def hang_up(sock: socket.socket) -> None:
+    """An agent's timeout: the connection is reset, so the proxy's answer cannot be written."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def relays_running() -> int:
@@ -56,7 +62,7 @@ def test_a_request_is_counted_at_its_arrival_not_at_the_answer():
     tally = fleet.Tally({port: "heat-api"})
     proxy, proxy_port = fleet.start_proxy(tally)
     try:
-        sock = send_through(proxy_port, server)
+        sock = send_through(proxy_port, server.url)
         assert server.arrived.wait(30)
         answered_after = time.time()
         server.gate.set()
@@ -77,11 +83,9 @@ def test_an_agent_that_hangs_up_before_the_answer_is_counted_without_a_traceback
     proxy, proxy_port = fleet.start_proxy(tally)
     try:
         before = relays_running()
-        sock = send_through(proxy_port, server)
+        sock = send_through(proxy_port, server.url)
         assert server.arrived.wait(30)
-        # An agent's timeout: the connection is reset, so the proxy's answer cannot be written.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
+        hang_up(sock)
         server.gate.set()
         wait_for(lambda: tally.requests.get("heat-api") == 1 and relays_running() == before, timeout=30,
                  what="the relay counted the request and ended")
@@ -89,4 +93,28 @@ def test_an_agent_that_hangs_up_before_the_answer_is_counted_without_a_traceback
         server.gate.set()
         proxy.shutdown()
         server.stop()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_service_that_never_answers_gets_the_agent_a_502_counted_without_a_traceback(capsys):
+    """A saturated service (heat-api-cfn at N = 50): the proxy gives up, and the agent may be gone by then."""
+    fleet = load_fleet()
+    fleet.UPSTREAM_TIMEOUT_S = 0.5
+    with socket.socket() as silent:  # accepts connections (the kernel does), never reads nor answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        tally = fleet.Tally({port: "heat-api-cfn"})
+        proxy, proxy_port = fleet.start_proxy(tally)
+        try:
+            before = relays_running()
+            sock = send_through(proxy_port, "http://127.0.0.1:%d" % port)
+            silent.settimeout(30)
+            upstream, _ = silent.accept()  # the proxy has read the request and forwarded it
+            hang_up(sock)
+            wait_for(lambda: tally.requests.get("heat-api-cfn") == 1 and relays_running() == before, timeout=30,
+                     what="the relay gave up, counted the request and ended")
+            upstream.close()
+        finally:
+            proxy.shutdown()
     assert "Traceback" not in capsys.readouterr().err
