@@ -130,7 +130,7 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
                 data = resp.read()
                 status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
                 conn.close()
-            except OSError:  # the server refused, or did not answer within 60 s
+            except OSError:  # the server refused, or did not answer within UPSTREAM_TIMEOUT_S
                 tally.add(port, self.command, parts.path, 0, sent, arrived)
                 self._answer(lambda: self.send_error(502))
                 return
