@@ -41,9 +41,9 @@ STATE_NAME = "os-collect-config"
 #: Pending heat-config signals: first retry between polls after this many seconds, backing off to the cap.
 SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
 #: Collecting slower than this (seconds) may mean a server stalled and then released every waiting agent at
-#: once: the next full-length sleep is drawn at random (``loop``).  Agents released after a shorter wait had
-#: phases within this of each other anyway: squeezed together they make a burst of one second's worth of
-#: polls, so the peak stays within twice the steady rate.
+#: once: the next full-length sleep then keeps the phase the poll started at (``_keep_phase``).  Agents
+#: released after a shorter wait had phases within this of each other anyway: squeezed together they make a
+#: burst of one second's worth of polls, so the peak stays within twice the steady rate.
 SLOW_POLL_S = 1.0
 #: One between-polls delivery run may take this long (one attempt per pending signal).
 SIGNAL_RETRY_TIMEOUT_S = 120.0
@@ -120,8 +120,10 @@ class Agent:
         self.health: Dict[str, SourceHealth] = {}
         self.reported_unconfigured: set = set()
         self.reexec_requested = False
-        #: Draw the next full-length sleep at random (see ``loop``): set at start and after a slow poll.
+        #: Draw the next full-length sleep at random (see ``loop``): set at start.
         self.desync = True
+        #: How long the last poll's collecting took, when over SLOW_POLL_S (else 0): see ``_keep_phase``.
+        self.slow_collect_s = 0.0
         self._saved_health = self.state.load("health") if self.store_mode else None
         self.metrics = None  # SPEC §12.15: only with a metrics file, imported only then
         if settings.metrics_file or os.environ.get("OS_CONFIG_AGENTS_METRICS_FILE"):
@@ -252,8 +254,8 @@ class Agent:
         self._fresh = set()
         started = self.monotonic()
         outcomes = self._collect_all()
-        if self.monotonic() - started > SLOW_POLL_S:
-            self.desync = True  # a stalled server answering everyone at once lines its clients up
+        elapsed = self.monotonic() - started
+        self.slow_collect_s = elapsed if elapsed > SLOW_POLL_S else 0.0
         for (name, _), pairs in zip(self.collectors, outcomes):
             if pairs is None:
                 continue
@@ -389,6 +391,8 @@ class Agent:
                 pause = random.uniform(interval / 2, interval)
             elif self.desync and interval >= self.max_interval:
                 pause = self._random_phase(interval)
+            elif self.slow_collect_s and interval >= self.max_interval:
+                pause = self._keep_phase(interval)
             LOG.info("Sleeping %.2f seconds.", pause)
             self.ctx.wakeup.wait(pause)
             self.ctx.wakeup.clear()
@@ -401,17 +405,29 @@ class Agent:
         Agents started together (a fleet booted at once), or released together by a server
         that stalled and then answered every waiting request at the same instant, would
         otherwise poll in lock-step for ever, and the control plane would see the whole
-        fleet in one second out of every ``polling_interval``.  Done once after start and
-        after a slow poll, at the next full-length sleep: each time it costs at most one
-        poll.  Not after a source recovers: an agent kept its phase while the source was
-        failing fast, and the fleet redrawing its phases at once would add a poll from every
-        agent within one interval of the recovery, twice the steady rate at its end.
+        fleet in one second out of every ``polling_interval``.  Done once, at the first
+        full-length sleep after start: it costs at most one poll.  Never again for the
+        same agent: a fleet redrawing its phases at once (after an outage, say) would add a
+        poll from every agent within one interval, twice the steady rate at its end.
         """
         import random
 
         self.desync = False
         pause = interval - random.uniform(0, interval)
         LOG.debug("Spreading polls: this sleep is %.2f of %.2f seconds.", pause, interval)
+        return pause
+
+    def _keep_phase(self, interval: float) -> float:
+        """The sleep that puts the next poll whole intervals after the start of the slow one.
+
+        A server that stalls, then answers every waiting request at the same instant, lines
+        up the agents it held.  Each of them started its poll at its own phase, before the
+        stall: counting the interval from that start, not from the answer, gives every agent
+        its phase back, so the fleet comes back as spread out as it was, at the steady rate.
+        """
+        pause = interval - self.slow_collect_s % interval
+        LOG.debug("Keeping this agent's phase after a %.2f-second poll: this sleep is %.2f seconds.",
+                  self.slow_collect_s, pause)
         return pause
 
     def _step(self, what: str, step: Callable[[], Any], failed: Any) -> Any:

@@ -34,6 +34,8 @@ class StallingServer(LoopbackServer):
         self.busy_for: Optional[int] = None
         #: When set, every request is answered 503 at once, with no Retry-After: a service down, failing fast.
         self.down = False
+        #: Seconds every answer takes: a slow server.
+        self.hold_s = 0.0
         self._lock = threading.Lock()
         self.add_route("GET", r"/meta/(\d+)", self._meta)
 
@@ -44,6 +46,7 @@ class StallingServer(LoopbackServer):
             held = not self.gate.is_set()
             self.held += held
         self.gate.wait(30)
+        time.sleep(self.hold_s)
         if self.down:
             return Response(503, b"down")
         if self.busy_for is not None:
@@ -71,8 +74,9 @@ def test_agents_released_together_by_a_stalled_server_spread_their_next_polls(sa
         server.gate.clear()  # the server stalls: each agent's next poll waits for an answer
         wait_for(lambda: server.held >= AGENTS and all(a.poll() is None for a in agents), timeout=30,
                  what="every agent waiting on the stalled server")
-        # A stall, for the last agent to arrive too: a poll answered within SLOW_POLL_S is not one (by design,
-        # its phase is kept), and an agent held only that long would keep polling at release + interval.
+        # A stall, for the last agent to arrive too: an agent held for less than SLOW_POLL_S sleeps a whole
+        # interval after the answer (by design: its phase moves by less than that), so it would come back at
+        # release + interval, with every other agent held that briefly.
         time.sleep(SLOW_POLL_S + 0.5)
         released = time.monotonic()
         server.gate.set()  # ... and answers everybody at the same instant
@@ -89,6 +93,31 @@ def test_agents_released_together_by_a_stalled_server_spread_their_next_polls(sa
     # Spread over the interval, eight uniform phases fall within 0.5 s of each other with p < 0.001.
     assert all(0 <= t <= INTERVAL_S + 1.0 for t in first), first
     assert first[-1] - first[0] >= 0.5, first
+
+
+def test_polls_slowed_down_by_the_server_keep_the_agents_phase(sandbox):
+    """After a slow poll the next one starts one interval after the slow one started, not after its answer:
+    a fleet released at once by a stalled server gets back the phases it had, at no cost in polls (a random
+    redraw would add a poll from every agent within one interval, as after an outage in bench/FLEET.md)."""
+    server = StallingServer().start()
+    server.hold_s = SLOW_POLL_S + 0.5
+    interval = 3.0
+    log = sandbox.path("agent0", "occ.log")
+    agent = start_agent(sandbox, server, 0, interval, "--log-file", str(log), "--debug")
+    try:
+        # The first two polls: the first one after start, then the one after the random sleep that
+        # draws this agent's phase. The next ones come after slow polls only.
+        wait_for(lambda: len(server.arrivals.get(0, [])) >= 5, timeout=60, what="five slow polls")
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=10)
+        server.stop()
+    arrivals = server.arrivals[0]
+    gaps = [b - a for a, b in zip(arrivals[1:], arrivals[2:5])]
+    # Counted from the answer the gaps would be interval + hold_s (4.5 s); drawn at random, anywhere in
+    # (hold_s, interval + hold_s]: three in a row within [-0.1, +0.3] s of the interval by chance, p < 0.003.
+    assert all(interval - 0.1 <= gap <= interval + 0.3 for gap in gaps), gaps
+    assert "Keeping this agent's phase after a 1.5" in log.read_text()
 
 
 def test_a_503_with_retry_after_holds_the_next_poll_of_that_source_back(sandbox):
