@@ -488,6 +488,11 @@ def main() -> int:
                 (out / "fleet.json").write_text(json.dumps({"idle_cpu_s_per_hour": idle, "results": results},
                                                            indent=1))
         proxy.shutdown()
+    except BaseException:
+        # The plane's directory goes below: keep its logs, which say why a stack or service failed.
+        shutil.copytree(plane.log_dir, out / "plane-logs", dirs_exist_ok=True)
+        print("the control plane's logs: %s" % (out / "plane-logs"), file=sys.stderr)
+        raise
     finally:
         plane.stop()
         shutil.rmtree(state, ignore_errors=True)
