@@ -25,7 +25,9 @@ Why it looks like this (facts measured on Debian 12 / Python 3.11):
 - Swift (a one-replica SAIO with tempurl and keystone auth) and Zaqar (over a redis-server run by hand)
   are real too, for the POLL_TEMP_URL/TEMP_URL_SIGNAL and ZAQAR_MESSAGE/ZAQAR_SIGNAL transports.
 - Zaqar runs twice over the same redis: its WSGI transport (catalog type ``messaging``, what Heat posts
-  to) and its websocket transport (``messaging-websocket``, a ws:// URL, what os-collect-config's
+  to; under gunicorn like the APIs, as zaqar-server's own wsgiref server answers one request at a time
+  from a backlog of five and resets the rest: fleets of 50 agents made Heat's posts fail) and its
+  websocket transport (``messaging-websocket``, a ws:// URL, what os-collect-config's
   ``use_websockets`` reads). A websocket client's subscription is a webhook to the websocket server's
   notification listener, called by whichever server stores a message, so both run the notifier in
   their message pipeline; the listener is bound to 127.0.0.1 (by default it names the host name).
@@ -614,7 +616,9 @@ class ControlPlane:
         The websocket server reads the same file plus one overriding the transport, so the two cannot
         drift apart; both start at once, as neither needs the other to come up."""
         zdir = self.dir / "zaqar"
-        zdir.mkdir(exist_ok=True)
+        # Zaqar's WSGI application reads no argv: only the standard places, of which ~/.zaqar/ is first.
+        conf_dir = zdir / "home" / ".zaqar"
+        conf_dir.mkdir(parents=True, exist_ok=True)
         redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.path.exists(redis_server):
             raise RuntimeError("redis-server is not installed (apt-get install redis-server; scripts/setup does it)")
@@ -624,12 +628,11 @@ class ControlPlane:
         wait_tcp(ports["redis"], 30, redis, "redis-server")
         auth = self._service_auth(ports, pw)
         uri = "redis://:%s@127.0.0.1:%d" % (pw["redis"], ports["redis"])
-        conf = zdir / "zaqar.conf"
+        conf = conf_dir / "zaqar.conf"
         write_ini(conf, {
             "DEFAULT": {"auth_strategy": "keystone", "pooling": "false", "unreliable": "true",
                         "use_stderr": "true", "debug": "false"},
             "drivers": {"transport": "wsgi", "message_store": "redis", "management_store": "redis"},
-            "drivers:transport:wsgi": {"bind": "127.0.0.1", "port": str(ports["zaqar"])},
             "drivers:message_store:redis": {"uri": uri},
             "drivers:management_store:redis": {"uri": uri},
             "storage": {"message_pipeline": "zaqar.notification.notifier"},
@@ -643,9 +646,10 @@ class ControlPlane:
                 "bind": "127.0.0.1", "port": str(ports["zaqar-websocket"]),
                 "notification_bind": "127.0.0.1", "notification_port": str(ports["zaqar-notification"])},
         })
-        server = str(self.venv / "bin" / "zaqar-server")
-        proc = self._spawn("zaqar", [server, "--config-file", str(conf)])
-        ws_proc = self._spawn("zaqar-websocket", [server, "--config-file", str(conf), "--config-file", str(ws_conf)])
+        proc = self._gunicorn("zaqar", ports["zaqar"], "zaqar.transport.wsgi.app", ["zaqar"],
+                              {"HOME": str(conf_dir.parent)})
+        ws_proc = self._spawn("zaqar-websocket", [str(self.venv / "bin" / "zaqar-server"), "--config-file", str(conf),
+                                                  "--config-file", str(ws_conf)])
         self._zaqar_websocket = ws_proc
         wait_http("http://127.0.0.1:%d/" % ports["zaqar"], 60, proc, "zaqar-server")
 
