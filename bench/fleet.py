@@ -105,6 +105,14 @@ class Tally:
                 self.tokens += 1
 
 
+class ProxyServer(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: 200 agents starting at once overflowed it, their connects
+    timed out and their retries piled up in front of Keystone, an artefact of the bench, not of a cloud."""
+
+    request_queue_size = 4096
+    daemon_threads = True
+
+
 def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
     """An HTTP/1.1 forward proxy on 127.0.0.1 that counts every request and byte (headers included)."""
 
@@ -157,8 +165,7 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = ProxyServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
 
