@@ -26,6 +26,8 @@ LOG = logging.getLogger(__name__)
 
 #: A cached token this close to expiry is not reused (seconds); keystoneauth1 renews at the same margin.
 STALE_DURATION_S = 120
+#: The longest a token request may wait (seconds) after earlier ones timed out (``KeystoneSession.token``).
+TOKEN_TIMEOUT_CAP_S = 120.0
 
 
 class Credentials(FrozenRecord):
@@ -83,6 +85,8 @@ class KeystoneSession:
             project_id=creds.project_id,
             reauthenticate=True,
         )
+        #: How long the next token request may take: ``timeout``, doubled after each one that timed out.
+        self.token_timeout = self.timeout = timeout
         self.cache_path = token_cache_path(token_cache_dir, creds) if token_cache_dir else None
         #: A cached token older than this (seconds since it was saved) is not reused ([keystone] cache_ttl).
         self.cache_ttl = token_cache_ttl
@@ -113,9 +117,28 @@ class KeystoneSession:
             self.auth.auth_ref = None
 
     def token(self) -> str:
-        """A valid token: the cached one while it lasts, else a new one (password sent)."""
-        tok = self.session.get_token()
+        """A valid token: the cached one while it lasts, else a new one (password sent).
+
+        A token request that times out makes the next one wait twice as long, up to
+        TOKEN_TIMEOUT_CAP_S, until one is answered.  Keystone still issues the token its
+        client gave up on: a fleet retrying on the same short timeout keeps adding work
+        nobody waits for, and past Keystone's capacity no request is ever answered in time
+        (200 agents starting at once, bench/FLEET.md).  Waiting longer lets that queue drain.
+        """
+        from keystoneauth1 import exceptions
+
+        waited = self.session.timeout = self.token_timeout
+        try:
+            tok = self.session.get_token()
+        except exceptions.ConnectTimeout:
+            self.token_timeout = min(waited * 2, max(TOKEN_TIMEOUT_CAP_S, self.timeout))
+            LOG.info("Keystone issued no token within %.0f s; the next request for one waits up to %.0f s.",
+                     waited, self.token_timeout)
+            raise
+        finally:
+            self.session.timeout = self.timeout
         assert tok is not None, "a session with an auth plugin returns a token or raises"
+        self.token_timeout = self.timeout
         register_secret(tok)
         return tok
 
@@ -123,6 +146,7 @@ class KeystoneSession:
         """The public endpoint of ``service_type`` from the catalog (SPEC §2.5.3 step 2)."""
         from keystoneauth1 import exceptions
 
+        self.token()  # the catalog comes with the token: ask for it on token()'s terms
         try:
             url = self.session.get_endpoint(service_type=service_type, interface="public",
                                             region_name=region_name)

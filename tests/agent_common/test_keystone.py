@@ -85,3 +85,18 @@ def test_wrong_password_raises_unauthorized(cloud):
 
     with pytest.raises(exceptions.Unauthorized):
         KeystoneSession(creds(cloud, password="not-it")).token()
+
+
+def test_a_token_request_that_timed_out_makes_the_next_one_wait_twice_as_long(cloud, caplog):
+    """Keystone finishes a token its client gave up on: retrying on the same short timeout against a queue
+    longer than it never gets one (200 agents at once, bench/FLEET.md); waiting longer each time does."""
+    from keystoneauth1.exceptions import ConnectTimeout
+
+    ks = KeystoneSession(creds(cloud), timeout=1.0)
+    cloud.keystone.delay_s = 1.5  # a queueing Keystone: it answers, later than the agent waits
+    with caplog.at_level(logging.INFO, logger="agent_common.keystone"), pytest.raises(ConnectTimeout):
+        ks.token()
+    assert "Keystone issued no token within 1 s; the next request for one waits up to 2 s." in caplog.text
+    assert ks.token() and ks.endpoint("orchestration") == cloud.heat.endpoint  # within 2 s
+    assert ks.token_timeout == 1.0  # an answer brings the configured timeout back ...
+    assert ks.session.timeout == 1.0  # ... and the other requests never had anything but that one
