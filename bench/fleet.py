@@ -470,6 +470,12 @@ def report(results: List[Dict[str, Any]], interval: float) -> None:
               % (r["tool"], interval, first, steady, first / steady if steady else float("nan")))
 
 
+def keep_plane_logs(plane: controlplane.ControlPlane, out: Path) -> None:
+    """The plane's directory is removed at the end: keep its logs, which say why a stack or service failed."""
+    shutil.copytree(plane.log_dir, out / "plane-logs", dirs_exist_ok=True)
+    print("the control plane's logs: %s" % (out / "plane-logs"), file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=10, help="agents (and servers) per stack")
@@ -512,10 +518,10 @@ def main() -> int:
                 (out / "fleet.json").write_text(json.dumps({"idle_cpu_s_per_hour": idle, "results": results},
                                                            indent=1))
         proxy.shutdown()
+        if any(r.get("failed") for r in results):
+            keep_plane_logs(plane, out)
     except BaseException:
-        # The plane's directory goes below: keep its logs, which say why a stack or service failed.
-        shutil.copytree(plane.log_dir, out / "plane-logs", dirs_exist_ok=True)
-        print("the control plane's logs: %s" % (out / "plane-logs"), file=sys.stderr)
+        keep_plane_logs(plane, out)
         raise
     finally:
         plane.stop()
