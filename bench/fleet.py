@@ -72,6 +72,9 @@ TRANSPORTS: Dict[str, Tuple[str, str, Dict[str, Dict[str, Any]]]] = {
 #: The control plane's services whose CPU is read, by the port name in controlplane.json.
 SERVICE_PORTS = {"keystone": "keystone", "heat-api": "heat", "heat-api-cfn": "cfn", "swift-proxy": "swift",
                  "zaqar": "zaqar"}
+#: Services whose CPU is measured: those the agents talk to, plus the two that do their work behind them
+#: (heat-api and heat-api-cfn hand every metadata read to heat-engine; the websocket server is push's cost).
+CPU_SERVICES = tuple(SERVICE_PORTS) + ("heat-engine", "zaqar-websocket")
 
 
 # -- a counting forward proxy ------------------------------------------------------------------------
@@ -175,7 +178,7 @@ def service_cpu_s(plane: controlplane.ControlPlane) -> Dict[str, float]:
     """CPU seconds (user + system) so far of each measured service's processes."""
     tick = os.sysconf("SC_CLK_TCK")
     out: Dict[str, float] = {}
-    for name in SERVICE_PORTS:
+    for name in CPU_SERVICES:
         pidfile = plane.run_dir / (name + ".pid")
         if not pidfile.exists():
             continue
@@ -489,6 +492,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "fleet-results"),
                         help="directory for fleet.json (rewritten after each stack), herd.csv and herd.png")
     args = parser.parse_args()
+    # A bench stopped with kill (it runs for an hour, often in the background) stops its agents and its plane
+    # on the way out, as it does on ^C, instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     original, ours = ensure_venvs()
