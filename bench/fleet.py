@@ -11,9 +11,9 @@ originals' venv (os-collect-config 14.1.0 from PyPI) and ours (bench/collect.py)
 the plane in a temporary directory and stops it at the end.
 
 For each transport (POLL_SERVER_HEAT, POLL_SERVER_CFN, POLL_TEMP_URL, ZAQAR_MESSAGE) and
-each tool, one stack holds a ResourceGroup of N ``OS::Heat::DeployedServer`` (each agent
-gets its own server's credentials and metadata) and a SoftwareDeploymentGroup of one
-``script`` config on all of them (NO_SIGNAL: the bench measures the agents' polling, not
+each tool, one stack holds N ``OS::Heat::DeployedServer`` in ResourceGroups of 50 (each
+agent gets its own server's credentials and metadata) and a SoftwareDeploymentGroup of one
+``script`` config on each group (NO_SIGNAL: the bench measures the agents' polling, not
 the hooks).  N agents run as real processes, configured from their server's
 ``os_collect_config`` attribute, with ``command`` = a one-line script that records when
 it ran.  The tools run one after the other on the same plane, so what the plane spends
@@ -198,24 +198,38 @@ def service_cpu_s(plane: controlplane.ControlPlane) -> Dict[str, float]:
 CREATE_IN_BATCHES = {"batch_create": {"max_batch_size": 10, "pause_time": 0}}
 
 
+#: Servers per ResourceGroup.  heat-engine answers each metadata read by loading the whole stack that holds
+#: the server (every resource of it, to check the stack user's access), so one group of N servers costs
+#: heat-engine O(N) per poll and O(N^2) per interval: 200 servers in one group saturated its worker on this
+#: machine for both tools.  A fleet is a set of stacks of a few dozen servers, as here; 50 keeps the runs at
+#: N = 50 on the same template as before.
+SERVERS_PER_GROUP = 50
+
+
 def fleet_template(transport: str, count: int) -> Dict[str, Any]:
+    """One stack: the fleet as groups of SERVERS_PER_GROUP servers, created one group after the other, each
+    with its SoftwareDeploymentGroup of one script config; output ``occ`` lists every server's settings."""
+    sizes = [min(SERVERS_PER_GROUP, count - start) for start in range(0, count, SERVERS_PER_GROUP)]
+    resources: Dict[str, Any] = {"config": {"type": "OS::Heat::SoftwareConfig", "properties": {
+        "group": "script", "inputs": [{"name": "rev"}], "config": "#!/bin/sh\necho $rev\n"}}}
+    for k, size in enumerate(sizes):
+        resources["servers%d" % k] = {
+            "type": "OS::Heat::ResourceGroup", "properties": {
+                "count": size,
+                "resource_def": {"type": "OS::Heat::DeployedServer",
+                                 "properties": {"software_config_transport": transport}}},
+            "update_policy": CREATE_IN_BATCHES, "depends_on": ["servers%d" % (k - 1)] if k else []}
+        resources["deployments%d" % k] = {
+            "type": "OS::Heat::SoftwareDeploymentGroup", "properties": {
+                "config": {"get_resource": "config"}, "servers": {"get_attr": ["servers%d" % k, "refs_map"]},
+                "signal_transport": "NO_SIGNAL", "input_values": {"rev": {"get_param": "rev"}}},
+            "update_policy": CREATE_IN_BATCHES}
     return {
         "heat_template_version": "2021-04-16",
         "parameters": {"rev": {"type": "string", "default": "1"}},
-        "resources": {
-            "servers": {"type": "OS::Heat::ResourceGroup", "properties": {
-                "count": count,
-                "resource_def": {"type": "OS::Heat::DeployedServer",
-                                 "properties": {"software_config_transport": transport}}},
-                        "update_policy": CREATE_IN_BATCHES},
-            "config": {"type": "OS::Heat::SoftwareConfig", "properties": {
-                "group": "script", "inputs": [{"name": "rev"}], "config": "#!/bin/sh\necho $rev\n"}},
-            "deployments": {"type": "OS::Heat::SoftwareDeploymentGroup", "properties": {
-                "config": {"get_resource": "config"}, "servers": {"get_attr": ["servers", "refs_map"]},
-                "signal_transport": "NO_SIGNAL", "input_values": {"rev": {"get_param": "rev"}}},
-                            "update_policy": CREATE_IN_BATCHES},
-        },
-        "outputs": {"occ": {"value": {"get_attr": ["servers", "os_collect_config"]}}},
+        "resources": resources,
+        "outputs": {"occ": {"value": {"list_concat": [
+            {"get_attr": ["servers%d" % k, "os_collect_config"]} for k in range(len(sizes))]}}},
     }
 
 
