@@ -83,7 +83,8 @@ CPU_SERVICES = tuple(SERVICE_PORTS) + ("heat-engine", "zaqar-websocket")
 UPSTREAM_TIMEOUT_S = 60.0
 
 class Tally:
-    """Requests, bytes and tokens per service, and request times (for the herd), since ``reset``."""
+    """Requests (also by method and status), bytes and tokens per service, and request times (for the herd),
+    since ``reset``."""
 
     def __init__(self, names: Dict[int, str]) -> None:
         self.names = names
@@ -93,6 +94,7 @@ class Tally:
     def reset(self) -> None:
         with self.lock:
             self.requests: Dict[str, int] = {}
+            self.kinds: Dict[str, Dict[str, int]] = {}
             self.bytes: Dict[str, int] = {}
             self.tokens = 0
             self.times: Dict[str, List[float]] = {}
@@ -102,6 +104,9 @@ class Tally:
         name = self.names.get(port, "port %d" % port)
         with self.lock:
             self.requests[name] = self.requests.get(name, 0) + 1
+            kinds = self.kinds.setdefault(name, {})
+            kind = "%s %d" % (method, status)
+            kinds[kind] = kinds.get(kind, 0) + 1
             self.bytes[name] = self.bytes.get(name, 0) + nbytes
             self.times.setdefault(name, []).append(arrived)
             if method == "POST" and path.rstrip("/").endswith("/auth/tokens") and status == 201:
@@ -335,6 +340,7 @@ def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: co
         hours = args.agents * args.idle_s / 3600.0
         result["per_agent_hour"] = {
             "requests": {k: v / hours for k, v in tally.requests.items()},
+            "requests_by_kind": {k: {kind: n / hours for kind, n in v.items()} for k, v in tally.kinds.items()},
             "bytes": {k: v / hours for k, v in tally.bytes.items()},
             "tokens": tally.tokens / hours,
             "cpu_s": {k: (cpu1[k] - cpu0.get(k, 0.0)) / hours for k in cpu1},
@@ -454,6 +460,9 @@ def report(results: List[Dict[str, Any]], interval: float) -> None:
         rows: List[Tuple[str, List[float]]] = []
         for s in services:
             rows.append(("requests " + s, [r["per_agent_hour"]["requests"].get(s, 0.0) for r in rs]))
+            by_kind = [r["per_agent_hour"].get("requests_by_kind", {}).get(s, {}) for r in rs]
+            for kind in sorted({kind for k in by_kind for kind in k}):
+                rows.append(("  %s" % kind, [k.get(kind, 0.0) for k in by_kind]))
             rows.append(("KiB " + s, [r["per_agent_hour"]["bytes"].get(s, 0.0) / 1024 for r in rs]))
         rows.append(("agents run within 300 s", [r["started"] for r in rs]))
         rows.append(("keystone tokens", [r["per_agent_hour"]["tokens"] for r in rs]))
