@@ -23,7 +23,8 @@ What is measured, per agent-hour:
 - requests and bytes per service and Keystone tokens issued (POST /v3/auth/tokens answered
   201): every agent's plain-HTTP traffic goes through a counting forward proxy
   (``http_proxy``; both tools honour it), which attributes each request to the service by
-  its port.  The Zaqar websocket is not proxied (not counted here);
+  its port.  A websocket is a CONNECT tunnel through it: one request when opened, and its
+  bytes either way as they pass;
 - server CPU seconds per service, from /proc (utime + stime of each service's processes),
   minus an idle window of the same length with no agents;
 - reaction: one stack UPDATE (a new input value) to every agent having run its command,
@@ -41,8 +42,10 @@ import argparse
 import http.client
 import json
 import os
+import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,10 +74,10 @@ TRANSPORTS: Dict[str, Tuple[str, str, Dict[str, Dict[str, Any]]]] = {
 }
 #: The control plane's services whose CPU is read, by the port name in controlplane.json.
 SERVICE_PORTS = {"keystone": "keystone", "heat-api": "heat", "heat-api-cfn": "cfn", "swift-proxy": "swift",
-                 "zaqar": "zaqar"}
-#: Services whose CPU is measured: those the agents talk to, plus the two that do their work behind them
-#: (heat-api and heat-api-cfn hand every metadata read to heat-engine; the websocket server is push's cost).
-CPU_SERVICES = tuple(SERVICE_PORTS) + ("heat-engine", "zaqar-websocket")
+                 "zaqar": "zaqar", "zaqar-websocket": "zaqar-websocket"}
+#: Services whose CPU is measured: those the agents talk to, plus heat-engine, which does the work behind
+#: heat-api's and heat-api-cfn's metadata reads.
+CPU_SERVICES = tuple(SERVICE_PORTS) + ("heat-engine",)
 
 
 # -- a counting forward proxy ------------------------------------------------------------------------
@@ -101,16 +104,22 @@ class Tally:
 
     def add(self, port: int, method: str, path: str, status: int, nbytes: int, arrived: float) -> None:
         """Count one relayed request; ``arrived`` (when it reached the proxy) places it in the herd's seconds."""
-        name = self.names.get(port, "port %d" % port)
+        name = self.add_bytes(port, nbytes)
         with self.lock:
             self.requests[name] = self.requests.get(name, 0) + 1
             kinds = self.kinds.setdefault(name, {})
             kind = "%s %d" % (method, status)
             kinds[kind] = kinds.get(kind, 0) + 1
-            self.bytes[name] = self.bytes.get(name, 0) + nbytes
             self.times.setdefault(name, []).append(arrived)
             if method == "POST" and path.rstrip("/").endswith("/auth/tokens") and status == 201:
                 self.tokens += 1
+
+    def add_bytes(self, port: int, nbytes: int) -> str:
+        """Count bytes to or from a service (a tunnel's, as they pass); returns the service's name."""
+        name = self.names.get(port, "port %d" % port)
+        with self.lock:
+            self.bytes[name] = self.bytes.get(name, 0) + nbytes
+        return name
 
 
 class ProxyServer(ThreadingHTTPServer):
@@ -119,6 +128,23 @@ class ProxyServer(ThreadingHTTPServer):
 
     request_queue_size = 4096
     daemon_threads = True
+
+
+def pipe_until_closed(a: socket.socket, b: socket.socket, counted: Callable[[int], Any]) -> None:
+    """Copy bytes both ways between ``a`` and ``b`` until either side closes or fails."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(a, selectors.EVENT_READ, b)
+        sel.register(b, selectors.EVENT_READ, a)
+        while True:
+            for key, _ in sel.select():
+                try:
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                except OSError:
+                    return
+                counted(len(data))
 
 
 def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
@@ -172,6 +198,25 @@ def start_proxy(tally: Tally) -> Tuple[ThreadingHTTPServer, int]:
                 self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
+
+        def do_CONNECT(self) -> None:
+            """A tunnel, which a websocket client asks for through ``http_proxy``: one request when opened,
+            then every byte either way as it passes, so push is measured like polling."""
+            arrived = time.time()
+            host, _, port_text = self.path.rpartition(":")
+            port = int(port_text)
+            try:
+                upstream = socket.create_connection((host, port), timeout=UPSTREAM_TIMEOUT_S)
+            except OSError:
+                tally.add(port, "CONNECT", self.path, 0, 0, arrived)
+                self._answer(lambda: self.send_error(502))
+                return
+            tally.add(port, "CONNECT", self.path, 200, 0, arrived)
+            self.close_connection = True
+            with upstream:
+                self._answer(lambda: (self.send_response(200, "Connection established"), self.end_headers()))
+                upstream.settimeout(None)
+                pipe_until_closed(self.connection, upstream, lambda n: tally.add_bytes(port, n))
 
     server = ProxyServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -118,3 +118,34 @@ def test_a_service_that_never_answers_gets_the_agent_a_502_counted_without_a_tra
         finally:
             proxy.shutdown()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_tunnel_is_one_request_and_every_byte_either_way_is_counted_as_it_passes():
+    """The websocket client asks for a CONNECT tunnel through ``http_proxy`` (zaqar_ws at N = 50 got a 501)."""
+    fleet = load_fleet()
+    with socket.socket() as echo:
+        echo.bind(("127.0.0.1", 0))
+        echo.listen()
+        port = echo.getsockname()[1]
+        tally = fleet.Tally({port: "zaqar-websocket"})
+        proxy, proxy_port = fleet.start_proxy(tally)
+        try:
+            before = relays_running()
+            sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
+            sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
+            echo.settimeout(30)
+            upstream, _ = echo.accept()
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            sock.sendall(b"ping")
+            assert upstream.recv(4) == b"ping"
+            upstream.sendall(b"pong!")
+            assert sock.recv(5) == b"pong!"
+            wait_for(lambda: tally.bytes.get("zaqar-websocket") == 9, timeout=30, what="both ways counted")
+            assert tally.requests == {"zaqar-websocket": 1}
+            assert tally.kinds == {"zaqar-websocket": {"CONNECT 200": 1}}
+            upstream.close()
+            wait_for(lambda: relays_running() == before, timeout=30, what="the tunnel ended with its upstream")
+            assert sock.recv(1) == b""
+            sock.close()
+        finally:
+            proxy.shutdown()
