@@ -40,11 +40,6 @@ LOG = logging.getLogger("os-collect-config")
 STATE_NAME = "os-collect-config"
 #: Pending heat-config signals: first retry between polls after this many seconds, backing off to the cap.
 SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
-#: Collecting slower than this (seconds) may mean a server stalled and then released every waiting agent at
-#: once: the next full-length sleep then keeps the phase the poll started at (``_keep_phase``).  Agents
-#: released after a shorter wait had phases within this of each other anyway: squeezed together they make a
-#: burst of one second's worth of polls, so the peak stays within twice the steady rate.
-SLOW_POLL_S = 1.0
 #: One between-polls delivery run may take this long (one attempt per pending signal).
 SIGNAL_RETRY_TIMEOUT_S = 120.0
 
@@ -122,8 +117,6 @@ class Agent:
         self.reexec_requested = False
         #: Draw the next full-length sleep at random (see ``loop``): set at start.
         self.desync = True
-        #: How long the last poll's collecting took, when over SLOW_POLL_S (else 0): see ``_keep_phase``.
-        self.slow_collect_s = 0.0
         self._saved_health = self.state.load("health") if self.store_mode else None
         self.metrics = None  # SPEC §12.15: only with a metrics file, imported only then
         if settings.metrics_file or os.environ.get("OS_CONFIG_AGENTS_METRICS_FILE"):
@@ -252,10 +245,7 @@ class Agent:
         result = Poll()
         sources: Dict[str, List[str]] = {}
         self._fresh = set()
-        started = self.monotonic()
         outcomes = self._collect_all()
-        elapsed = self.monotonic() - started
-        self.slow_collect_s = elapsed if elapsed > SLOW_POLL_S else 0.0
         for (name, _), pairs in zip(self.collectors, outcomes):
             if pairs is None:
                 continue
@@ -375,6 +365,7 @@ class Agent:
         fingerprint = settings.watch.baseline
         interval = self.min_interval
         while True:
+            began = self.monotonic()
             succeeded, status = self._step("Poll", self.store_poll, (False, 1))
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
@@ -391,8 +382,8 @@ class Agent:
                 pause = random.uniform(interval / 2, interval)
             elif self.desync and interval >= self.max_interval:
                 pause = self._random_phase(interval)
-            elif self.slow_collect_s and interval >= self.max_interval:
-                pause = self._keep_phase(interval)
+            elif interval >= self.max_interval:
+                pause = self._keep_phase(interval, self.monotonic() - began)
             LOG.info("Sleeping %.2f seconds.", pause)
             self.ctx.wakeup.wait(pause)
             self.ctx.wakeup.clear()
@@ -417,17 +408,20 @@ class Agent:
         LOG.debug("Spreading polls: this sleep is %.2f of %.2f seconds.", pause, interval)
         return pause
 
-    def _keep_phase(self, interval: float) -> float:
-        """The sleep that puts the next poll whole intervals after the start of the slow one.
+    def _keep_phase(self, interval: float, took: float) -> float:
+        """The sleep that puts the next poll whole intervals after the start of this one (a fixed rate).
 
-        A server that stalls, then answers every waiting request at the same instant, lines
-        up the agents it held.  Each of them started its poll at its own phase, before the
-        stall: counting the interval from that start, not from the answer, gives every agent
-        its phase back, so the fleet comes back as spread out as it was, at the steady rate.
+        Counting the interval from the end of a poll, as the original does, couples the
+        agents through the server: a busy server answers the agents of a burst later than
+        the others, so those start their next polls later, catch up with the ones ahead and
+        the burst grows (the synchronisation of periodic messages; 200 agents in
+        bench/FLEET.md polled in bursts of 3.5 times the mean rate).  A server that stalls and
+        then answers every waiting agent at once would line them up the same way.  Counted
+        from the start, no answer moves any agent's phase: the fleet stays as spread out as
+        its first random sleep made it.
         """
-        pause = interval - self.slow_collect_s % interval
-        LOG.debug("Keeping this agent's phase after a %.2f-second poll: this sleep is %.2f seconds.",
-                  self.slow_collect_s, pause)
+        pause = interval - took % interval
+        LOG.debug("Keeping this agent's phase after a %.2f-second poll: this sleep is %.2f seconds.", took, pause)
         return pause
 
     def _step(self, what: str, step: Callable[[], Any], failed: Any) -> Any:

@@ -25,12 +25,14 @@ def test_adaptive_polling_min_after_change_then_back_to_max(occ, sandbox, runnin
     wait_for(lambda: len(r.sleeps()) >= 5, what="five sleeps")
     sleeps = r.sleeps()[:5]
     # The first full-length sleep is drawn from (0, max]: agents started together get phases of their own.
-    assert sleeps[:2] == [0.1, 0.2] and 0 <= sleeps[2] <= 0.4 and sleeps[3:] == [0.4, 0.4], sleeps
+    # The next ones keep it: each is the interval less the time the poll took.
+    assert sleeps[:2] == [0.1, 0.2] and 0 <= sleeps[2] <= 0.4 and all(0.3 < s <= 0.4 for s in sleeps[3:]), sleeps
     assert r.count("Spreading polls: this sleep is %.2f of 0.40 seconds." % sleeps[2]) == 1
     occ.write_local("x", {"v": 2})
     wait_for(lambda: len(seen.read_text().splitlines()) == 2, what="second run")
     wait_for(lambda: len(r.sleeps("Executing", 1)) >= 3, what="sleeps after the change")
-    assert r.sleeps("Executing", 1)[:3] == [0.1, 0.2, 0.4]
+    after_change = r.sleeps("Executing", 1)[:3]
+    assert after_change[:2] == [0.1, 0.2] and 0.3 < after_change[2] <= 0.4, after_change
 
 
 def test_min_larger_than_max_is_warned_and_capped(occ, running):
@@ -38,7 +40,7 @@ def test_min_larger_than_max_is_warned_and_capped(occ, running):
     r = running(occ, "--min-polling-interval", "5", "--polling-interval", "0.2", "-c", "true", "local")
     wait_for(lambda: len(r.sleeps()) >= 2, what="sleeps")
     sleeps = r.sleeps()[:2]
-    assert 0 <= sleeps[0] <= 0.2 and sleeps[1] == 0.2, sleeps  # the first one spreads the polls' phase
+    assert 0 <= sleeps[0] <= 0.2 and 0.1 < sleeps[1] <= 0.2, sleeps  # the first one spreads the polls' phase
     assert r.count("min_polling_interval 5.00 is larger than polling_interval 0.20") == 1
 
 
