@@ -463,6 +463,8 @@ def first_interval_rate(per_sec: List[int], outage: List[float], interval: float
 
 def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
     rows = [r for r in results if r.get("herd")]
+    if not rows:
+        return "no herd measured (the heat transport only, with --herd-outage-s > 0)"
     with open(out / "herd.csv", "w") as f:
         f.write("tool,second,requests\n")
         for r in rows:
@@ -480,7 +482,7 @@ def plot_herd(results: List[Dict[str, Any]], out: Path) -> str:
         ax.axvspan(*r["herd"]["outage"], color="grey", alpha=0.15)
     ax.set_xlabel("seconds")
     ax.set_ylabel("requests/s at heat-api")
-    ax.set_title("heat-api stopped, then started: %d agents" % rows[0]["agents"] if rows else "herd")
+    ax.set_title("heat-api stopped, then started: %d agents" % rows[0]["agents"])
     ax.legend()
     fig.savefig(out / "herd.png", dpi=100, bbox_inches="tight")
     return str(out / "herd.png")
