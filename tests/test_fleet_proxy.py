@@ -6,12 +6,14 @@ costs no traceback and is still counted: the server did get the request.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import socket
 import struct
 import threading
 import time
 from pathlib import Path
+from typing import Iterator, Tuple
 
 from tests.servers.base import LoopbackServer, Response
 from tests.support.wait import wait_for
@@ -50,6 +52,16 @@ def hang_up(sock: socket.socket) -> None:
     """An agent's timeout: the connection is reset, so the proxy's answer cannot be written."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+@contextlib.contextmanager
+def listening() -> Iterator[Tuple[socket.socket, int]]:
+    """A socket on 127.0.0.1 that the test accepts from and answers by hand (or never), and its port."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(30)
+        yield listener, listener.getsockname()[1]
 
 
 def relays_running() -> int:
@@ -100,16 +112,12 @@ def test_a_service_that_never_answers_gets_the_agent_a_502_counted_without_a_tra
     """A saturated service (heat-api-cfn at N = 50): the proxy gives up, and the agent may be gone by then."""
     fleet = load_fleet()
     fleet.UPSTREAM_TIMEOUT_S = 0.5
-    with socket.socket() as silent:  # accepts connections (the kernel does), never reads nor answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        port = silent.getsockname()[1]
+    with listening() as (silent, port):  # accepts connections (the kernel does), never reads nor answers
         tally = fleet.Tally({port: "heat-api-cfn"})
         proxy, proxy_port = fleet.start_proxy(tally)
         try:
             before = relays_running()
             sock = send_through(proxy_port, "http://127.0.0.1:%d" % port)
-            silent.settimeout(30)
             upstream, _ = silent.accept()  # the proxy has read the request and forwarded it
             hang_up(sock)
             wait_for(lambda: tally.requests.get("heat-api-cfn") == 1 and relays_running() == before, timeout=30,
@@ -123,17 +131,13 @@ def test_a_service_that_never_answers_gets_the_agent_a_502_counted_without_a_tra
 def test_a_tunnel_is_one_request_and_every_byte_either_way_is_counted_as_it_passes():
     """The websocket client asks for a CONNECT tunnel through ``http_proxy`` (zaqar_ws at N = 50 got a 501)."""
     fleet = load_fleet()
-    with socket.socket() as echo:
-        echo.bind(("127.0.0.1", 0))
-        echo.listen()
-        port = echo.getsockname()[1]
+    with listening() as (echo, port):
         tally = fleet.Tally({port: "zaqar-websocket"})
         proxy, proxy_port = fleet.start_proxy(tally)
         try:
             before = relays_running()
             sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
             sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
-            echo.settimeout(30)
             upstream, _ = echo.accept()
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")
             sock.sendall(b"ping")
