@@ -167,8 +167,10 @@ class ZaqarCollector(KeystoneCollector):
                 session.delete(base + "/claims/" + quote(claim_id, safe=""), headers=headers,
                                raise_exc=False, log=False)
                 return
-            ids = ",".join(m["id"] for m in messages)
-            done = session.delete(base + "/messages", params={"ids": ids, "claim_ids": claim_id},
+            # Literal commas: Zaqar splits ``ids`` before decoding it, so the %2C that ``params=`` would
+            # make of them is one unknown id, and Zaqar answers 204 having deleted nothing.
+            ids = ",".join(quote(m["id"], safe="") for m in messages)
+            done = session.delete("%s/messages?ids=%s&claim_ids=%s" % (base, ids, quote(claim_id, safe="")),
                                   headers=headers, raise_exc=False, log=False)
             if done.status_code not in (200, 204):
                 LOG.warning("Deleting %d claimed message(s) from queue %s returned HTTP %d; they will be "
