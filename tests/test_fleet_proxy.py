@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Any, Iterator, Tuple
 
 from tests.servers.base import LoopbackServer, Response
 from tests.support.wait import wait_for
@@ -48,6 +48,13 @@ def send_through(proxy_port: int, url: str) -> socket.socket:
     return sock
 
 
+def ask_for_tunnel(proxy_port: int, port: int) -> socket.socket:
+    """What a websocket client behind ``http_proxy`` sends first: CONNECT to the service's port."""
+    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
+    sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
+    return sock
+
+
 def hang_up(sock: socket.socket) -> None:
     """An agent's timeout: the connection is reset, so the proxy's answer cannot be written."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -62,6 +69,25 @@ def listening() -> Iterator[Tuple[socket.socket, int]]:
         listener.listen()
         listener.settimeout(30)
         yield listener, listener.getsockname()[1]
+
+
+@contextlib.contextmanager
+def open_tunnel() -> Iterator[Tuple[Any, socket.socket, socket.socket, int]]:
+    """A tunnel through a fresh proxy to a socket of the test's: the tally, the agent's end, the service's
+    end, and the relays running before it."""
+    fleet = load_fleet()
+    with listening() as (service, port):
+        tally = fleet.Tally({port: "zaqar-websocket"})
+        proxy, proxy_port = fleet.start_proxy(tally)
+        try:
+            before = relays_running()
+            sock = ask_for_tunnel(proxy_port, port)
+            upstream, _ = service.accept()
+            upstream.settimeout(30)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            yield tally, sock, upstream, before
+        finally:
+            proxy.shutdown()
 
 
 def relays_running() -> int:
@@ -130,26 +156,42 @@ def test_a_service_that_never_answers_gets_the_agent_a_502_counted_without_a_tra
 
 def test_a_tunnel_is_one_request_and_every_byte_either_way_is_counted_as_it_passes():
     """The websocket client asks for a CONNECT tunnel through ``http_proxy`` (zaqar_ws at N = 50 got a 501)."""
+    with open_tunnel() as (tally, sock, upstream, before):
+        sock.sendall(b"ping")
+        assert upstream.recv(4) == b"ping"
+        upstream.sendall(b"pong!")
+        assert sock.recv(5) == b"pong!"
+        wait_for(lambda: tally.bytes.get("zaqar-websocket") == 9, timeout=30, what="both ways counted")
+        assert tally.requests == {"zaqar-websocket": 1}
+        assert tally.kinds == {"zaqar-websocket": {"CONNECT 200": 1}}
+        upstream.close()
+        wait_for(lambda: relays_running() == before, timeout=30, what="the tunnel ended with its upstream")
+        assert sock.recv(1) == b""
+        sock.close()
+
+
+def test_a_tunnel_to_a_closed_port_is_a_502_counted_as_such():
     fleet = load_fleet()
-    with listening() as (echo, port):
-        tally = fleet.Tally({port: "zaqar-websocket"})
-        proxy, proxy_port = fleet.start_proxy(tally)
-        try:
-            before = relays_running()
-            sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
-            sock.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
-            upstream, _ = echo.accept()
-            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-            sock.sendall(b"ping")
-            assert upstream.recv(4) == b"ping"
-            upstream.sendall(b"pong!")
-            assert sock.recv(5) == b"pong!"
-            wait_for(lambda: tally.bytes.get("zaqar-websocket") == 9, timeout=30, what="both ways counted")
-            assert tally.requests == {"zaqar-websocket": 1}
-            assert tally.kinds == {"zaqar-websocket": {"CONNECT 200": 1}}
-            upstream.close()
-            wait_for(lambda: relays_running() == before, timeout=30, what="the tunnel ended with its upstream")
-            assert sock.recv(1) == b""
-            sock.close()
-        finally:
-            proxy.shutdown()
+    with listening() as (_, port):
+        pass  # the port is free again: nothing listens there
+    tally = fleet.Tally({port: "zaqar-websocket"})
+    proxy, proxy_port = fleet.start_proxy(tally)
+    try:
+        sock = ask_for_tunnel(proxy_port, port)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 502")
+        sock.close()
+        assert tally.kinds == {"zaqar-websocket": {"CONNECT 0": 1}}
+    finally:
+        proxy.shutdown()
+
+
+def test_a_tunnel_whose_agent_resets_the_connection_ends_without_a_traceback(capsys):
+    """An agent killed at the end of a run resets its websocket: the relay stops, and so does its upstream."""
+    with open_tunnel() as (tally, sock, upstream, before):
+        upstream.sendall(b"unread")  # left unread in the agent's socket: its close is a reset
+        wait_for(lambda: tally.bytes.get("zaqar-websocket") == 6, timeout=30, what="the bytes relayed")
+        hang_up(sock)
+        wait_for(lambda: relays_running() == before, timeout=30, what="the tunnel ended")
+        assert upstream.recv(1) == b""  # the proxy closed its side upstream too
+        upstream.close()
+    assert "Traceback" not in capsys.readouterr().err
