@@ -121,14 +121,15 @@ class GuestShell:
         assert self.sock is not None
         token = uuid.uuid4().hex[:12]
         # stty first: the shell's tty echoes and maps newlines until told not to (idempotent, cheap).
-        line = "stty -echo -onlcr 2>/dev/null; %s; echo \"__OCA_$?_%s__\"\n" % (command, token)
+        # The output is read between two markers that only the shell's echo commands can print: the
+        # tty's echo of the line shows them with their quotes and "$?" unexpanded, however the terminal
+        # wraps or redraws it.
+        line = 'stty -echo -onlcr 2>/dev/null; echo "__OCA_""%s__"; %s; echo "__OCA_$?_%s__"\n' % (
+            token, command, token)
         self.sock.sendall(line.encode())
-        found = self._read_until(re.compile(rb"(?s)(.*?)__OCA_(\d+)_" + token.encode() + rb"__\r?\n"), timeout)
+        found = self._read_until(re.compile(rb"(?s)__OCA_" + token.encode() + rb"__\r?\n(.*?)__OCA_(\d+)_"
+                                            + token.encode() + rb"__\r?\n"), timeout)
         output = found.group(1).decode(errors="replace").replace("\r", "")
-        # The echo of the line itself, when the tty still echoed it, ends with the line's own text.
-        marker = "__\"\n"
-        if marker in output:
-            output = output.split(marker, 1)[1]
         return int(found.group(2)), output
 
     def ready(self) -> bool:
