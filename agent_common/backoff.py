@@ -6,21 +6,29 @@ all coming back at the same moment.  "Full" jitter draws each delay from [0, cei
 the whole window, so its peak is the steady rate, not twice it (issue 16).  A server
 that says when to come back (``Retry-After``) is obeyed: the delay is at least that,
 plus the jitter, so the fleet it told the same instant does not return at that instant.
+A server too slow to answer in time is given longer (``PatientTimeouts``).
 
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
+import logging
 import random
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Optional
+    from typing import Callable, Dict, Optional, Tuple, Type, TypeVar
+
+    T = TypeVar("T")
+
+LOG = logging.getLogger(__name__)
 
 #: A ``Retry-After`` longer than this (seconds) is cut to it: a misconfigured proxy must not park agents for days.
 RETRY_AFTER_CAP_S = 900.0
 #: Beyond this many doublings every delay is the cap anyway (2 ** 64 times any initial delay in use).
 MAX_EXPONENT = 64
+#: The longest a request may wait (seconds) after the ones before it to the same server timed out.
+PATIENT_TIMEOUT_CAP_S = 120.0
 
 
 class Backoff:
@@ -60,3 +68,41 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+
+class PatientTimeouts:
+    """The timeout of the next request to each server: the configured one, doubled after each that timed out.
+
+    A server still does the work of a request its client gave up on.  A fleet that
+    retries on the same short timeout against a server past its capacity (200 agents
+    starting at once, a heat-api back from a restart: bench/FLEET.md) keeps adding work
+    nobody waits for, and then no request is answered in time at all.  Waiting twice as
+    long each time, up to PATIENT_TIMEOUT_CAP_S, lets that queue drain; the server's
+    first answer brings the configured timeout back.  A server is a URL's host and port.
+    """
+
+    def __init__(self, cap: float = PATIENT_TIMEOUT_CAP_S) -> None:
+        self.cap = cap
+        #: The timeout of each server that last timed out, by ``host:port``.
+        self.stretched: Dict[str, float] = {}
+
+    def call(self, url: str, configured: float, attempt: "Callable[[float], T]",
+             timeout_errors: "Tuple[Type[BaseException], ...]", label: str = "") -> "T":
+        """``attempt(timeout)``; ``timeout_errors`` are what it raises when the time is up.
+
+        ``label`` goes before the server's ``host:port`` in the log line (``"Keystone at "``).
+        """
+        from urllib.parse import urlsplit
+
+        server = urlsplit(url).netloc.rpartition("@")[2]  # no user or password in the key or the log
+        waited = max(configured, self.stretched.get(server, 0.0))
+        try:
+            result = attempt(waited)
+        except timeout_errors:
+            self.stretched[server] = min(waited * 2, max(self.cap, configured))
+            LOG.info("%s%s gave no answer within %g s; the next request to it waits up to %g s.",
+                     label, server, waited, self.stretched[server])
+            raise
+        self.stretched.pop(server, None)
+        return result

@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from agent_common.backoff import Backoff
+from agent_common.backoff import Backoff, PatientTimeouts
 from agent_common.record import Record
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
@@ -90,6 +90,10 @@ class HttpError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status is None or self.status in RETRYABLE_STATUS
+
+
+class _TimedOut(HttpError):
+    """A request the server did not answer in time: the next one to it waits longer (PatientTimeouts)."""
 
 
 def retry_after(headers: Any, status: Optional[int] = None) -> Optional[float]:
@@ -188,6 +192,8 @@ class HttpClient:
         self.retries = retries
         self.backoff = backoff or Backoff(initial=1.0, cap=30.0)
         self.sleep = sleep
+        #: A server that timed out is given longer next time (PatientTimeouts).
+        self.patience = PatientTimeouts()
         self._opener: Any = None
         self._opener_verify: Any = None
 
@@ -218,15 +224,20 @@ class HttpClient:
         if isinstance(data, str):
             data = data.encode("utf-8")
         req = urllib.request.Request(url, data=data, headers=all_headers, method=method)
-        try:
+
+        def attempt(limit: float) -> HttpResponse:
             try:
-                with self._open(req, self.timeout if timeout is None else timeout) as resp:
-                    return HttpResponse(resp.status, resp.headers, resp.read(), resp.geturl())
-            except urllib.error.HTTPError as exc:  # any non-2xx status: still a response to the caller
-                with exc:
-                    return HttpResponse(exc.code, exc.headers, exc.read(), url)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            raise HttpError("%s %s failed: %s" % (method, strip_query(url), _reason(exc))) from None
+                try:
+                    with self._open(req, limit) as resp:
+                        return HttpResponse(resp.status, resp.headers, resp.read(), resp.geturl())
+                except urllib.error.HTTPError as exc:  # any non-2xx status: still a response to the caller
+                    with exc:
+                        return HttpResponse(exc.code, exc.headers, exc.read(), url)
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+                failed = _TimedOut if _timed_out(exc) else HttpError
+                raise failed("%s %s failed: %s" % (method, strip_query(url), _reason(exc))) from None
+
+        return self.patience.call(url, self.timeout if timeout is None else timeout, attempt, (_TimedOut,))
 
     def request(self, method: str, url: str, *, ok_statuses: Container[int] = range(200, 300),
                 json: Any = None, **kwargs: Any) -> HttpResponse:
@@ -295,9 +306,16 @@ def _reason(exc: BaseException) -> str:
     inner = getattr(exc, "reason", None)
     if isinstance(inner, BaseException):
         return "%s (%s)" % (type(exc).__name__, type(inner).__name__ if not str(inner) else inner)
-    if isinstance(exc, (TimeoutError,)) or "timed out" in str(exc):
+    if _timed_out(exc) or "timed out" in str(exc):
         return "timed out"
     return type(exc).__name__
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True for a connect or read that ran out of time (socket.timeout is TimeoutError from Python 3.10)."""
+    import socket
+
+    return isinstance(exc, (TimeoutError, socket.timeout)) or isinstance(getattr(exc, "reason", None), socket.timeout)
 
 
 _OK_OR_NOT_MODIFIED = frozenset(list(range(200, 300)) + [304])

@@ -14,20 +14,20 @@ import hashlib
 import logging
 import os
 import time
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from agent_common.atomic import atomic_write, ensure_dir
+from agent_common.backoff import PatientTimeouts
 from agent_common.documents import read_text
 from agent_common.http import DEFAULT_TIMEOUT, Verify, new_session
 from agent_common.logs import register_secret
 from agent_common.record import FrozenRecord
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A cached token this close to expiry is not reused (seconds); keystoneauth1 renews at the same margin.
 STALE_DURATION_S = 120
-#: The longest a token request may wait (seconds) after earlier ones timed out (``KeystoneSession.token``).
-TOKEN_TIMEOUT_CAP_S = 120.0
 
 
 class Credentials(FrozenRecord):
@@ -85,8 +85,9 @@ class KeystoneSession:
             project_id=creds.project_id,
             reauthenticate=True,
         )
-        #: How long the next token request may take: ``timeout``, doubled after each one that timed out.
-        self.token_timeout = self.timeout = timeout
+        self.timeout = timeout
+        #: How long the next request to each server may take: ``timeout``, or longer after a time-out.
+        self.patience = PatientTimeouts()
         self.cache_path = token_cache_path(token_cache_dir, creds) if token_cache_dir else None
         #: A cached token older than this (seconds since it was saved) is not reused ([keystone] cache_ttl).
         self.cache_ttl = token_cache_ttl
@@ -119,28 +120,35 @@ class KeystoneSession:
     def token(self) -> str:
         """A valid token: the cached one while it lasts, else a new one (password sent).
 
-        A token request that times out makes the next one wait twice as long, up to
-        TOKEN_TIMEOUT_CAP_S, until one is answered.  Keystone still issues the token its
-        client gave up on: a fleet retrying on the same short timeout keeps adding work
-        nobody waits for, and past Keystone's capacity no request is ever answered in time
-        (200 agents starting at once, bench/FLEET.md).  Waiting longer lets that queue drain.
+        A token request that timed out makes the next one wait longer (PatientTimeouts):
+        Keystone still issues the token its client gave up on.
         """
-        from keystoneauth1 import exceptions
+        def get_token(timeout: float) -> Optional[str]:
+            self.session.timeout = timeout
+            try:
+                return self.session.get_token()
+            finally:
+                self.session.timeout = self.timeout
 
-        waited = self.session.timeout = self.token_timeout
-        try:
-            tok = self.session.get_token()
-        except exceptions.ConnectTimeout:
-            self.token_timeout = min(waited * 2, max(TOKEN_TIMEOUT_CAP_S, self.timeout))
-            LOG.info("Keystone issued no token within %.0f s; the next request for one waits up to %.0f s.",
-                     waited, self.token_timeout)
-            raise
-        finally:
-            self.session.timeout = self.timeout
+        tok = self._patient_call(self.auth.auth_url, get_token, "Keystone at ")
         assert tok is not None, "a session with an auth plugin returns a token or raises"
-        self.token_timeout = self.timeout
         register_secret(tok)
         return tok
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """``method url`` with the token, never raising on a status, redirects not followed.
+
+        A request that timed out makes the next one to the same server wait longer
+        (PatientTimeouts); the log line that says so names the server by host and port.
+        """
+        return self._patient_call(url, lambda timeout: self.session.request(
+            url, method, timeout=timeout, raise_exc=False, redirect=False, log=False, **kwargs))
+
+    def _patient_call(self, url: str, attempt: Callable[[float], T], label: str = "") -> T:
+        """``attempt(timeout)`` on the terms of PatientTimeouts for the server of ``url``."""
+        from keystoneauth1 import exceptions  # every time-out, connect or read, is this one
+
+        return self.patience.call(url, self.timeout, attempt, (exceptions.ConnectTimeout,), label)
 
     def endpoint(self, service_type: str, region_name: Optional[str] = None) -> str:
         """The public endpoint of ``service_type`` from the catalog (SPEC §2.5.3 step 2)."""

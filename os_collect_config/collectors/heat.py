@@ -61,7 +61,7 @@ class HeatCollector(KeystoneCollector):
         base = self.endpoint("orchestration").rstrip("/")
         url = "%s/stacks/%s/resources/%s/metadata" % (
             base, self._stack(base), quote(self.conf["resource_name"], safe=""))
-        response = self.keystone().session.get(url, raise_exc=False, redirect=False, log=False)
+        response = self.keystone().request("GET", url)
         if response.status_code == 404 and self._stack_path is not None:
             self._stack_path = None  # a stack re-created under the same name: look it up again next poll
             if not self.ctx.print_mode:
@@ -85,7 +85,7 @@ class HeatCollector(KeystoneCollector):
                 self._stack_path = saved.get("path")
         if self._stack_path is None:
             url = "%s/stacks/%s" % (base, quote(stack_id, safe=""))
-            response = self.keystone().session.get(url, raise_exc=False, redirect=False, log=False)
+            response = self.keystone().request("GET", url)
             location = response.headers.get("Location")
             if response.status_code not in (301, 302, 303, 307) or not location:
                 raise Unavailable("GET %s returned HTTP %d, not the redirect to the stack"

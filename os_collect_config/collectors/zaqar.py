@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -27,7 +28,7 @@ import uuid
 from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qs, quote, urlsplit
 
-from agent_common.backoff import Backoff
+from agent_common.backoff import Backoff, PatientTimeouts
 from agent_common.http import retry_after
 from agent_common.logs import describe_error
 from os_collect_config.collectors.base import Collected, Option, Unavailable
@@ -147,11 +148,10 @@ class ZaqarCollector(KeystoneCollector):
     def _drain_queue(self) -> None:
         """Claim what is queued, keep the newest body, then delete (or in print mode release) the claim."""
         base = "%s/v2/queues/%s" % (self.endpoint("messaging").rstrip("/"), quote(self.conf["queue_id"], safe=""))
-        session = self.keystone().session
+        keystone = self.keystone()
         headers = {"Client-ID": self.client_id, "X-Project-Id": self.conf["project_id"]}
         for _ in range(10):  # at most 200 messages per poll; the rest wait for the next one
-            resp = session.post(base + "/claims?limit=%d" % BATCH, json=CLAIM, headers=headers,
-                                raise_exc=False, log=False)
+            resp = keystone.request("POST", base + "/claims?limit=%d" % BATCH, json=CLAIM, headers=headers)
             if resp.status_code == 204:
                 return
             if resp.status_code != 201:
@@ -164,14 +164,13 @@ class ZaqarCollector(KeystoneCollector):
             self.deliver(newest(messages)["body"])
             claim_id = claim_id_of(resp.headers.get("Location"), messages)
             if self.ctx.print_mode:
-                session.delete(base + "/claims/" + quote(claim_id, safe=""), headers=headers,
-                               raise_exc=False, log=False)
+                keystone.request("DELETE", base + "/claims/" + quote(claim_id, safe=""), headers=headers)
                 return
             # Literal commas: Zaqar splits ``ids`` before decoding it, so the %2C that ``params=`` would
             # make of them is one unknown id, and Zaqar answers 204 having deleted nothing.
             ids = ",".join(quote(m["id"], safe="") for m in messages)
-            done = session.delete("%s/messages?ids=%s&claim_ids=%s" % (base, ids, quote(claim_id, safe="")),
-                                  headers=headers, raise_exc=False, log=False)
+            done = keystone.request("DELETE", "%s/messages?ids=%s&claim_ids=%s" % (
+                base, ids, quote(claim_id, safe="")), headers=headers)
             if done.status_code not in (200, 204):
                 LOG.warning("Deleting %d claimed message(s) from queue %s returned HTTP %d; they will be "
                             "read again when the claim expires", len(messages), self.conf["queue_id"],
@@ -211,6 +210,8 @@ class _WebsocketListener(threading.Thread):
         self._stop_event = threading.Event()
         self._ws: Any = None
         self._backoff = Backoff(initial=1.0, cap=60.0)
+        #: Zaqar's websocket server validates one token at a time: a subscription that timed out waits longer.
+        self._patience = PatientTimeouts()
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -282,15 +283,8 @@ class _WebsocketListener(threading.Thread):
         url = collector.endpoint("messaging-websocket")
         collector.remember_token()
         queue = collector.conf["queue_id"]
-        self._ws = websocket.create_connection(url, timeout=collector.request_timeout, sslopt=self._sslopt())
-        self._request("authenticate", {}, {"X-Auth-Token": token})
-        self._request("queue_create", {"queue_name": queue})
-        self._request("subscription_create", {"queue_name": queue, "ttl": SUBSCRIPTION_TTL_S})
-        if collector.ctx.print_mode:
-            found = self._request("message_list", {"queue_name": queue, "limit": BATCH})
-            messages = (found or {}).get("messages") or []
-        else:
-            messages = self._pop_queued(queue)
+        messages = self._patience.call(url, collector.request_timeout, lambda timeout: self._subscribe(
+            url, token, timeout), (websocket.WebSocketTimeoutException, socket.timeout), "Zaqar's websocket at ")
         LOG.info("Subscribed to zaqar queue %s over the websocket %s", queue, url)
         if messages:
             collector.deliver(newest(messages)["body"], wake=True)
@@ -298,6 +292,20 @@ class _WebsocketListener(threading.Thread):
         self._backoff.reset()
         self.first_attempt.set()
         self._listen(time.monotonic() + SUBSCRIPTION_TTL_S - 600)
+
+    def _subscribe(self, url: str, token: str, timeout: float) -> List[Dict[str, Any]]:
+        """Connect, authenticate and subscribe; the messages queued since the last connection."""
+        import websocket
+
+        queue = self.collector.conf["queue_id"]
+        self._ws = websocket.create_connection(url, timeout=timeout, sslopt=self._sslopt())
+        self._request("authenticate", {}, {"X-Auth-Token": token})
+        self._request("queue_create", {"queue_name": queue})
+        self._request("subscription_create", {"queue_name": queue, "ttl": SUBSCRIPTION_TTL_S})
+        if self.collector.ctx.print_mode:
+            found = self._request("message_list", {"queue_name": queue, "limit": BATCH})
+            return (found or {}).get("messages") or []
+        return self._pop_queued(queue)
 
     def _pop_queued(self, queue: str) -> List[Dict[str, Any]]:
         """Pop everything queued, batch by batch: the newest message is the current metadata.

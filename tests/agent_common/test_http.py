@@ -1,10 +1,11 @@
 """The HTTP helper against a real loopback server: conditional GET, retry with backoff, clear errors."""
 import email.utils
+import logging
 import time
 
 import pytest
 
-from agent_common.backoff import RETRY_AFTER_CAP_S, Backoff
+from agent_common.backoff import RETRY_AFTER_CAP_S, Backoff, PatientTimeouts
 from agent_common.http import HttpClient, HttpError, Validators
 from tests.servers.base import LoopbackServer, Response
 
@@ -93,6 +94,39 @@ def test_slow_server_times_out_as_retryable_error(server):
     with pytest.raises(HttpError) as err:
         client.request("GET", server.url + "/doc")
     assert err.value.retryable and err.value.status is None
+
+
+def test_a_server_that_timed_out_is_given_twice_as_long_until_it_answers(server, caplog):
+    """A server still does the work of a request its client gave up on (bench/FLEET.md): the next request to
+    it waits twice as long, up to the cap, and its answer brings the configured timeout back."""
+    server.delay_s = 0.6
+    client = HttpClient(timeout=0.25)
+    host = server.url.split("//", 1)[1]
+    with caplog.at_level(logging.INFO, logger="agent_common.backoff"):
+        for waited in (0.25, 0.5):
+            with pytest.raises(HttpError, match="timed out"):
+                client.request("GET", server.url + "/doc?sig=planted-sig-51b2")
+            assert "%s gave no answer within %g s; the next request to it waits up to %g s." % (
+                host, waited, waited * 2) in caplog.text
+        assert client.request("GET", server.url + "/doc").status_code == 200  # waited up to 1 s
+        assert client.patience.stretched == {}
+        with pytest.raises(HttpError, match="timed out"):
+            client.request("GET", server.url + "/doc")
+    assert "planted-sig" not in caplog.text
+
+
+def test_the_longer_timeout_stops_at_its_cap():
+    patience = PatientTimeouts(cap=3.0)
+
+    def times_out(timeout):
+        raise TimeoutError(timeout)
+
+    for expected in (2.0, 3.0, 3.0):
+        with pytest.raises(TimeoutError):
+            patience.call("http://user:pw@h:1/x", 1.0, times_out, (TimeoutError,))
+        assert patience.stretched == {"h:1": expected}
+    assert patience.call("http://h:1/y", 1.0, lambda timeout: timeout, (TimeoutError,)) == 3.0
+    assert patience.stretched == {}
 
 
 def test_backoff_grows_to_cap_with_jitter_and_resets():

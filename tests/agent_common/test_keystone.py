@@ -93,10 +93,31 @@ def test_a_token_request_that_timed_out_makes_the_next_one_wait_twice_as_long(cl
     from keystoneauth1.exceptions import ConnectTimeout
 
     ks = KeystoneSession(creds(cloud), timeout=1.0)
+    keystone = cloud.keystone.url.split("//", 1)[1]
     cloud.keystone.delay_s = 1.5  # a queueing Keystone: it answers, later than the agent waits
-    with caplog.at_level(logging.INFO, logger="agent_common.keystone"), pytest.raises(ConnectTimeout):
+    with caplog.at_level(logging.INFO, logger="agent_common.backoff"), pytest.raises(ConnectTimeout):
         ks.token()
-    assert "Keystone issued no token within 1 s; the next request for one waits up to 2 s." in caplog.text
+    assert ("Keystone at %s gave no answer within 1 s; the next request to it waits up to 2 s." % keystone
+            in caplog.text)
     assert ks.token() and ks.endpoint("orchestration") == cloud.heat.endpoint  # within 2 s
-    assert ks.token_timeout == 1.0  # an answer brings the configured timeout back ...
+    assert ks.patience.stretched == {}  # an answer brings the configured timeout back ...
     assert ks.session.timeout == 1.0  # ... and the other requests never had anything but that one
+
+
+def test_a_request_that_timed_out_makes_the_next_one_to_that_server_wait_twice_as_long(cloud, caplog):
+    """The same for the service behind the token (heat-api at N = 200, bench/FLEET.md), server by server."""
+    from keystoneauth1.exceptions import ConnectTimeout
+
+    ks = KeystoneSession(creds(cloud), timeout=1.0)
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    url = cloud.heat.endpoint + "/stacks/mystack/%s/resources/server1/metadata" % cloud.heat.stacks["mystack"]
+    heat_api = cloud.heat.endpoint.split("//", 1)[1].split("/", 1)[0]
+    ks.token()
+    cloud.heat.delay_s = 1.5
+    with caplog.at_level(logging.INFO, logger="agent_common.backoff"), pytest.raises(ConnectTimeout):
+        ks.request("GET", url)
+    assert "%s gave no answer within 1 s; the next request to it waits up to 2 s." % heat_api in caplog.text
+    assert ks.patience.stretched == {heat_api: 2.0}  # Keystone, which answered, keeps its 1 s
+    assert ks.request("GET", url).status_code == 200
+    with pytest.raises(ConnectTimeout):  # the answer brought the configured 1 s back
+        ks.request("GET", url)

@@ -162,6 +162,26 @@ def test_timeout_option_bounds_a_stalled_heat(cloud, occ, sandbox):
     assert time.monotonic() - started < 9  # timeout 1 s (+ start-up), not the 12 s stall
 
 
+def test_a_heat_api_that_timed_out_is_given_longer_on_the_next_poll(cloud, occ, sandbox, running):
+    """heat-api still serves a GET its agent gave up on: at N = 200 (bench/FLEET.md) a fleet that retried on
+    the same timeout kept it busy with abandoned reads. A poll that timed out makes the next wait twice as
+    long; heat-api's answer brings the configured timeout back."""
+    cloud.heat.set_metadata("mystack", "server1", {"k": 1})
+    cloud.heat.delay_s = 1.5
+    runs = sandbox.path("run", "runs")
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 0.2, "polling_interval": 0.2},
+                                  "heat": heat_section(cloud, timeout=1)})
+    agent = running(occ, "--config-file", str(conf), "--command", "echo run >> %s" % runs, "heat")
+    heat_api = cloud.heat.endpoint.split("//", 1)[1].split("/", 1)[0]
+    timed_out = "%s gave no answer within 1 s; the next request to it waits up to 2 s." % heat_api
+    assert wait_for(lambda: runs.exists(), timeout=30, what="a poll that waited long enough for heat-api")
+    assert agent.count(timed_out) >= 1
+    # heat-api still takes 1.5 s: a poll after the answer times out at 1 s again, and says so again.
+    assert wait_for(lambda: agent.count(timed_out) >= 2, timeout=30)
+    assert agent.count("waits up to 4 s") == 0
+    assert "Traceback" not in agent.stop()
+
+
 def test_options_on_the_command_line(cloud, occ, sandbox):
     """The dashed per-collector flags of SPEC §2.1.3 reach the collector."""
     cloud.heat.set_metadata("mystack", "server1", {"cli": 1})

@@ -221,6 +221,25 @@ def test_websocket_reconnects_with_a_new_token_when_zaqar_closes_on_expiry(cloud
         proc.communicate(timeout=15)
 
 
+def test_websocket_subscription_that_timed_out_is_given_longer_the_next_time(cloud, occ, sandbox, running):
+    """Real Zaqar's websocket server validates one token at a time (0.6 s each, bench/FLEET.md): 50 agents
+    subscribing at once wait 30 s, and retrying on the same 10 s only queued more work. Each try that timed
+    out makes the next one wait twice as long."""
+    cloud.zaqar.ws_auth_delay_s = 10.5  # past the collector's 10 s
+    heat_posts(cloud, {"v": 1})
+    runs = sandbox.path("run", "runs")
+    conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 30, "polling_interval": 30},
+                                  "zaqar": zaqar_section(cloud, use_websockets=True)})
+    agent = running(occ, "--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
+    server = cloud.zaqar.ws_url.split("//", 1)[1]
+    assert wait_for(lambda: agent.count("Zaqar's websocket at %s gave no answer within 10 s; the next request "
+                                        "to it waits up to 20 s." % server) == 1, timeout=30)
+    assert wait_for(lambda: runs.exists() and runs.read_text() == "run\n", timeout=40)
+    assert agent.count("Subscribed to zaqar queue") == 1
+    assert len([f for f in cloud.zaqar.ws_requests if f["action"] == "authenticate"]) == 2
+    assert "Traceback" not in agent.stop()
+
+
 def test_websocket_does_not_hold_up_other_collectors(cloud, occ, sandbox):
     """The original blocked in recv() with no timeout; an idle queue must not delay the poll."""
     occ.write_local("local.json", {"from": "local"})

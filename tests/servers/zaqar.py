@@ -105,6 +105,8 @@ class ZaqarServer(LoopbackServer):
         self.ws_requests: List[Dict[str, Any]] = []
         #: Statuses to answer the next message posts with, consumed one per post (to test retries).
         self.post_statuses: List[int] = []
+        #: Seconds each websocket ``authenticate`` takes: real Zaqar validates one token at a time.
+        self.ws_auth_delay_s = 0.0
         self._store = threading.RLock()
         self._ws_clients: List[_WsClient] = []
         self._ws_server: Any = None
@@ -368,6 +370,7 @@ class ZaqarServer(LoopbackServer):
         if not headers.get("Client-ID") or not headers.get("X-Project-ID"):
             return reply(400, {"error": "Missing header Client-ID or X-Project-ID"})
         if action == "authenticate":
+            time.sleep(self.ws_auth_delay_s)
             issued = self.keystone.token_info(headers.get("X-Auth-Token"))
             if issued is None:
                 return reply(401, {"error": "Authentication failed."})
