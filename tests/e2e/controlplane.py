@@ -19,9 +19,10 @@ Why it looks like this (facts measured on Debian 12 / Python 3.11):
 - The CFN path needs ``[ec2authtoken]`` with full keystoneauth options plus an endpoint override, and a
   policy override letting the stack user call DescribeStackResource (the new policy defaults check it
   against a project the stack user's EC2 token does not carry, and refuse).
-- Keystone keeps SQLite (in WAL mode). Heat does not: heat-engine's green threads keep transactions open
-  across I/O and SQLite then answers "database is locked" (measured: about one stack in five failed), so
-  Heat gets a MariaDB server, run by hand as a child like rabbitmq.
+- Heat and Keystone keep their databases in a MariaDB server, run by hand as a child like rabbitmq. On
+  SQLite, heat-engine's green threads keep transactions open across I/O and SQLite answers "database is
+  locked" (measured: about one stack in five failed); Keystone said the same while bench/fleet.py created
+  fifty servers' stack users at once.
 - Swift (a one-replica SAIO with tempurl and keystone auth) and Zaqar (over a redis-server run by hand)
   are real too, for the POLL_TEMP_URL/TEMP_URL_SIGNAL and ZAQAR_MESSAGE/ZAQAR_SIGNAL transports.
 - Zaqar runs twice over the same redis: its WSGI transport (catalog type ``messaging``, what Heat posts
@@ -218,19 +219,9 @@ def make_key_repository(path: Path) -> None:
         key.chmod(0o600)
 
 
-def sqlite_url(path: Path) -> str:
-    """SQLite for Keystone (real threads under gunicorn): wait up to a minute for a lock instead of 5 s."""
-    return "sqlite:///%s?timeout=60" % path
-
-
-def use_wal(path: Path) -> None:
-    """Write-ahead logging (persistent in the file): readers no longer block the writer, nor it them.
-
-    Keystone's token and user writes then never make its readers fail under load."""
-    import sqlite3
-
-    with sqlite3.connect(str(path)) as db:
-        db.execute("PRAGMA journal_mode=WAL")
+def database_url(ports: Dict[str, int], pw: Dict[str, str], name: str) -> str:
+    """The MariaDB database ``name`` (its user has the same name, its password ``pw[name + "_db"]``)."""
+    return "mysql+pymysql://%s:%s@127.0.0.1:%d/%s?charset=utf8" % (name, pw[name + "_db"], ports["mariadb"], name)
 
 
 def write_ini(path: Path, sections: Dict[str, Dict[str, Any]]) -> None:
@@ -269,7 +260,7 @@ class ControlPlane:
                                                 "zaqar", "zaqar-websocket", "zaqar-notification",
                                                 "compute")}
         pw = {name: secrets.token_hex(12) for name in ("admin", "heat", "domain_admin", "rabbit", "redis",
-                                                       "heat_db")}
+                                                       "heat_db", "keystone_db")}
         info: Dict[str, Any] = {
             "state_dir": str(self.dir), "venv": str(self.venv), "region": REGION, "ports": ports,
             "auth_url": "http://127.0.0.1:%d/v3" % ports["keystone"],
@@ -453,9 +444,10 @@ class ControlPlane:
 
     # -- mariadb ----------------------------------------------------------------------------
     def _start_mariadb(self, ports: Dict[str, int], pw: Dict[str, str]) -> None:
-        """Heat's database. heat-engine runs its resources in green threads that keep transactions open
-        across I/O; on SQLite that ends in "database is locked" and stacks failing at random (measured:
-        about one stack in five), so Heat gets the database it is built for. Keystone stays on SQLite."""
+        """Heat's and Keystone's databases. heat-engine runs its resources in green threads that keep
+        transactions open across I/O; on SQLite that ends in "database is locked" and stacks failing at
+        random (measured: about one stack in five). Keystone on SQLite, even in WAL mode, said the same
+        while bench/fleet.py created 50 servers' users at once. Both get the database they are built for."""
         mdir = self.dir / "mariadb"
         mdir.mkdir(exist_ok=True)
         me = pwd.getpwuid(os.getuid()).pw_name
@@ -473,10 +465,10 @@ class ControlPlane:
             "--performance-schema=OFF", "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
             "--max-connections=300", "--character-set-server=utf8mb4"])
         wait_tcp(ports["mariadb"], 60, proc, "mariadbd")
-        self._run("mariadb", ["/usr/bin/mariadb", "--no-defaults", "--socket=%s" % sock, "-uroot", "-e",
-                              "CREATE DATABASE heat CHARACTER SET utf8mb4; "
-                              "CREATE USER 'heat'@'127.0.0.1' IDENTIFIED BY '%s'; "
-                              "GRANT ALL PRIVILEGES ON heat.* TO 'heat'@'127.0.0.1';" % pw["heat_db"]])
+        self._run("mariadb", ["/usr/bin/mariadb", "--no-defaults", "--socket=%s" % sock, "-uroot", "-e", " ".join(
+            "CREATE DATABASE {0} CHARACTER SET utf8mb4; CREATE USER '{0}'@'127.0.0.1' IDENTIFIED BY '{1}'; "
+            "GRANT ALL PRIVILEGES ON {0}.* TO '{0}'@'127.0.0.1';".format(name, pw[name + "_db"])
+            for name in ("heat", "keystone"))])
 
     # -- keystone ---------------------------------------------------------------------------
     def _start_keystone(self, info: Dict[str, Any], ports: Dict[str, int], pw: Dict[str, str]) -> None:
@@ -485,7 +477,7 @@ class ControlPlane:
         conf = kdir / "keystone.conf"
         write_ini(conf, {
             "DEFAULT": {"use_stderr": "true", "debug": "false"},
-            "database": {"connection": sqlite_url(kdir / "keystone.sqlite")},
+            "database": {"connection": database_url(ports, pw, "keystone")},
             "token": {"provider": "fernet", "expiration": "86400"},
             "fernet_tokens": {"key_repository": kdir / "fernet-keys"},
             "fernet_receipts": {"key_repository": kdir / "fernet-keys"},
@@ -496,7 +488,6 @@ class ControlPlane:
         })
         manage = [str(self.venv / "bin" / "keystone-manage"), "--config-file", str(conf)]
         self._run("keystone-manage", manage + ["db_sync"])
-        use_wal(kdir / "keystone.sqlite")
         for repo in ("fernet-keys", "credential-keys"):  # what fernet_setup/credential_setup write, minus
             make_key_repository(kdir / repo)              # two ~10 s keystone-manage start-ups
         url = info["auth_url"]
@@ -698,8 +689,7 @@ class ControlPlane:
                 "rpc_response_timeout": "120",
             },
             "paste_deploy": {"api_paste_config": self.venv / "etc" / "heat" / "api-paste.ini"},
-            "database": {"connection": "mysql+pymysql://heat:%s@127.0.0.1:%d/heat?charset=utf8"
-                                       % (pw["heat_db"], ports["mariadb"])},
+            "database": {"connection": database_url(ports, pw, "heat")},
             "oslo_policy": {"policy_file": hdir / "policy.yaml"},
             "oslo_concurrency": {"lock_path": hdir / "locks"},
             "keystone_authtoken": authtoken,
