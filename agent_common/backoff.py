@@ -70,7 +70,6 @@ class Backoff:
         self.failures = 0
 
 
-
 class PatientTimeouts:
     """The timeout of the next request to each server: the configured one, doubled after each that timed out.
 

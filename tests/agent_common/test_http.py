@@ -125,6 +125,10 @@ def test_the_longer_timeout_stops_at_its_cap():
         with pytest.raises(TimeoutError):
             patience.call("http://user:pw@h:1/x", 1.0, times_out, (TimeoutError,))
         assert patience.stretched == {"h:1": expected}
+    with pytest.raises(ConnectionRefusedError):  # not an answer, not a time-out: the longer wait stands
+        patience.call("http://h:1/z", 1.0, lambda timeout: (_ for _ in ()).throw(ConnectionRefusedError()),
+                      (TimeoutError,))
+    assert patience.stretched == {"h:1": 3.0}
     assert patience.call("http://h:1/y", 1.0, lambda timeout: timeout, (TimeoutError,)) == 3.0
     assert patience.stretched == {}
 
