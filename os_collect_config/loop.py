@@ -61,6 +61,10 @@ class SourceHealth(Record):
         self.next_try = now + delay
         return delay
 
+    def try_now(self) -> None:
+        """Due at the next poll; the failure count stays, so a success still logs the recovery."""
+        self.next_try = 0.0
+
     def recovered(self) -> bool:
         was_failing = self.backoff.failures > 0
         self.backoff.reset()
@@ -387,6 +391,8 @@ class Agent:
             LOG.info("Sleeping %.2f seconds.", pause)
             self.ctx.wakeup.wait(pause)
             self.ctx.wakeup.clear()
+            for name in self.ctx.take_woken():
+                self._health(name).try_now()
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
 

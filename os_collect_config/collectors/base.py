@@ -21,7 +21,7 @@ from agent_common.record import FrozenRecord, Record, fresh
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+    from typing import Any, ClassVar, Dict, List, Optional, Sequence, Set, Tuple
 
     from agent_common.http import HttpClient
 
@@ -128,13 +128,31 @@ class CollectContext(Record):
     deployment_keys: Sequence[str] = ("deployments",)
     #: True in print mode: collect, but keep no state and write nothing.
     print_mode: bool = False
-    #: Set by a collector that learns of a change between polls (zaqar websocket) to wake the loop.
+    #: Ends the loop's sleep: set by ``wake`` and by SIGHUP.
     wakeup: threading.Event = fresh(threading.Event)
+    #: The sources that woke the loop since it last looked (``take_woken``).
+    woken: Set[str] = fresh(set)
+    woken_lock: threading.Lock = fresh(threading.Lock)
     #: Every option group's values by group name (``keystone`` included), for options shared between collectors.
     groups: Dict[str, Dict[str, Any]] = fresh(dict)
 
     def state(self, collector_name: str) -> StateStore:
         return StateStore(self.cachedir, collector_name)
+
+    def wake(self, source: str) -> None:
+        """Poll now: ``source`` learned of a change between polls (the zaqar websocket).
+
+        A source that brings news has answered, so the loop tries it at once even while it
+        is backed off after an earlier failure; otherwise the news would wait out the backoff."""
+        with self.woken_lock:
+            self.woken.add(source)
+        self.wakeup.set()
+
+    def take_woken(self) -> Set[str]:
+        """The sources that called ``wake`` since the last call, forgotten here."""
+        with self.woken_lock:
+            woken, self.woken = self.woken, set()
+        return woken
 
 
 class Collector:

@@ -132,7 +132,7 @@ class ZaqarCollector(KeystoneCollector):
             if not self.ctx.print_mode:
                 self.ctx.state(self.name).save("latest", record)
         if wake and changed:
-            self.ctx.wakeup.set()
+            self.ctx.wake(self.name)
 
     # -- HTTP mode -----------------------------------------------------------------------------
     def _poll_http(self) -> None:
