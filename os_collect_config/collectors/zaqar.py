@@ -9,10 +9,11 @@ In HTTP mode a message is *claimed*, its body saved, and only then deleted, and
 every poll returns the saved body, so a poll after a failed command still sees the
 change.  In websocket mode a background thread keeps one authenticated, subscribed
 connection, stores each notification and wakes the agent's loop at once; on
-(re)connecting it pops everything queued, so an older body never comes back over
-the newest.  TLS is verified unless ``ssl_certificate_validation = false`` is given.
-Print mode consumes nothing: claims are released, the websocket lists instead of
-popping.
+(re)connecting it reads everything queued, batch by batch, saving each batch's newest
+body before deleting that batch, so an older body never comes back over the newest
+and an answer lost on the way (the client gave up waiting) loses no message.  TLS is
+verified unless ``ssl_certificate_validation = false`` is given.  Print mode consumes
+nothing: claims are released, the websocket lists without deleting.
 
 On the idle path of an agent with Keystone or CFN sources: see docs/architecture.md, start-up policy.
 """
@@ -39,7 +40,7 @@ LOG = logging.getLogger(__name__)
 
 #: Zaqar's default ``max_messages_per_claim_or_pop``.
 BATCH = 20
-#: Batches popped on (re)connecting: Heat's messages live an hour, far fewer than this are ever queued.
+#: Batches read on (re)connecting: Heat's messages live an hour, far fewer than this are ever queued.
 MAX_BATCHES = 50
 #: A claim only has to outlive saving the body and one DELETE.
 CLAIM = {"ttl": 60, "grace": 60}
@@ -287,7 +288,7 @@ class _WebsocketListener(threading.Thread):
             url, token, timeout), (websocket.WebSocketTimeoutException, socket.timeout), "Zaqar's websocket at ")
         LOG.info("Subscribed to zaqar queue %s over the websocket %s", queue, url)
         if messages:
-            collector.deliver(newest(messages)["body"], wake=True)
+            collector.ctx.wake(collector.name)
         self.error = None
         self._backoff.reset()
         self.first_attempt.set()
@@ -302,20 +303,27 @@ class _WebsocketListener(threading.Thread):
         self._request("authenticate", {}, {"X-Auth-Token": token})
         self._request("queue_create", {"queue_name": queue})
         self._request("subscription_create", {"queue_name": queue, "ttl": SUBSCRIPTION_TTL_S})
-        if self.collector.ctx.print_mode:
-            found = self._request("message_list", {"queue_name": queue, "limit": BATCH})
-            return (found or {}).get("messages") or []
-        return self._pop_queued(queue)
+        return self._take_queued(queue)
 
-    def _pop_queued(self, queue: str) -> List[Dict[str, Any]]:
-        """Pop everything queued, batch by batch: the newest message is the current metadata.
+    def _take_queued(self, queue: str) -> List[Dict[str, Any]]:
+        """Deliver everything queued, batch by batch (print mode: one batch, nothing deleted); what was read.
 
         Zaqar's notifier leaves notified messages on the queue, so after a reconnect it holds all that
-        was posted since the last pop, oldest first; one batch alone would put an old body back."""
+        was posted since the last read, oldest first; one batch alone would put an old body back.  Each
+        batch is listed, its newest body saved, and only then deleted by id: a pop deletes before it
+        answers, and 50 agents subscribing at once made Zaqar answer pops after their clients had given
+        up, so those servers' metadata was gone (bench/FLEET.md)."""
+        collector = self.collector
         messages: List[Dict[str, Any]] = []
-        for _ in range(MAX_BATCHES):
-            found = self._request("message_delete_many", {"queue_name": queue, "pop": BATCH})
+        for _ in range(1 if collector.ctx.print_mode else MAX_BATCHES):
+            found = self._request("message_list", {"queue_name": queue, "limit": BATCH})
             batch = (found or {}).get("messages") or []
+            if not batch:
+                break
+            collector.deliver(newest(batch)["body"])
+            if not collector.ctx.print_mode:
+                self._request("message_delete_many", {"queue_name": queue,
+                                                      "message_ids": [msg["id"] for msg in batch]})
             messages.extend(batch)
             if len(batch) < BATCH:
                 break

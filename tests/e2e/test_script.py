@@ -136,12 +136,12 @@ def test_zaqar_websocket_mode_gets_metadata_and_updates_from_the_real_websocket_
     assert outputs_of(stack)["out_result"] == "second from the-vm"
     assert (vm.base / "runs.log").read_text() == "CREATE hello\nUPDATE second\n"
 
-    # the websocket server itself saw our agent authenticate, subscribe to this server's queue and pop it
+    # the websocket server itself saw our agent authenticate, subscribe to this server's queue and read it
     queue = json.dumps(settings["zaqar"]["queue_id"])
     ws_log = (Path(control_plane["state_dir"]) / "logs" / "zaqar-websocket.log").read_text(errors="replace")
     served = re.findall(r'Response: API v2 txt, (\d+)\. Request: action "(\w+)", body (.*)\.$', ws_log, re.M)
     assert ("200", "authenticate") in [(status, action) for status, action, _ in served], ws_log[-4000:]
-    for action, status in (("subscription_create", "201"), ("message_delete_many", "200")):
+    for action, status in (("subscription_create", "201"), ("message_list", "200")):
         assert any(a == action and s == status and queue in body for s, a, body in served), ws_log[-4000:]
     agent_log = vm.log()
     assert "Subscribed to zaqar queue %s over the websocket %s" % (

@@ -105,8 +105,10 @@ class ZaqarServer(LoopbackServer):
         self.ws_requests: List[Dict[str, Any]] = []
         #: Statuses to answer the next message posts with, consumed one per post (to test retries).
         self.post_statuses: List[int] = []
-        #: Seconds each websocket ``authenticate`` takes: real Zaqar validates one token at a time.
-        self.ws_auth_delay_s = 0.0
+        #: Seconds to hold back the answers to the next websocket frames of each action, one per frame, once
+        #: the action is done (a pop's messages are gone by then): real Zaqar's websocket server past its
+        #: capacity, as at 50 agents subscribing at once (bench/FLEET.md).
+        self.ws_late_replies: Dict[str, List[float]] = {}
         self._store = threading.RLock()
         self._ws_clients: List[_WsClient] = []
         self._ws_server: Any = None
@@ -365,12 +367,14 @@ class ZaqarServer(LoopbackServer):
         request = {"action": action, "body": body, "headers": headers, "api": "v2"}
 
         def reply(status: int, out: Any) -> None:
+            late = self.ws_late_replies.get(action)
+            if late:
+                time.sleep(late.pop(0))
             client.send({"request": request, "body": out, "headers": {"status": status}})
 
         if not headers.get("Client-ID") or not headers.get("X-Project-ID"):
             return reply(400, {"error": "Missing header Client-ID or X-Project-ID"})
         if action == "authenticate":
-            time.sleep(self.ws_auth_delay_s)
             issued = self.keystone.token_info(headers.get("X-Auth-Token"))
             if issued is None:
                 return reply(401, {"error": "Authentication failed."})
