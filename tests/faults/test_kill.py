@@ -151,10 +151,13 @@ def status(agent: Agent) -> List[Dict[str, Any]]:
 
 def settled(agent: Agent) -> bool:
     """Every deployment finished and its signal sent (or refused), the agent still running and asleep after
-    the poll that ran the command (its cache committed)."""
+    the poll that ran the command successfully (its cache committed). After a failed command (the
+    dispatcher killed) the agent polls again at once and rewrites its file list: a stop then can cut
+    that write."""
     assert agent.proc is not None and agent.proc.poll() is None, "agent exited:\n" + agent.log()[-4000:]
     log = agent.log()
-    if log.rfind("Sleeping") < log.rfind("Executing"):
+    last_run = log.rfind("Executing")
+    if log.rfind("Sleeping") < last_run or log.rfind("Command failed") > last_run:
         return False
     entries = status(agent)
     return bool(entries) and all(e["state"] not in ("pending", "running") and e["signal"] in ("sent", "refused")
