@@ -187,9 +187,9 @@ class Agent:
             self.metrics.polled(name, False)
         last = self._last_good(name)
         tail = "keeping its last good data" if last else "no earlier data"
-        if continuous:
+        if continuous:  # the wait counts from the answer: a Retry-After means "after this reply" (RFC 9110)
             LOG.warning("Source [%s] Unavailable. %s; %s, next try in %.1f s.",
-                        name, reason or "", tail, health.failed(now, reason, wait))
+                        name, reason or "", tail, health.failed(self.monotonic(), reason, wait))
         else:
             LOG.warning("Source [%s] Unavailable. %s; %s.", name, reason or "", tail)
         return last
@@ -482,7 +482,7 @@ class Agent:
             self.signal_health.recovered()
         else:
             LOG.warning("heat-config signals still pending (%s); next try in %.1f s.",
-                        reason, self.signal_health.failed(now, reason))
+                        reason, self.signal_health.failed(self.monotonic(), reason))
 
     @staticmethod
     def _deliver_pending() -> Optional[str]:
