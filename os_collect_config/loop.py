@@ -3,9 +3,9 @@
 A collector that fails keeps its last good cache files in ``OS_CONFIG_FILES`` and
 is retried on its own backoff, capped at the polling interval; the others go on.
 A key that disappears is a change, and its cache files are removed once the command
-has succeeded.  The sleep goes back to the minimum after a change, grows to the
-maximum while nothing changes, and is ``ctx.wakeup.wait`` so a collector can wake
-the loop.  SIGHUP and configuration changes re-execute the agent between polls, and
+has succeeded.  The sleep goes back to the minimum after a change (never below ten
+times what the last collection took), grows to the maximum while nothing changes,
+and is ``ctx.wakeup.wait`` so a collector can wake the loop.  SIGHUP and configuration changes re-execute the agent between polls, and
 the command may have a timeout.
 
 On the idle agent's path: see docs/architecture.md, start-up policy.
@@ -42,6 +42,8 @@ STATE_NAME = "os-collect-config"
 SIGNAL_RETRY_FIRST_S, SIGNAL_RETRY_CAP_S = 5.0, 300.0
 #: One between-polls delivery run may take this long (one attempt per pending signal).
 SIGNAL_RETRY_TIMEOUT_S = 120.0
+#: A sleep shorter than the polling interval lasts at least the last collection's time divided by this.
+RAMP_SERVER_SHARE = 0.1
 
 
 class SourceHealth(Record):
@@ -106,6 +108,8 @@ class Agent:
         self.state = StateStore(settings.cachedir, STATE_NAME)
         #: The sources that answered in the poll under way (only they can report a key gone).
         self._fresh: set = set()
+        #: Seconds the last poll's collection took (the slowest source; not the command): see ``_spare_server``.
+        self.collect_took = 0.0
         #: Backoff of the between-polls delivery of pending heat-config signals, made when first needed.
         self.signal_health: Optional[SourceHealth] = None
         self.min_interval, self.max_interval = settings.min_polling_interval, settings.polling_interval
@@ -249,7 +253,9 @@ class Agent:
         result = Poll()
         sources: Dict[str, List[str]] = {}
         self._fresh = set()
+        began = self.monotonic()
         outcomes = self._collect_all()
+        self.collect_took = self.monotonic() - began
         for (name, _), pairs in zip(self.collectors, outcomes):
             if pairs is None:
                 continue
@@ -378,7 +384,7 @@ class Agent:
             if settings.watch.fingerprint() != fingerprint:
                 self.reexec("Configuration changed. Re-executing %s" % self.argv)
             self.retry_pending_signals()
-            interval = self.min_interval if succeeded else min(interval * 2, self.max_interval)
+            interval = self._spare_server(self.min_interval if succeeded else min(interval * 2, self.max_interval))
             pause = interval
             if status != 0:  # a failed command is retried on a jittered backoff, not in lock-step (weakness 14)
                 import random
@@ -395,6 +401,26 @@ class Agent:
                 self._health(name).try_now()
             if self.reexec_requested:
                 self.reexec("Signal received. Re-executing %s" % self.argv)
+
+    def _spare_server(self, interval: float) -> float:
+        """``interval``, or longer when the sources were slow to answer: the quick polls after a change end
+        when they would keep a server busy (bench/FLEET.md, cfn at N = 20).
+
+        The sleep goes back to ``min_polling_interval`` after a change (weakness 14) so that a
+        follow-up deployment is seen within seconds.  For one server that is cheap.  A change
+        that reaches the whole fleet at once (a stack UPDATE) makes every agent poll five times
+        in half a minute, and where each poll costs the server (cfn: an ec2tokens validation,
+        0.6 CPU seconds at Keystone) their answers slow down, the next ramp polls time out,
+        and agents that have not seen the change yet wait another interval.  A sleep at least
+        ten times the time the last collection took keeps one agent's ramp below a tenth of a
+        server's time however loaded it is: a fast server (heat: milliseconds) keeps the whole
+        ramp, a loaded one ends it.
+        """
+        floor = self.collect_took / RAMP_SERVER_SHARE
+        if interval >= floor or interval >= self.max_interval:
+            return interval
+        LOG.debug("The last collection took %.2f seconds: sleeping at least %.2f.", self.collect_took, floor)
+        return min(floor, self.max_interval)
 
     def _random_phase(self, interval: float) -> float:
         """One sleep drawn from (0, interval]: this agent's polls get a phase of their own (issue 16).

@@ -58,10 +58,13 @@ class StallingServer(LoopbackServer):
 
 
 def start_agent(sandbox, server: StallingServer, index: int, interval: float = INTERVAL_S,
-                *extra: str) -> subprocess.Popen:
+                *extra: str, min_interval: Optional[float] = None) -> subprocess.Popen:
+    """One agent polling ``server`` as agent ``index``: every ``interval`` s, also after a change unless
+    ``min_interval`` is given."""
     base = sandbox.path("agent%d" % index)
+    first = interval if min_interval is None else min_interval
     args = ["--cachedir", str(base / "cache"), "--backup-cachedir", str(base / "backup"), *extra,
-            "--min-polling-interval", str(interval), "--polling-interval", str(interval),
+            "--min-polling-interval", str(first), "--polling-interval", str(interval),
             "--command", "true", "--request-metadata-url", "%s/meta/%d" % (server.url, index), "request"]
     base.mkdir(parents=True)
     return subprocess.Popen([str(Path(sys.executable).parent / "os-collect-config")] + args, env=sandbox.env,
@@ -141,6 +144,29 @@ def test_a_503_with_retry_after_holds_the_next_poll_of_that_source_back(sandbox)
     assert second - first >= 2.0 + 3.0  # the answer, then Retry-After: 3, though the agent polls every 0.2 s ...
     assert polls >= 10  # ... and went on polling its other sources meanwhile
     assert "Source [request] Unavailable. GET %s/meta/0 returned HTTP 503" % url in log.read_text()
+
+
+def test_the_quick_polls_after_a_change_end_when_the_server_is_slow(sandbox):
+    """A fleet-wide change made every agent poll five times in half a minute; where each poll costs the server
+    seconds (cfn at N = 20 in bench/FLEET.md) that slowed the server down until polls timed out. The quick polls
+    after a change now wait ten times what the last answer took: 10 x 0.4 s here, not the 0.1 s minimum."""
+    server = StallingServer().start()
+    server.hold_s = 0.4
+    log = sandbox.path("agent0", "occ.log")
+    agent = start_agent(sandbox, server, 0, 30, "--log-file", str(log), "--debug", min_interval=0.1)
+    try:
+        wait_for(lambda: len(server.arrivals.get(0, [])) >= 2, timeout=30, what="the poll after the first run")
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=10)
+        server.stop()
+    first, second = server.arrivals[0][:2]
+    assert second - first >= 0.4 + 10 * 0.4, server.arrivals[0]
+    text = log.read_text()
+    assert "Executing true" in text.split("Sleeping")[0]  # the first poll was a change: the ramp began
+    took, floor = (float(word.rstrip(".")) for word in
+                   text.split("The last collection took ")[1].split("\n")[0].split() if word[0].isdigit())
+    assert 0.4 <= took < 3 and abs(floor - 10 * took) <= 0.1 and "Sleeping %.2f seconds" % floor in text, text
 
 
 def test_a_source_that_comes_back_keeps_the_agents_phase(sandbox):
