@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -71,6 +72,20 @@ def start_agent(sandbox, server: StallingServer, index: int, interval: float = I
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(sandbox.root))
 
 
+@contextmanager
+def one_agent(sandbox, server: StallingServer, interval: float, *extra: str,
+              min_interval: Optional[float] = None) -> Iterator[Path]:
+    """Agent 0 polling ``server`` while the block runs, logging to the path it yields; both stopped after."""
+    log = sandbox.path("agent0", "occ.log")
+    agent = start_agent(sandbox, server, 0, interval, "--log-file", str(log), *extra, min_interval=min_interval)
+    try:
+        yield log
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=10)
+        server.stop()
+
+
 def test_agents_released_together_by_a_stalled_server_spread_their_next_polls(sandbox):
     server = StallingServer().start()
     agents = [start_agent(sandbox, server, i) for i in range(AGENTS)]
@@ -108,16 +123,10 @@ def test_polls_slowed_down_by_the_server_keep_the_agents_phase(sandbox, hold_s):
     server = StallingServer().start()
     server.hold_s = hold_s
     interval = 3.0
-    log = sandbox.path("agent0", "occ.log")
-    agent = start_agent(sandbox, server, 0, interval, "--log-file", str(log), "--debug")
-    try:
+    with one_agent(sandbox, server, interval, "--debug") as log:
         # The first two polls: the first one after start, then the one after the random sleep that
         # draws this agent's phase. The next ones keep it.
         wait_for(lambda: len(server.arrivals.get(0, [])) >= 5, timeout=60, what="five slow polls")
-    finally:
-        agent.terminate()
-        agent.communicate(timeout=10)
-        server.stop()
     arrivals = server.arrivals[0]
     gaps = [b - a for a, b in zip(arrivals[1:], arrivals[2:5])]
     # Counted from the answer the gaps would be interval + hold_s; drawn at random, anywhere in
@@ -131,15 +140,9 @@ def test_a_503_with_retry_after_holds_the_next_poll_of_that_source_back(sandbox)
     server.busy_for = 3
     server.hold_s = 2.0  # the 503 takes 2 s to come: the wait counts from the answer (the jitter adds at most 1 s)
     url = server.url
-    log = sandbox.path("agent0", "occ.log")
-    agent = start_agent(sandbox, server, 0, 0.2, "--log-file", str(log))
-    try:
+    with one_agent(sandbox, server, 0.2) as log:
         wait_for(lambda: len(server.arrivals.get(0, [])) >= 2, timeout=30, what="the poll after the 503")
         polls = log.read_text().count("Sleeping")
-    finally:
-        agent.terminate()
-        agent.communicate(timeout=10)
-        server.stop()
     first, second = server.arrivals[0][:2]
     assert second - first >= 2.0 + 3.0  # the answer, then Retry-After: 3, though the agent polls every 0.2 s ...
     assert polls >= 10  # ... and went on polling its other sources meanwhile
@@ -152,14 +155,8 @@ def test_the_quick_polls_after_a_change_end_when_the_server_is_slow(sandbox):
     after a change now wait ten times what the last answer took: 10 x 0.4 s here, not the 0.1 s minimum."""
     server = StallingServer().start()
     server.hold_s = 0.4
-    log = sandbox.path("agent0", "occ.log")
-    agent = start_agent(sandbox, server, 0, 30, "--log-file", str(log), "--debug", min_interval=0.1)
-    try:
+    with one_agent(sandbox, server, 30, "--debug", min_interval=0.1) as log:
         wait_for(lambda: len(server.arrivals.get(0, [])) >= 2, timeout=30, what="the poll after the first run")
-    finally:
-        agent.terminate()
-        agent.communicate(timeout=10)
-        server.stop()
     first, second = server.arrivals[0][:2]
     assert second - first >= 0.4 + 10 * 0.4, server.arrivals[0]
     text = log.read_text()
@@ -176,17 +173,11 @@ def test_a_source_that_comes_back_keeps_the_agents_phase(sandbox):
     server = StallingServer().start()
     server.down = True
     url = server.url
-    log = sandbox.path("agent0", "occ.log")
-    agent = start_agent(sandbox, server, 0, INTERVAL_S, "--log-file", str(log), "--debug")
-    try:
+    with one_agent(sandbox, server, INTERVAL_S, "--debug") as log:
         wait_for(lambda: len(server.arrivals.get(0, [])) >= 2, timeout=30, what="two failing polls")
         server.down = False
         after = wait_for(lambda: _until(_lines_from(log, "Source [request] available again."), "Sleeping"),
                          what="the recovery and the sleep after it")
-    finally:
-        agent.terminate()
-        agent.communicate(timeout=10)
-        server.stop()
     assert "Source [request] Unavailable. GET %s/meta/0 returned HTTP 503" % url in log.read_text()
     decided = "\n".join(after)
     assert "Keeping this agent's phase" in decided and "Spreading polls" not in decided, decided
