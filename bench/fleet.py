@@ -356,8 +356,11 @@ def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: co
     sw_transport, collector, image_settings = TRANSPORTS[transport]
     name = "fleet-%s-%s-%d" % (transport, tool.split()[0], time.time())
     template = fleet_template(sw_transport, args.agents)
-    stack_id = heat.create_stack(name, template, timeout_mins=30)
-    stack = heat.wait(name, stack_id, timeout=900, poll=3)
+    create_mins = 30
+    stack_id = heat.create_stack(name, template, timeout_mins=create_mins)
+    # As long as Heat's own timeout: at N = 200 on zaqar (a user, a queue and a token per server) a create
+    # that overlapped the previous stack's delete took more than 15 minutes.
+    stack = heat.wait(name, stack_id, timeout=create_mins * 60 + 60, poll=3)
     if stack["stack_status"] != "CREATE_COMPLETE":
         raise RuntimeError("%s: %s %s" % (name, stack["stack_status"], stack.get("stack_status_reason")))
     settings = {o["output_key"]: o.get("output_value") for o in stack.get("outputs", [])}["occ"]
