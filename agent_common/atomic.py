@@ -1,14 +1,17 @@
 """Atomic, durable file writes: a temp file in the same directory, fsync, rename, fsync of the directory.
 
 A power cut or a kill -9 leaves either the old file or the new one, never half of either.
+A SIGTERM leaves no temp file either, in a process that calls ``hold_sigterm_during_writes``.
 
 On the idle agent's and the hook start paths: see docs/architecture.md, start-up policy.
 """
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import re
+import signal
 
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,6 +75,42 @@ def fsync_all(paths: Sequence[str]) -> None:
         raise failures[0]
 
 
+#: One entry per atomic write in flight, the writing thread's id (a list: appends and removes are atomic).
+_writes_in_flight: list = []
+#: A SIGTERM came while a write was in flight; the write that ends last delivers it again.
+_sigterm_held = [False]
+
+
+def hold_sigterm_during_writes() -> None:
+    """Let a SIGTERM wait for the atomic writes in flight, then end the process as SIGTERM does.
+
+    ``systemctl stop`` (or ``docker stop``) can land between a write's temp file and its
+    rename; with SIGTERM's default action the temp file stayed behind until the next start
+    removed it. The process still dies of the signal (its exit status, and systemd's view
+    of it, are unchanged), only after the rename, an fsync later at most. Only the main
+    thread can install a handler; writes in every thread are waited for.
+    """
+    def on_sigterm(signum: int, frame: object) -> None:
+        _sigterm_held[0] = True
+        if not _writes_in_flight:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+class _WriteInFlight:
+    """Marks one atomic write, from its temp file's creation to its rename or removal."""
+
+    def __enter__(self) -> None:
+        _writes_in_flight.append(_thread.get_ident())
+
+    def __exit__(self, *exc_info: object) -> None:
+        _writes_in_flight.remove(_thread.get_ident())
+        if _sigterm_held[0] and not _writes_in_flight:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler, in the main thread, now ends the process
+
+
 #: The characters of a temp file name's random part (as mkstemp's).
 _TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
@@ -115,28 +154,29 @@ def atomic_write(
     if isinstance(data, str):
         data = data.encode("utf-8")
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _create_temp_file(directory, prefix)
-    try:
-        os.fchmod(fd, mode)
-        if uid is not None or gid is not None:
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if sync:
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
+    with _WriteInFlight():
+        fd, tmp = _create_temp_file(directory, prefix)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            os.fchmod(fd, mode)
+            if uid is not None or gid is not None:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if sync:
+                os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.rename(tmp, path)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
     if sync:
         fsync_path(directory)
 

@@ -13,6 +13,7 @@ import math
 import sys
 from typing import List, Optional
 
+from agent_common.atomic import hold_sigterm_during_writes
 from agent_common.cli import add_subparser, new_parser
 from agent_common.logs import setup_logging
 from heat_config import hook_cli, run_locally, status
@@ -71,6 +72,7 @@ def unknown_command(word: str) -> str:
 
 def dispatch(signals_only: bool = False, log_format: Optional[str] = None, metrics_file: Optional[str] = None) -> int:
     """The dispatcher, as 55-heat-config runs it (SPEC §6)."""
+    hold_sigterm_during_writes()
     setup_logging(TOOL, level=logging.DEBUG, log_format_choice=log_format)
     return dispatch_main(DispatchSettings.from_environ(metrics_file=metrics_file), signals_only=signals_only)
 

@@ -202,7 +202,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (SPEC §2.18)."""
     full_argv = list(sys.argv if argv is None else [PROG] + list(argv))
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # die when stdout goes away, so systemd restarts us
+    from agent_common.atomic import hold_sigterm_during_writes
     from agent_common.logs import redact, register_secrets
+
+    hold_sigterm_during_writes()
 
     try:
         settings = parse(full_argv[1:])

@@ -1,6 +1,10 @@
 """Atomic writes: the mode is right from the first byte, and a failure leaves the old file whole."""
 import os
+import signal
 import stat
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -151,3 +155,43 @@ def test_batch_whose_temp_file_cannot_be_synced_changes_nothing(tmp_path):
         batch.commit()
     assert failed.value.filename == str(lost)
     assert tree(tmp_path) == sorted(names) and {(tmp_path / n).read_text() for n in names} == {"old"}
+
+
+#: A process that holds SIGTERM for its writes, and sends itself one while a thread other than the main
+#: one is inside a write (its fsync waits until the main thread has shown it is still alive).
+HELD_SIGTERM = textwrap.dedent("""
+    import os, signal, sys, threading
+    from agent_common import atomic
+
+    inside, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        inside.set()
+        release.wait(30)
+        real_fsync(fd)
+
+    os.fsync = slow_fsync
+    atomic.hold_sigterm_during_writes()
+    writer = threading.Thread(target=atomic.atomic_write, args=(sys.argv[1], b'{"new": true}'))
+    writer.start()
+    inside.wait(30)
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("alive after the SIGTERM", flush=True)
+    release.set()
+    writer.join()
+    print("alive after the write", flush=True)
+""")
+
+
+def test_a_sigterm_during_another_threads_write_ends_the_process_once_the_write_is_done(tmp_path):
+    """systemctl stop while a collector thread writes its state: before, the temp file stayed behind."""
+    target = tmp_path / "state.json"
+    target.write_text('{"old": true}')
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", HELD_SIGTERM, str(target)], capture_output=True, text=True,
+                          timeout=60, cwd=root)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert done.stdout == "alive after the SIGTERM\n"
+    assert target.read_text() == '{"new": true}'
+    assert os.listdir(tmp_path) == ["state.json"]

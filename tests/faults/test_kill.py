@@ -24,8 +24,9 @@ state file is empty or a leftover temporary. ``FAULTS_KILL_TRIALS`` sets the tri
 
 ``test_a_killed_state_write_is_cleaned_up`` kills os-collect-config exactly inside one of its atomic
 writes (strace injects the signal at the fsync of its temp file, before the rename), then runs it again: the
-temporary file the write left must be gone. It is the deterministic form of what the mid-cache-write
-trials find now and then.
+temporary file a SIGKILL left must be gone. A SIGTERM there must leave none at all: the agent finishes the
+write, then dies of the signal. It is the deterministic form of what the mid-cache-write trials and the
+trials' final stop find now and then.
 """
 from __future__ import annotations
 
@@ -239,7 +240,8 @@ def test_kill_9_then_restart(point: str, servers: Servers, tmp_path: Path, tally
 #: Files os-collect-config replaces through a temp file beside them, relative to its cachedir; a fix
 #: that only catches SIGTERM (systemctl stop) would pass the SIGTERM case alone.
 STATE_WRITES = [("x.json.json.orig", "SIGKILL"), (".agent-state/os-collect-config.sources.json", "SIGKILL"),
-                ("os_config_files.json", "SIGKILL"), ("x.json.json.last", "SIGKILL"), ("x.json.json.orig", "SIGTERM")]
+                ("os_config_files.json", "SIGKILL"), ("x.json.json.last", "SIGKILL"), ("x.json.json.orig", "SIGTERM"),
+                (".agent-state/os-collect-config.sources.json", "SIGTERM")]
 
 
 def occ_one_time(box: Sandbox, *strace: str) -> subprocess.CompletedProcess:
@@ -280,9 +282,13 @@ def test_a_killed_state_write_is_cleaned_up(target: str, signame: str, tmp_path:
     box = make_sandbox(tmp_path / "box")
     killed = occ_one_time(box, strace, "-qq", "-o", os.devnull, "-e", "trace=fsync",
                           "-e", "inject=fsync:signal=%s:when=%d" % (signame, number))
-    if killed.returncode != -getattr(signal, signame) or not temp_files(box.path("cache")):
-        pytest.fail("the %s did not land in the write of %s (exit %s, cache: %s)"
-                    % (signame, target, killed.returncode, temp_files(box.path("cache"))))
+    assert killed.returncode == -getattr(signal, signame), "not ended by the %s: %s" % (signame, killed.stderr)
+    if signame == "SIGTERM":
+        # Held until the write ended: the target is whole and nothing is left beside it.
+        assert temp_files(box.path("cache")) == [], "left by a SIGTERM inside the write of %s" % target
+        json.loads(box.path("cache", target).read_text())
+    elif not temp_files(box.path("cache")):
+        pytest.fail("the %s did not land in the write of %s" % (signame, target))
     again = occ_one_time(box)
     if again.returncode != 0 or TRACEBACK in again.stderr:
         pytest.fail("the run after the kill failed (exit %s): %s" % (again.returncode, again.stderr[-2000:]))
