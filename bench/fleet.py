@@ -337,6 +337,15 @@ class Fleet:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
 
+    def keep_logs(self, dest: Path) -> None:
+        """The agents' directories are removed at the end: keep their logs, which say what each agent saw
+        (a request given up, a backoff), where the proxy's counts only show what was answered."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for i in range(len(self.runs)):
+            log = self.work / ("agent%d" % i) / "log"
+            if log.exists():
+                shutil.copyfile(log, dest / ("agent%d.log" % i))
+
     def run_times(self, i: int) -> List[float]:
         try:
             return [float(x) for x in self.runs[i].read_text().split()]
@@ -424,6 +433,7 @@ def measure(args: argparse.Namespace, plane: controlplane.ControlPlane, heat: co
             result["failed"] = "%s: %s" % ("after the reaction" if "reaction_s" in result else "stack UPDATE", exc)
     finally:
         fleet.stop()
+        fleet.keep_logs(Path(args.out) / "agent-logs" / name)
         try:
             heat.delete_stack(name, stack_id)
         except (controlplane.ApiError, OSError) as exc:
