@@ -123,6 +123,17 @@ def test_sighup_reexecs_between_polls_and_command_keeps_default_sighup(occ, sand
     wait_for(lambda: r.count("Signal received. Re-executing") == 2, what="second re-exec")
 
 
+def test_sigterm_outside_a_write_ends_the_agent_at_once_of_the_signal(occ, running):
+    """The handler that holds SIGTERM for a write in flight (agent_common.atomic) must not hold it otherwise:
+    an idle agent dies of it, as the original does, and systemd sees the same end."""
+    occ.write_local("a.json", {"a": 1})
+    r = running(occ, "--polling-interval", "600", "--command", "true", "local")
+    wait_for(lambda: r.count("Sleeping") >= 1, 20, "the agent asleep after its first run")
+    r.proc.terminate()
+    assert r.proc.wait(timeout=10) == -signal.SIGTERM
+    assert [p.name for p in occ.cachedir.rglob("tmp*")] == []
+
+
 def test_sighup_reexec_when_argv0_is_not_an_executable_path(occ, running):
     occ.write_local("x", {"v": 1})
     r = running(occ, "--polling-interval", "0.2", "--min-polling-interval", "0.2", "-c", "true", "local",
