@@ -308,7 +308,7 @@ class Fleet:
                     "no_proxy": "", "NO_PROXY": ""})
         self.env = env
         for i, conf in enumerate(confs):
-            base = work / ("agent%d" % i)
+            base = self.base(i)
             (base / "cache").mkdir(parents=True, mode=0o700)
             runs = base / "runs"
             conf = conf.replace("@RUNS@", str(runs))
@@ -316,9 +316,13 @@ class Fleet:
             (base / "occ.conf").chmod(0o600)
             self.runs.append(runs)
 
+    def base(self, i: int) -> Path:
+        """Agent ``i``'s directory: its cache, config, log and run times."""
+        return self.work / ("agent%d" % i)
+
     def start(self) -> None:
         for i in range(len(self.runs)):
-            base = self.work / ("agent%d" % i)
+            base = self.base(i)
             argv = [self.exe, "--config-file", str(base / "occ.conf"), "--cachedir", str(base / "cache"),
                     "--backup-cachedir", str(base / "backup")]
             with open(base / "log", "ab") as log:
@@ -342,7 +346,7 @@ class Fleet:
         (a request given up, a backoff), where the proxy's counts only show what was answered."""
         dest.mkdir(parents=True, exist_ok=True)
         for i in range(len(self.runs)):
-            log = self.work / ("agent%d" % i) / "log"
+            log = self.base(i) / "log"
             if log.exists():
                 shutil.copyfile(log, dest / ("agent%d.log" % i))
 

@@ -35,8 +35,7 @@ def test_a_sigterm_inside_a_state_write_ends_the_dispatcher_after_the_rename(hc,
     assert temp and temp.group(1).startswith(str(deployed(hc))), "the SIGTERM did not land in a state write: %s" % calls
     assert any(c.startswith('rename("%s"' % temp.group(1)) for c in calls), "the write was not finished: %s" % calls
 
-    leftovers = [p for p in deployed(hc).rglob("tmp*")]
-    assert leftovers == [], "left by the SIGTERM inside the write of %s" % temp.group(1)
+    assert list(deployed(hc).rglob("tmp*")) == [], "left by the SIGTERM inside the write of %s" % temp.group(1)
     for path in deployed(hc).rglob("*.json"):
         json.loads(path.read_text())
 
