@@ -29,6 +29,9 @@ RETRY_AFTER_CAP_S = 900.0
 MAX_EXPONENT = 64
 #: The longest a request may wait (seconds) after the ones before it to the same server timed out.
 PATIENT_TIMEOUT_CAP_S = 120.0
+#: How long a committed request (PatientTimeouts.call) waits for its answer: a queue of a few hundred
+#: tokens on one Keystone worker (about 1 s each on the bench's plane), yet not for ever on a hung server.
+COMMITTED_WAIT_S = 300.0
 
 
 class Backoff:
@@ -78,30 +81,43 @@ class PatientTimeouts:
     starting at once, a heat-api back from a restart: bench/FLEET.md) keeps adding work
     nobody waits for, and then no request is answered in time at all.  Waiting twice as
     long each time, up to PATIENT_TIMEOUT_CAP_S, lets that queue drain; the server's
-    first answer brings the configured timeout back.  A server is a URL's host and port.
+    first answer brings the configured timeout back.  A request the server finishes anyway
+    waits longer still, from the first try (``committed``).  A server is a URL's host and port.
     """
 
-    def __init__(self, cap: float = PATIENT_TIMEOUT_CAP_S) -> None:
+    def __init__(self, cap: float = PATIENT_TIMEOUT_CAP_S, committed_wait: float = COMMITTED_WAIT_S) -> None:
         self.cap = cap
+        self.committed_wait = committed_wait
         #: The timeout of each server that last timed out, by ``host:port``.
         self.stretched: Dict[str, float] = {}
 
-    def call(self, url: str, configured: float, attempt: "Callable[[float], T]",
-             timeout_errors: "Tuple[Type[BaseException], ...]", label: str = "") -> "T":
-        """``attempt(timeout)``; ``timeout_errors`` are what it raises when the time is up.
+    def call(self, url: str, configured: float, attempt: "Callable[[Tuple[float, float]], T]",
+             timeout_errors: "Tuple[Type[BaseException], ...]", label: str = "", committed: bool = False) -> "T":
+        """``attempt((connect, read))``: how long to wait for the connection, then for the answer.
 
-        ``label`` goes before the server's ``host:port`` in the log line (``"Keystone at "``).
+        ``timeout_errors`` are what ``attempt`` raises when either time is up.  ``label`` goes
+        before the server's ``host:port`` in the log line (``"Keystone at "``).
+
+        ``committed`` marks a request the server carries out to the end whether or not its
+        client still waits: a Keystone token, a Zaqar claim, a websocket authentication.  Giving
+        up on one and asking again only doubles the work of a server already behind (200
+        agents starting at once gave up three token requests each, bench/FLEET.md), so its
+        answer is waited for up to ``committed_wait`` from the first try, where the originals
+        wait without limit.  A connection the server has not accepted costs it nothing, so that
+        wait stays the usual one.
         """
         from urllib.parse import urlsplit
 
         server = urlsplit(url).netloc.rpartition("@")[2]  # no user or password in the key or the log
-        waited = max(configured, self.stretched.get(server, 0.0))
+        connect = max(configured, self.stretched.get(server, 0.0))
+        read = max(self.committed_wait, configured) if committed else connect
         try:
-            result = attempt(waited)
+            result = attempt((connect, read))
         except timeout_errors:
-            self.stretched[server] = min(waited * 2, max(self.cap, configured))
-            LOG.info("%s%s gave no answer within %g s; the next request to it waits up to %g s.",
-                     label, server, waited, self.stretched[server])
+            self.stretched[server] = min(connect * 2, max(self.cap, configured))
+            within = "%g s" % read if read == connect else "%g s to connect or %g s to answer" % (connect, read)
+            LOG.info("%s%s gave no answer within %s; the next request to it waits up to %g s.",
+                     label, server, within, self.stretched[server])
             raise
         self.stretched.pop(server, None)
         return result

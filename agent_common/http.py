@@ -20,7 +20,7 @@ from agent_common.record import Record
 TYPE_CHECKING = False  # typing is for type checkers only: importing it costs the idle agent ~0.45 MiB
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
-    from typing import Any, Callable, Container, Dict, Mapping, Optional, Union
+    from typing import Any, Callable, Container, Dict, Mapping, Optional, Tuple, Union
 
     import requests
 
@@ -225,10 +225,12 @@ class HttpClient:
             data = data.encode("utf-8")
         req = urllib.request.Request(url, data=data, headers=all_headers, method=method)
 
-        def attempt(limit: float) -> HttpResponse:
+        def attempt(limits: Tuple[float, float]) -> HttpResponse:
+            # urllib has one timeout for the connection and each read: no request sent here is
+            # committed (PatientTimeouts.call), so the two limits are the same.
             try:
                 try:
-                    with self._open(req, limit) as resp:
+                    with self._open(req, limits[1]) as resp:
                         return HttpResponse(resp.status, resp.headers, resp.read(), resp.geturl())
                 except urllib.error.HTTPError as exc:  # any non-2xx status: still a response to the caller
                     with exc:

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import time
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 from agent_common.atomic import atomic_write, ensure_dir
 from agent_common.backoff import PatientTimeouts
@@ -120,35 +120,40 @@ class KeystoneSession:
     def token(self) -> str:
         """A valid token: the cached one while it lasts, else a new one (password sent).
 
-        A token request that timed out makes the next one wait longer (PatientTimeouts):
-        Keystone still issues the token its client gave up on.
+        Keystone issues a token its client gave up on, so a token request is waited for up to
+        300 s from the first try (``committed``, PatientTimeouts.call).
         """
-        def get_token(timeout: float) -> Optional[str]:
-            self.session.timeout = timeout
+        def get_token(limits: Tuple[float, float]) -> Optional[str]:
+            # typed float, passed on to requests as it is, which takes (connect, read)
+            self.session.timeout = limits  # type: ignore[assignment]
             try:
                 return self.session.get_token()
             finally:
                 self.session.timeout = self.timeout
 
-        tok = self._patient_call(self.auth.auth_url, get_token, "Keystone at ")
+        tok = self._patient_call(self.auth.auth_url, get_token, "Keystone at ", committed=True)
         assert tok is not None, "a session with an auth plugin returns a token or raises"
         register_secret(tok)
         return tok
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+    def request(self, method: str, url: str, committed: bool = False, **kwargs: Any) -> Any:
         """``method url`` with the token, never raising on a status, redirects not followed.
 
         A request that timed out makes the next one to the same server wait longer
         (PatientTimeouts); the log line that says so names the server by host and port.
+        ``committed``: the server carries the request out whether or not it is still waited
+        for (PatientTimeouts.call).
         """
-        return self._patient_call(url, lambda timeout: self.session.request(
-            url, method, timeout=timeout, raise_exc=False, redirect=False, log=False, **kwargs))
+        return self._patient_call(url, lambda limits: self.session.request(
+            url, method, timeout=limits, raise_exc=False, redirect=False, log=False, **kwargs),
+            committed=committed)
 
-    def _patient_call(self, url: str, attempt: Callable[[float], T], label: str = "") -> T:
-        """``attempt(timeout)`` on the terms of PatientTimeouts for the server of ``url``."""
+    def _patient_call(self, url: str, attempt: Callable[[Tuple[float, float]], T], label: str = "",
+                      committed: bool = False) -> T:
+        """``attempt((connect, read))`` on the terms of PatientTimeouts for the server of ``url``."""
         from keystoneauth1 import exceptions  # every time-out, connect or read, is this one
 
-        return self.patience.call(url, self.timeout, attempt, (exceptions.ConnectTimeout,), label)
+        return self.patience.call(url, self.timeout, attempt, (exceptions.ConnectTimeout,), label, committed)
 
     def endpoint(self, service_type: str, region_name: Optional[str] = None) -> str:
         """The public endpoint of ``service_type`` from the catalog (SPEC §2.5.3 step 2)."""

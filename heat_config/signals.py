@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 from urllib.parse import quote, urlsplit
 
 from agent_common import keystone, proc
-from agent_common.backoff import Backoff
+from agent_common.backoff import COMMITTED_WAIT_S, Backoff
 from agent_common.deployment_contract import input_values
 from agent_common.http import HttpClient, HttpError, strip_query
 from heat_config.deployment import load_file
@@ -338,6 +338,13 @@ def request_timeout(environ: Mapping[str, str]) -> float:
     return _env_seconds(environ, REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S) or REQUEST_TIMEOUT_S
 
 
+def attempt_limit(environ: Mapping[str, str]) -> float:
+    """The longest one delivery attempt takes: a token request waited for to its end (it is
+    committed, agent_common/backoff.py PatientTimeouts.call), then the signal request itself."""
+    timeout = request_timeout(environ)
+    return max(COMMITTED_WAIT_S, timeout) + timeout
+
+
 def client_for(environ: Mapping[str, str]) -> HttpClient:
     """The HTTP client signals use: one attempt per call (the outbox does the retrying), with a timeout."""
     return HttpClient(timeout=request_timeout(environ))
@@ -391,7 +398,7 @@ class ProgramSender:
         try:
             result = proc.run([self.program, deployment_file], env=self.environ,
                               stdin_data=json.dumps(data).encode("utf-8", "replace"),
-                              timeout=retry_budget(self.environ) + 2 * request_timeout(self.environ))
+                              timeout=retry_budget(self.environ) + attempt_limit(self.environ))
         except OSError as exc:
             return Attempt(SIGNAL_PENDING, "cannot run %s: %s" % (self.program, exc.strerror))
         out = result.stdout.decode("utf-8", "replace").strip()

@@ -26,7 +26,7 @@ import ssl
 import threading
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, quote, urlsplit
 
 from agent_common.backoff import Backoff, PatientTimeouts
@@ -152,7 +152,9 @@ class ZaqarCollector(KeystoneCollector):
         keystone = self.keystone()
         headers = {"Client-ID": self.client_id, "X-Project-Id": self.conf["project_id"]}
         for _ in range(10):  # at most 200 messages per poll; the rest wait for the next one
-            resp = keystone.request("POST", base + "/claims?limit=%d" % BATCH, json=CLAIM, headers=headers)
+            # A claim given up on still hides its messages for CLAIM's ttl: wait for the answer (committed).
+            resp = keystone.request("POST", base + "/claims?limit=%d" % BATCH, committed=True, json=CLAIM,
+                                    headers=headers)
             if resp.status_code == 204:
                 return
             if resp.status_code != 201:
@@ -211,7 +213,9 @@ class _WebsocketListener(threading.Thread):
         self._stop_event = threading.Event()
         self._ws: Any = None
         self._backoff = Backoff(initial=1.0, cap=60.0)
-        #: Zaqar's websocket server validates one token at a time: a subscription that timed out waits longer.
+        #: A body read from the queue was saved, and the loop not yet woken for it (_take_queued).
+        self._read_unannounced = False
+        #: Zaqar's websocket server validates one token at a time: a subscription waits for it (committed).
         self._patience = PatientTimeouts()
 
     def stop(self) -> None:
@@ -284,50 +288,62 @@ class _WebsocketListener(threading.Thread):
         url = collector.endpoint("messaging-websocket")
         collector.remember_token()
         queue = collector.conf["queue_id"]
-        messages = self._patience.call(url, collector.request_timeout, lambda timeout: self._subscribe(
-            url, token, timeout), (websocket.WebSocketTimeoutException, socket.timeout), "Zaqar's websocket at ")
+        self._patience.call(url, collector.request_timeout, lambda limits: self._subscribe(
+            url, token, limits), (websocket.WebSocketTimeoutException, socket.timeout), "Zaqar's websocket at ",
+            committed=True)
         LOG.info("Subscribed to zaqar queue %s over the websocket %s", queue, url)
-        if messages:
-            collector.ctx.wake(collector.name)
         self.error = None
         self._backoff.reset()
         self.first_attempt.set()
         self._listen(time.monotonic() + SUBSCRIPTION_TTL_S - 600)
 
-    def _subscribe(self, url: str, token: str, timeout: float) -> List[Dict[str, Any]]:
-        """Connect, authenticate and subscribe; the messages queued since the last connection."""
+    def _subscribe(self, url: str, token: str, limits: Tuple[float, float]) -> None:
+        """Connect, authenticate and subscribe; deliver what was queued since the last connection.
+
+        ``limits``: the waits for the connection (with its opening handshake) and for each
+        answer.  Zaqar validates each authentication to the end, one connection at a time,
+        whether or not its client still waits, so the answers get the committed wait
+        (PatientTimeouts.call); a handshake given up on costs it next to nothing.
+        """
         import websocket
 
         queue = self.collector.conf["queue_id"]
-        self._ws = websocket.create_connection(url, timeout=timeout, sslopt=self._sslopt())
+        connect, answer = limits
+        self._ws = websocket.create_connection(url, timeout=connect, sslopt=self._sslopt())
+        self._ws.settimeout(answer)
         self._request("authenticate", {}, {"X-Auth-Token": token})
         self._request("queue_create", {"queue_name": queue})
         self._request("subscription_create", {"queue_name": queue, "ttl": SUBSCRIPTION_TTL_S})
-        return self._take_queued(queue)
+        self._take_queued(queue)
 
-    def _take_queued(self, queue: str) -> List[Dict[str, Any]]:
-        """Deliver everything queued, batch by batch (print mode: one batch, nothing deleted); what was read.
+    def _take_queued(self, queue: str) -> None:
+        """Deliver everything queued, batch by batch (print mode: one batch, nothing deleted).
 
         Zaqar's notifier leaves notified messages on the queue, so after a reconnect it holds all that
         was posted since the last read, oldest first; one batch alone would put an old body back.  Each
         batch is listed, its newest body saved, and only then deleted by id: a pop deletes before it
         answers, and 50 agents subscribing at once made Zaqar answer pops after their clients had given
-        up, so those servers' metadata was gone (bench/FLEET.md)."""
+        up, so those servers' metadata was gone (bench/FLEET.md).
+
+        The loop is woken once the queue is read to its end (woken between batches it would run an
+        older body first), by the next session when this one breaks after saving a body: that
+        session may find the queue empty, the delete having been done, its answer lost."""
         collector = self.collector
-        messages: List[Dict[str, Any]] = []
         for _ in range(1 if collector.ctx.print_mode else MAX_BATCHES):
             found = self._request("message_list", {"queue_name": queue, "limit": BATCH})
             batch = (found or {}).get("messages") or []
             if not batch:
                 break
             collector.deliver(newest(batch)["body"])
+            self._read_unannounced = True
             if not collector.ctx.print_mode:
                 self._request("message_delete_many", {"queue_name": queue,
                                                       "message_ids": [msg["id"] for msg in batch]})
-            messages.extend(batch)
             if len(batch) < BATCH:
                 break
-        return messages
+        if self._read_unannounced:
+            self._read_unannounced = False
+            collector.ctx.wake(collector.name)
 
     def _listen(self, renew_at: float) -> None:
         import websocket

@@ -118,19 +118,38 @@ def test_a_server_that_timed_out_is_given_twice_as_long_until_it_answers(server,
 def test_the_longer_timeout_stops_at_its_cap():
     patience = PatientTimeouts(cap=3.0)
 
-    def times_out(timeout):
-        raise TimeoutError(timeout)
+    def times_out(limits):
+        raise TimeoutError(limits)
 
     for expected in (2.0, 3.0, 3.0):
         with pytest.raises(TimeoutError):
             patience.call("http://user:pw@h:1/x", 1.0, times_out, (TimeoutError,))
         assert patience.stretched == {"h:1": expected}
     with pytest.raises(ConnectionRefusedError):  # not an answer, not a time-out: the longer wait stands
-        patience.call("http://h:1/z", 1.0, lambda timeout: (_ for _ in ()).throw(ConnectionRefusedError()),
+        patience.call("http://h:1/z", 1.0, lambda limits: (_ for _ in ()).throw(ConnectionRefusedError()),
                       (TimeoutError,))
     assert patience.stretched == {"h:1": 3.0}
-    assert patience.call("http://h:1/y", 1.0, lambda timeout: timeout, (TimeoutError,)) == 3.0
+    assert patience.call("http://h:1/y", 1.0, lambda limits: limits, (TimeoutError,)) == (3.0, 3.0)
     assert patience.stretched == {}
+
+
+def test_a_committed_request_waits_long_for_its_answer_from_the_first_try(caplog):
+    """A server finishes a committed request (a token, a claim) whether or not it is still waited for: its
+    answer gets the committed wait at once; the connection the usual one, which a time-out stretches."""
+    patience = PatientTimeouts(cap=3.0, committed_wait=30.0)
+    assert patience.call("http://h:1/t", 2.0, lambda limits: limits, (TimeoutError,), committed=True) == (2.0, 30.0)
+    assert patience.call("http://h:1/t", 60.0, lambda limits: limits, (TimeoutError,), committed=True) == (
+        60.0, 60.0)  # a configured timeout above the cap stands
+
+    def times_out(limits):
+        raise TimeoutError(limits)
+
+    with caplog.at_level(logging.INFO, logger="agent_common.backoff"), pytest.raises(TimeoutError):
+        patience.call("http://h:1/t", 2.0, times_out, (TimeoutError,), "Keystone at ", committed=True)
+    assert ("Keystone at h:1 gave no answer within 2 s to connect or 30 s to answer; the next request to it "
+            "waits up to 3 s." in caplog.text)  # the cap of the stretched waits
+    assert patience.call("http://h:1/t", 2.0, lambda limits: limits, (TimeoutError,), committed=True) == (3.0, 30.0)
+    assert patience.call("http://h:1/t", 2.0, lambda limits: limits, (TimeoutError,)) == (2.0, 2.0)
 
 
 def test_backoff_grows_to_cap_with_jitter_and_resets():

@@ -62,6 +62,27 @@ def claim_id_of(c):
     return c.zaqar.requests[1].q("claim_ids")
 
 
+def test_a_claim_zaqar_answers_late_is_waited_for_not_made_again(cloud, occ, sandbox):
+    """A claim its client gave up on still hides the messages it took for the claim's ttl (60 s): 200 agents
+    whose claims timed out at start first ran 436 to 523 s after it (bench/FLEET.md). The answer is waited
+    for, past the configured 10 s, and the claim made once."""
+    heat_posts(cloud, METADATA)
+    late = [10.5]
+
+    def answer_late(request, handler):
+        if request.method == "POST" and "/claims" in request.path and late:
+            time.sleep(late.pop())
+        return False  # then answered as usual
+
+    cloud.zaqar.injector = answer_late
+    result = run_zaqar(occ, sandbox, cloud, "--one-time", "--command", "true")
+    assert result.returncode == 0 and "gave no answer" not in result.stderr
+    assert json.loads(occ.cachedir.joinpath("zaqar.json").read_text()) == METADATA
+    claim, delete = cloud.zaqar.requests
+    assert (claim.method, delete.method) == ("POST", "DELETE") and late == []
+    assert cloud.zaqar.messages(cloud.project_id, QUEUE) == []
+
+
 def test_failed_command_is_retried_after_the_message_was_taken(cloud, occ, sandbox):
     """SPEC §5.9.4: the original popped the message, so a failed command was never retried."""
     heat_posts(cloud, METADATA)
@@ -223,40 +244,41 @@ def test_websocket_reconnects_with_a_new_token_when_zaqar_closes_on_expiry(cloud
         proc.communicate(timeout=15)
 
 
-def test_websocket_subscription_that_timed_out_is_given_longer_the_next_time(cloud, occ, sandbox, running):
-    """Real Zaqar's websocket server validates one token at a time (0.6 s each, bench/FLEET.md): 50 agents
-    subscribing at once wait 30 s, and retrying on the same 10 s only queued more work. Each try that timed
-    out makes the next one wait twice as long. The subscription that succeeds wakes the loop, which polls the
-    source at once although the failed first try backed it off for up to 600 s."""
-    cloud.zaqar.ws_late_replies["authenticate"] = [10.5, 10.5]  # past the collector's 10 s
+def test_websocket_authentication_answered_late_is_waited_for_not_asked_for_again(cloud, occ, sandbox, running):
+    """Real Zaqar's websocket server validates one token at a time (0.6 s each, bench/FLEET.md), to the end
+    whether or not its client still waits: 200 agents that gave up after 10 s and asked again kept it busy
+    with 770 validations nobody waited for. The answer is waited for (up to 300 s), past the
+    configured 10 s, and the subscription asked for once."""
+    cloud.zaqar.ws_late_replies["authenticate"] = [10.5]  # past the collector's 10 s
     heat_posts(cloud, {"v": 1})
     runs = sandbox.path("run", "runs")
     conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 600, "polling_interval": 600},
                                   "zaqar": zaqar_section(cloud, use_websockets=True)})
     agent = running(occ, "--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
-    server = cloud.zaqar.ws_url.split("//", 1)[1]
-    assert wait_for(lambda: agent.count("Zaqar's websocket at %s gave no answer within 10 s; the next request "
-                                        "to it waits up to 20 s." % server) == 1, timeout=30)
     assert wait_for(lambda: runs.exists() and runs.read_text() == "run\n", timeout=40)
     assert agent.count("Subscribed to zaqar queue") == 1
-    assert len([f for f in cloud.zaqar.ws_requests if f["action"] == "authenticate"]) == 2
+    assert len([f for f in cloud.zaqar.ws_requests if f["action"] == "authenticate"]) == 1
+    assert agent.count("gave no answer") == 0
     assert "Traceback" not in agent.stop()
 
 
-def test_a_queued_message_whose_read_is_answered_too_late_is_read_again(cloud, occ, sandbox, running):
-    """At 50 agents subscribing at once, real Zaqar answered reads after the agents had given up (10 s). A
-    pop has deleted the messages by then: that server never ran its deployment (bench/FLEET.md). The first
-    read and the first delete are answered late here; the message must still be run, and deleted once."""
-    cloud.zaqar.ws_late_replies.update({"message_list": [10.5], "message_delete_many": [10.5]})
+def test_a_queued_message_whose_read_answer_is_lost_is_read_again(cloud, occ, sandbox, running):
+    """At 50 agents subscribing at once, real Zaqar answered reads after the agents had given up. A pop has
+    deleted the messages by then: that server never ran its deployment (bench/FLEET.md). The answers to the
+    first read and the first delete are lost here (the connection breaks); the message must still be run,
+    and deleted."""
+    cloud.zaqar.ws_lost_replies.update({"message_list": 1, "message_delete_many": 1})
     heat_posts(cloud, {"v": 1})
     runs = sandbox.path("run", "runs")
     conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 600, "polling_interval": 600},
                                   "zaqar": zaqar_section(cloud, use_websockets=True)})
     agent = running(occ, "--config-file", str(conf), "--command", "echo run >> %s" % runs, "zaqar")
     assert wait_for(lambda: runs.exists() and runs.read_text() == "run\n", timeout=40)
-    server = cloud.zaqar.ws_url.split("//", 1)[1]
-    assert agent.count("Zaqar's websocket at %s gave no answer within 10 s" % server) == 1
     assert wait_for(lambda: cloud.zaqar.messages(cloud.project_id, QUEUE) == [])
+    assert wait_for(lambda: agent.count("Subscribed to zaqar queue") == 1)
+    assert cloud.zaqar.ws_lost_replies == {"message_list": 0, "message_delete_many": 0}
+    assert len([f for f in cloud.zaqar.ws_requests if f["action"] == "message_list"]) >= 3
+    assert runs.read_text() == "run\n"
     assert "Traceback" not in agent.stop()
 
 

@@ -109,6 +109,9 @@ class ZaqarServer(LoopbackServer):
         #: the action is done (a pop's messages are gone by then): real Zaqar's websocket server past its
         #: capacity, as at 50 agents subscribing at once (bench/FLEET.md).
         self.ws_late_replies: Dict[str, List[float]] = {}
+        #: How many of the next answers to each action are lost: the connection is closed in their place, once
+        #: the action is done (a delete has deleted), as a connection that breaks before the answer arrives.
+        self.ws_lost_replies: Dict[str, int] = {}
         self._store = threading.RLock()
         self._ws_clients: List[_WsClient] = []
         self._ws_server: Any = None
@@ -367,6 +370,9 @@ class ZaqarServer(LoopbackServer):
         request = {"action": action, "body": body, "headers": headers, "api": "v2"}
 
         def reply(status: int, out: Any) -> None:
+            if self.ws_lost_replies.get(action):
+                self.ws_lost_replies[action] -= 1
+                return self._disconnect(client, 1011, "internal error")
             late = self.ws_late_replies.get(action)
             if late:
                 time.sleep(late.pop(0))
