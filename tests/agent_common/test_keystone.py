@@ -9,6 +9,7 @@ import pytest
 
 from agent_common.keystone import Credentials, KeystoneSession, token_cache_path
 from agent_common.logs import redact
+from tests.support.listener import unaccepted_port
 
 
 def creds(c, auth_url=None, password=None):
@@ -111,33 +112,17 @@ def test_a_token_keystone_answers_late_is_waited_for_not_asked_for_again(cloud, 
 
 def test_a_keystone_that_does_not_take_the_connection_is_given_up_after_the_configured_timeout(cloud):
     """A connection its server never accepted cost it nothing: only the answer gets the committed wait."""
-    import socket
     import time
 
     from keystoneauth1.exceptions import ConnectTimeout
 
-    with socket.socket() as full:
-        full.bind(("127.0.0.1", 0))
-        full.listen(0)  # never accepted: once its queue is full, Linux drops further SYNs
-        held = []
-        try:
-            for _ in range(5):  # fill the queue (one connection on Linux) until a connect gets no answer
-                try:
-                    held.append(socket.create_connection(full.getsockname(), timeout=0.5))
-                except socket.timeout:
-                    break
-            else:
-                pytest.fail("the kernel accepted every connection to a listener that never accepts")
-            url = "http://127.0.0.1:%d/v3" % full.getsockname()[1]
-            ks = KeystoneSession(creds(cloud, auth_url=url), timeout=1.0)
-            started = time.monotonic()
-            with pytest.raises(ConnectTimeout):
-                ks.token()
-            assert time.monotonic() - started < 10  # the configured 1 s (one SYN retry), not the 300 s
-            assert ks.patience.stretched == {"127.0.0.1:%d" % full.getsockname()[1]: 2.0}
-        finally:
-            for sock in held:
-                sock.close()
+    with unaccepted_port() as port:
+        ks = KeystoneSession(creds(cloud, auth_url="http://127.0.0.1:%d/v3" % port), timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(ConnectTimeout):
+            ks.token()
+        assert time.monotonic() - started < 10  # the configured 1 s (one SYN retry), not the 300 s
+        assert ks.patience.stretched == {"127.0.0.1:%d" % port: 2.0}
 
 
 def test_a_request_that_timed_out_makes_the_next_one_to_that_server_wait_twice_as_long(cloud, caplog):

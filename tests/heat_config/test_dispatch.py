@@ -5,6 +5,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -327,6 +328,21 @@ def test_notify_program_failure_keeps_signal_pending_until_it_succeeds(run_tool,
     assert journal(hc, dep_id(0))["signal"] == "sent"
     run(run_tool, env=env)
     assert len(hc.path("notify.argv").read_text().splitlines()) == 2  # never again once accepted
+
+
+def test_a_notify_program_past_its_time_limit_is_stopped_and_the_signal_stays_pending(run_tool, hc):
+    """The limit is the retry budget, one token request waited for to its end (300 s: Keystone issues a token
+    whether or not it is still waited for) and one signal request; a program past it is stopped and its
+    signal kept for the next run. Slow by design: the token wait is not shortened for tests."""
+    notifier = hc.write("bin/notifier", "#!/bin/sh\nexec sleep 100000\n", 0o755)
+    env = {"HEAT_CONFIG_NOTIFY": str(notifier), "HEAT_CONFIG_SIGNAL_RETRY_S": "0",
+           "HEAT_CONFIG_SIGNAL_TIMEOUT_S": "0.5"}
+    write_deployments(hc, [deployment(0)])
+    started = time.monotonic()
+    result = run_tool("heat-config", env=env, timeout=420)
+    assert 300.5 <= time.monotonic() - started < 400
+    assert "Error running %s" % notifier in result.stderr
+    assert journal(hc, dep_id(0))["signal"] == "pending"
 
 
 def test_notify_program_from_path(run_tool, hc):

@@ -9,6 +9,7 @@ import pytest
 
 from tests.os_collect_config.keystone_sources import METADATA, printed, write_config
 from tests.servers.zaqar import ZaqarServer
+from tests.support.listener import unaccepted_port
 from tests.support.sandbox import assert_no_planted_secret
 from tests.support.wait import wait_for
 
@@ -298,6 +299,20 @@ def test_websocket_unreachable_is_unavailable_quickly(cloud, occ, sandbox):
     result = run_zaqar(occ, sandbox, cloud, "--print", use_websockets=True)
     assert printed(result) == {} and "Source [zaqar] Unavailable" in result.stderr
     assert time.monotonic() - started < 15
+
+
+def test_websocket_connection_not_accepted_is_left_after_the_configured_timeout(cloud, occ, sandbox, running):
+    """Only the answers to the websocket's requests get the committed wait: a connection Zaqar never took
+    cost it nothing, and is left after the configured 10 s, then tried again on a longer wait."""
+    with unaccepted_port() as port:
+        cloud.keystone.replace_endpoint("messaging-websocket", "ws://127.0.0.1:%d" % port)
+        conf = write_config(sandbox, {"DEFAULT": {"min_polling_interval": 600, "polling_interval": 600},
+                                      "zaqar": zaqar_section(cloud, use_websockets=True)})
+        agent = running(occ, "--config-file", str(conf), "--command", "true", "zaqar")
+        assert wait_for(lambda: agent.count(
+            "Zaqar's websocket at 127.0.0.1:%d gave no answer within 10 s to connect or 300 s to answer; the next "
+            "request to it waits up to 20 s." % port) == 1, timeout=40)
+    assert "Traceback" not in agent.stop()
 
 
 def test_use_websockets_on_the_command_line(cloud, occ, sandbox):
