@@ -33,6 +33,10 @@ What is measured, per agent-hour:
   request rate per second to heat-api, plotted for both tools (matplotlib if installed,
   else a CSV next to it).
 
+With ``--access-logs`` every API also logs each request with its duration, and the plane's
+logs are kept under ``--out``: bench/access_log.py sums one per time bucket, which tells
+where a slow request waited.
+
 Not in CI; prints a table and writes ``--out`` (JSON, CSV, PNG).  Figures from the runs so
 far, and the extrapolation to 10,000 and 100,000 servers: bench/FLEET.md.
 """
@@ -578,6 +582,9 @@ def main() -> int:
     parser.add_argument("--herd-outage-s", type=float, default=120.0, help="heat-api outage (0: no herd run)")
     parser.add_argument("--out", default=str(REPO / "bench" / "fleet-results"),
                         help="directory for fleet.json (rewritten after each stack), herd.csv and herd.png")
+    parser.add_argument("--access-logs", action="store_true",
+                        help="log every API request with its duration and keep the plane's logs under "
+                             "OUT/plane-logs (to find where a slow request waited)")
     args = parser.parse_args()
     # A bench stopped with kill (it runs for an hour, often in the background) stops its agents and its plane
     # on the way out, as it does on ^C, instead of leaving them running.
@@ -589,7 +596,7 @@ def main() -> int:
     tools = [t for name in args.tools.split(",") for t in exes if t.split()[0] == name]
     controlplane.ensure_venv()
     state = Path(tempfile.mkdtemp(prefix="oca-fleet-"))
-    plane = controlplane.ControlPlane(state / "plane")
+    plane = controlplane.ControlPlane(state / "plane", access_logs=args.access_logs)
     results: List[Dict[str, Any]] = []
     try:
         info = plane.start()
@@ -611,7 +618,7 @@ def main() -> int:
                 (out / "fleet.json").write_text(json.dumps({"idle_cpu_s_per_hour": idle, "results": results},
                                                            indent=1))
         proxy.shutdown()
-        if any(r.get("failed") for r in results):
+        if args.access_logs or any(r.get("failed") for r in results):
             keep_plane_logs(plane, out)
     except BaseException:
         keep_plane_logs(plane, out)

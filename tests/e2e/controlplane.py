@@ -238,9 +238,12 @@ def write_ini(path: Path, sections: Dict[str, Dict[str, Any]]) -> None:
 class ControlPlane:
     """Configures, starts and stops the services; everything lives under ``state_dir``."""
 
-    def __init__(self, state_dir: Path, venv: Optional[Path] = None):
+    def __init__(self, state_dir: Path, venv: Optional[Path] = None, access_logs: bool = False):
+        """``access_logs``: the gunicorn APIs also log each request with its duration (``<name>.access.log``),
+        which tells where a slow request waited (the suite's plane and ``bench/fleet.py --access-logs``)."""
         self.dir = Path(state_dir).resolve()
         self.venv = venv or venv_dir()
+        self.access_logs = access_logs
         self.info_file = self.dir / "controlplane.json"
         self.run_dir = self.dir / "run"
         self.log_dir = self.dir / "logs"
@@ -388,13 +391,14 @@ class ControlPlane:
         env = {"OCA_WSGI_MODULE": module, "OCA_WSGI_ARGV": json.dumps(argv),
                "PYTHONPATH": str(self.dir / "wsgi")}
         env.update(extra_env or {})
+        access = ["--access-logfile", str(self.log_dir / (name + ".access.log")),
+                  "--access-logformat", '%(t)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'] if self.access_logs else []
         return self._spawn(name, [
             str(self.venv / "bin" / "gunicorn"), "--no-control-socket",
             "--bind", "127.0.0.1:%d" % port, "--workers", "1", "--threads", "4",
             "--worker-class", "gthread", "--timeout", "120", "--graceful-timeout", "5",
             "--pid", str(self.run_dir / (name + ".gunicorn.pid")),
-            "oca_wsgi_entry:application",
-        ], env=env)
+        ] + access + ["oca_wsgi_entry:application"], env=env)
 
     # -- rabbitmq ---------------------------------------------------------------------------
     def _start_rabbitmq(self, ports: Dict[str, int], pw: Dict[str, str]) -> None:

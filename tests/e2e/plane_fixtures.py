@@ -47,7 +47,7 @@ def control_plane(request, tmp_path_factory) -> Dict[str, Any]:
     venv, venv_took = controlplane.ensure_venv()
     TIMINGS.append(("control plane virtualenv (%s)" % ("created" if venv_took else "cached"), venv_took))
     say(request, "\ne2e: control plane virtualenv %s ready in %.1f s" % (venv, venv_took))
-    plane = controlplane.ControlPlane(tmp_path_factory.mktemp("controlplane"), venv)
+    plane = controlplane.ControlPlane(tmp_path_factory.mktemp("controlplane"), venv, access_logs=True)
     t0 = time.monotonic()
     try:
         info = plane.start()
