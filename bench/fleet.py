@@ -578,7 +578,9 @@ def main() -> int:
     parser.add_argument("--tools", default="original,ours",
                         help="comma-separated, measured in this order: original, ours")
     parser.add_argument("--interval", type=float, default=30.0, help="polling_interval of every agent")
-    parser.add_argument("--idle-s", type=float, default=120.0, help="length of the idle measurement window")
+    parser.add_argument("--idle-s", type=float, default=300.0,
+                        help="length of the idle measurement window; a multiple of 300 s holds whole rounds of "
+                             "heat-api's and Zaqar's token validations (keystonemiddleware caches each for 300 s)")
     parser.add_argument("--herd-outage-s", type=float, default=120.0, help="heat-api outage (0: no herd run)")
     parser.add_argument("--out", default=str(REPO / "bench" / "fleet-results"),
                         help="directory for fleet.json (rewritten after each stack), herd.csv and herd.png")
