@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fleet cost: N agents, ours and the originals, against the real control plane of tests/e2e (issue 16).
 
-    python bench/fleet.py                       # N=10, short windows: proves the set-up (about 25 minutes)
+    python bench/fleet.py                       # N=10, every transport, both tools (about 55 minutes)
     python bench/fleet.py --agents 50 --idle-s 600 --herd-outage-s 120
     python bench/fleet.py --transports heat --tools ours,original --agents 200
 
