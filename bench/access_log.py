@@ -69,6 +69,8 @@ def main() -> int:
     parser.add_argument("log", help="a <service>.access.log kept by bench/fleet.py --access-logs")
     parser.add_argument("--bucket", type=int, default=30, help="seconds per row (default %(default)s)")
     args = parser.parse_args()
+    if args.bucket < 1:
+        parser.error("--bucket must be 1 or more seconds")
     try:
         with open(args.log, encoding="utf-8", errors="replace") as f:
             requests = list(parse(f))
