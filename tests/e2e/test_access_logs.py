@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+
+from tests.support.wait import wait_for
 
 ACCESS_LOG = Path(__file__).resolve().parents[2] / "bench" / "access_log.py"
 
@@ -21,15 +22,8 @@ def test_each_api_request_is_logged_with_its_status_and_duration_and_summed_by_t
     log = Path(control_plane["state_dir"]) / "logs" / "heat-api.access.log"
     line = r'"GET /v1/%s/stacks\?name=%s HTTP/1\.1" 200 \d+ (\d+)ms "' % (control_plane["admin"]["project_id"],
                                                                         marker)
-    deadline = time.monotonic() + 30  # gunicorn writes the line once the answer has gone out
-    while time.monotonic() < deadline:
-        found = re.search(line, log.read_text()) if log.exists() else None
-        if found:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("no line for the request in %s:\n%s" % (log, log.read_text()[-2000:] if log.exists()
-                                                                      else "(no such file)"))
+    # gunicorn writes the line once the answer has gone out
+    found = wait_for(lambda: log.exists() and re.search(line, log.read_text()), 30, "the request's line in %s" % log)
     assert int(found.group(1)) < 60000
     # bench/access_log.py reads the lines gunicorn really writes: the request is in a row of its kind.
     summed = subprocess.run([sys.executable, str(ACCESS_LOG), str(log), "--bucket", "3600"],
