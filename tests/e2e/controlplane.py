@@ -488,7 +488,7 @@ class ControlPlane:
             "credential": {"key_repository": kdir / "credential-keys"},
             # Keystone's cache, in this one worker's memory, as every production Keystone runs it (memcached
             # there): without it a token costs 0.20 CPU s here against 0.013 with it, and a fleet of the
-            # originals (a token per poll) saturated a plane no cloud runs (bench/FLEET.md, "Keystone's cache")
+            # originals (a token per poll) saturated a plane no cloud runs (bench/FLEET.md, "Status of the figures")
             "cache": {"enabled": "true", "backend": "dogpile.cache.memory"},
             # bcrypt's minimum cost: every token request hashes a password, on shared CPUs
             "identity": {"password_hash_rounds": "4"},
